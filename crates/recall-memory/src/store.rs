@@ -1,0 +1,579 @@
+//! The port: [`MemoryStore`] and the values that cross it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use recall_model::{
+    AgentId, ConversationId, DecayLambda, MemorySector, PhoneNumber, Salience, UnixTimestamp,
+    ValueError,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Free-form metadata kept with a memory (JSON object).
+pub type Metadata = Map<String, Value>;
+
+/// Longest accepted [`FactKey`] or [`IdempotencyKey`], in bytes.
+pub const MAX_KEY_LEN: usize = 200;
+
+/// Longest accepted memory content, in bytes (64 KiB).
+pub const MAX_CONTENT_LEN: usize = 64 * 1024;
+
+macro_rules! key_type {
+    ($(#[$doc:meta])* $name:ident, $field:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Accepts 1 to [`MAX_KEY_LEN`] bytes without control characters.
+            pub fn new(key: impl Into<String>) -> Result<Self, ValueError> {
+                let key = key.into();
+                if key.is_empty() || key.len() > MAX_KEY_LEN {
+                    return Err(ValueError::new($field, "must be 1 to 200 bytes long", key));
+                }
+                if key.chars().any(char::is_control) {
+                    return Err(ValueError::new($field, "must not contain control characters", key));
+                }
+                Ok(Self(key))
+            }
+
+            /// The key as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = ValueError;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::new(value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> Self {
+                value.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+key_type!(
+    /// The key of a profile fact (e.g. the data-collection field id
+    /// `first_name`). Storing a fact with the same key for the same user
+    /// supersedes the earlier one.
+    FactKey,
+    "fact_key"
+);
+
+key_type!(
+    /// A write's idempotency key (e.g. `conv_123/summary`). Writing a
+    /// memory with a key already written for that user changes nothing.
+    IdempotencyKey,
+    "idempotency_key"
+);
+
+key_type!(
+    /// A memory's id, assigned by the store.
+    MemoryId,
+    "memory_id"
+);
+
+/// A profile fact carried by a memory: a key, the bare value and whether
+/// the value is the caller's name.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct Fact {
+    /// The fact's key; the supersession key.
+    pub key: FactKey,
+    /// The bare value, e.g. `Margaret` (the memory's content is the
+    /// sentence an LLM reads, e.g. `Caller's first_name: Margaret`).
+    pub value: String,
+    /// Whether this fact holds the caller's name (the profile's `name`).
+    pub is_name: bool,
+}
+
+/// A memory to write.
+#[derive(Clone, PartialEq, Debug)]
+pub struct NewMemory {
+    /// The text an agent will read.
+    pub content: String,
+    /// The sector.
+    pub sector: MemorySector,
+    /// How important it is.
+    pub salience: Salience,
+    /// Decay rate; `None` means the sector's default, `Some(PERMANENT)`
+    /// never decays.
+    pub decay_lambda: Option<DecayLambda>,
+    /// Free tags (e.g. the data-collection field id).
+    pub tags: Vec<String>,
+    /// Free metadata (title, duration, source, ...).
+    pub metadata: Metadata,
+    /// The agent that learnt it.
+    pub agent_id: Option<AgentId>,
+    /// The conversation it came from.
+    pub conversation_id: Option<ConversationId>,
+    /// When it happened; `None` means now.
+    pub occurred_at: Option<UnixTimestamp>,
+    /// Set for a profile fact: supersedes an earlier fact with the same key.
+    pub fact: Option<Fact>,
+    /// Set to make the write idempotent.
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl NewMemory {
+    /// A memory with the given content and sector, the seed's medium
+    /// salience, the sector's decay, and nothing else set.
+    pub fn new(content: impl Into<String>, sector: MemorySector) -> Self {
+        Self {
+            content: content.into(),
+            sector,
+            salience: Salience::MEDIUM,
+            decay_lambda: None,
+            tags: Vec::new(),
+            metadata: Metadata::new(),
+            agent_id: None,
+            conversation_id: None,
+            occurred_at: None,
+            fact: None,
+            idempotency_key: None,
+        }
+    }
+
+    /// Sets the salience.
+    pub fn salience(mut self, salience: Salience) -> Self {
+        self.salience = salience;
+        self
+    }
+
+    /// Sets the decay rate.
+    pub fn decay(mut self, lambda: DecayLambda) -> Self {
+        self.decay_lambda = Some(lambda);
+        self
+    }
+
+    /// Adds a tag.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// Sets a metadata entry.
+    pub fn meta(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets the agent.
+    pub fn agent(mut self, agent: AgentId) -> Self {
+        self.agent_id = Some(agent);
+        self
+    }
+
+    /// Sets the conversation.
+    pub fn conversation(mut self, conversation: ConversationId) -> Self {
+        self.conversation_id = Some(conversation);
+        self
+    }
+
+    /// Sets when it happened.
+    pub fn occurred_at(mut self, at: UnixTimestamp) -> Self {
+        self.occurred_at = Some(at);
+        self
+    }
+
+    /// Makes it a profile fact.
+    pub fn fact(mut self, fact: Fact) -> Self {
+        self.fact = Some(fact);
+        self
+    }
+
+    /// Makes the write idempotent under `key`.
+    pub fn idempotency_key(mut self, key: IdempotencyKey) -> Self {
+        self.idempotency_key = Some(key);
+        self
+    }
+
+    /// The effective decay rate: the one set, else the sector's default.
+    pub fn effective_decay(&self) -> DecayLambda {
+        self.decay_lambda
+            .unwrap_or_else(|| self.sector.default_decay_lambda())
+    }
+
+    /// Checks what the types cannot: content is not blank and at most
+    /// [`MAX_CONTENT_LEN`] bytes.
+    pub fn validate(&self) -> Result<(), MemoryError> {
+        if self.content.trim().is_empty() {
+            return Err(MemoryError::Rejected("content: must not be empty".into()));
+        }
+        if self.content.len() > MAX_CONTENT_LEN {
+            return Err(MemoryError::Rejected(format!(
+                "content: must be at most {MAX_CONTENT_LEN} bytes (got {})",
+                self.content.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A stored memory (ERD `Memory`).
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct Memory {
+    /// Assigned by the store.
+    pub id: MemoryId,
+    /// The owner.
+    pub user_id: PhoneNumber,
+    /// The text.
+    pub content: String,
+    /// The sector.
+    pub sector: MemorySector,
+    /// The salience as written (not decayed).
+    pub salience: Salience,
+    /// The decay rate per day (0 = permanent).
+    pub decay_lambda: DecayLambda,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Metadata.
+    pub metadata: Metadata,
+    /// The agent that learnt it.
+    pub agent_id: Option<AgentId>,
+    /// The conversation it came from.
+    pub conversation_id: Option<ConversationId>,
+    /// The profile fact it holds.
+    pub fact: Option<Fact>,
+    /// When it happened (or was written).
+    pub created_at: UnixTimestamp,
+    /// When it was last changed.
+    pub updated_at: UnixTimestamp,
+}
+
+/// What a successful write did.
+#[derive(Clone, PartialEq, Debug)]
+pub enum AddOutcome {
+    /// A new memory was written.
+    Created(Memory),
+    /// A new fact was written and replaced earlier facts with the same key
+    /// (their ids are given; they are gone).
+    Superseded {
+        /// The new memory.
+        memory: Memory,
+        /// The ids of the memories it replaced.
+        replaced: Vec<MemoryId>,
+    },
+    /// The idempotency key was already written: nothing changed; this is
+    /// the memory written the first time.
+    Duplicate(Memory),
+}
+
+impl AddOutcome {
+    /// The memory written (or found, for a duplicate).
+    pub fn memory(&self) -> &Memory {
+        match self {
+            Self::Created(m) | Self::Duplicate(m) => m,
+            Self::Superseded { memory, .. } => memory,
+        }
+    }
+
+    /// Whether this write changed nothing.
+    pub fn is_duplicate(&self) -> bool {
+        matches!(self, Self::Duplicate(_))
+    }
+}
+
+/// Filters applied by search and list.
+#[derive(Clone, PartialEq, Debug, Default)]
+pub struct MemoryFilter {
+    /// Only this sector.
+    pub sector: Option<MemorySector>,
+    /// Only memories whose written salience is at least this.
+    pub min_salience: Option<Salience>,
+    /// Only memories learnt by this agent.
+    pub agent_id: Option<AgentId>,
+}
+
+impl MemoryFilter {
+    /// Whether `memory` passes the filter.
+    pub fn matches(&self, memory: &Memory) -> bool {
+        self.sector.is_none_or(|s| s == memory.sector)
+            && self
+                .min_salience
+                .is_none_or(|s| memory.salience.get() >= s.get())
+            && self
+                .agent_id
+                .as_ref()
+                .is_none_or(|a| memory.agent_id.as_ref() == Some(a))
+    }
+}
+
+/// Largest `k` and page size a store must honour; larger requests are
+/// clamped to it.
+pub const MAX_RESULTS: usize = 100;
+
+/// A text search in one user's memories.
+#[derive(Clone, PartialEq, Debug)]
+pub struct SearchQuery {
+    /// What to look for.
+    pub text: String,
+    /// How many results at most (clamped to 1..=[`MAX_RESULTS`]).
+    pub k: usize,
+    /// Filters.
+    pub filter: MemoryFilter,
+    /// The time decay is computed at; `None` means now.
+    pub now: Option<UnixTimestamp>,
+}
+
+impl SearchQuery {
+    /// A search for `text`, returning at most `k` memories.
+    pub fn new(text: impl Into<String>, k: usize) -> Self {
+        Self {
+            text: text.into(),
+            k,
+            filter: MemoryFilter::default(),
+            now: None,
+        }
+    }
+
+    /// Sets the filters.
+    pub fn filter(mut self, filter: MemoryFilter) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// Sets the time decay is computed at.
+    pub fn at(mut self, now: UnixTimestamp) -> Self {
+        self.now = Some(now);
+        self
+    }
+
+    /// `k` clamped to `1..=MAX_RESULTS`.
+    pub fn effective_k(&self) -> usize {
+        self.k.clamp(1, MAX_RESULTS)
+    }
+}
+
+/// A search result: the memory and its score (higher is better; scores
+/// are comparable within one result list only).
+#[derive(Clone, PartialEq, Debug)]
+pub struct ScoredMemory {
+    /// The memory.
+    pub memory: Memory,
+    /// Its relevance score.
+    pub score: f64,
+}
+
+/// A request for one page of a user's memories, newest first.
+#[derive(Clone, PartialEq, Debug)]
+pub struct ListRequest {
+    /// Filters.
+    pub filter: MemoryFilter,
+    /// Page size (clamped to 1..=[`MAX_RESULTS`]).
+    pub limit: usize,
+    /// The `next_cursor` of the previous page; `None` for the first page.
+    pub cursor: Option<String>,
+}
+
+impl ListRequest {
+    /// The first page of `limit` memories, unfiltered.
+    pub fn first(limit: usize) -> Self {
+        Self {
+            filter: MemoryFilter::default(),
+            limit,
+            cursor: None,
+        }
+    }
+
+    /// `limit` clamped to `1..=MAX_RESULTS`.
+    pub fn effective_limit(&self) -> usize {
+        self.limit.clamp(1, MAX_RESULTS)
+    }
+}
+
+/// One page of memories, newest first.
+#[derive(Clone, PartialEq, Debug)]
+pub struct MemoryPage {
+    /// The memories.
+    pub items: Vec<Memory>,
+    /// Opaque cursor of the next page; `None` on the last page. Cursors
+    /// are stable: writes after the first page neither repeat nor skip
+    /// older memories.
+    pub next_cursor: Option<String>,
+}
+
+/// Changes to a memory; `None` leaves a field as it is.
+#[derive(Clone, PartialEq, Debug, Default)]
+pub struct MemoryUpdate {
+    /// New content.
+    pub content: Option<String>,
+    /// New salience.
+    pub salience: Option<Salience>,
+    /// New tags (replacing the old ones).
+    pub tags: Option<Vec<String>>,
+    /// Metadata entries to set (merged into the old metadata).
+    pub metadata: Option<Metadata>,
+}
+
+/// What a store knows of a caller (ERD `User`).
+#[derive(Clone, PartialEq, Debug)]
+pub struct UserProfile {
+    /// The caller.
+    pub user_id: PhoneNumber,
+    /// The value of the newest fact marked as a name.
+    pub name: Option<String>,
+    /// The caller's current facts as `key: value` pairs joined by `; `,
+    /// in key order; `None` when there are none.
+    pub summary: Option<String>,
+    /// How many memories the caller has.
+    pub memory_count: u64,
+}
+
+impl UserProfile {
+    /// Builds a profile from a user's current facts (one per key; the
+    /// store has already applied supersession) and memory count.
+    pub fn from_facts<'a>(
+        user_id: PhoneNumber,
+        facts: impl IntoIterator<Item = (&'a Fact, UnixTimestamp)>,
+        memory_count: u64,
+    ) -> Self {
+        let mut facts: Vec<(&Fact, UnixTimestamp)> = facts.into_iter().collect();
+        facts.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+        let name = facts
+            .iter()
+            .filter(|(f, _)| f.is_name && !f.value.trim().is_empty())
+            .max_by_key(|(f, at)| (*at, std::cmp::Reverse(f.key.clone())))
+            .map(|(f, _)| f.value.clone());
+        let summary = (!facts.is_empty()).then(|| {
+            facts
+                .iter()
+                .map(|(f, _)| format!("{}: {}", f.key, f.value))
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
+        Self {
+            user_id,
+            name,
+            summary,
+            memory_count,
+        }
+    }
+}
+
+/// What went wrong, in terms a service can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MemoryError {
+    /// The store cannot be reached or is failing; retry later.
+    #[error("memory store unavailable: {0}")]
+    Unavailable(String),
+    /// The store did not answer in time; retry later.
+    #[error("memory store did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The store refused the request; retrying the same request will not help.
+    #[error("memory store rejected the request: {0}")]
+    Rejected(String),
+    /// The backend is not one this adapter can work with; an operator must act.
+    #[error("incompatible memory backend: {0}")]
+    Incompatible(String),
+    /// No memory with this id belongs to this user.
+    #[error("memory {0} not found")]
+    NotFound(MemoryId),
+    /// Anything else (a bug or corrupt data).
+    #[error("memory store failed: {0}")]
+    Internal(String),
+}
+
+impl MemoryError {
+    /// Whether retrying later may succeed (unavailable or timeout).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Timeout(_))
+    }
+}
+
+/// A long-term memory of callers, scoped to one caller per call.
+///
+/// Every operation takes the caller's [`PhoneNumber`]; there is no
+/// operation that reads across callers, and a memory id that belongs to
+/// another caller is [`MemoryError::NotFound`].
+///
+/// Rules every implementation keeps (the `conformance` feature's suite
+/// checks them):
+/// * **Supersession**: adding a memory with a [`Fact`] removes the
+///   caller's earlier memories holding a fact with the same key.
+/// * **Idempotency**: adding a memory whose [`IdempotencyKey`] was already
+///   written for that caller changes nothing and returns
+///   [`AddOutcome::Duplicate`].
+/// * **Ordering**: `list` is newest first (`created_at`, then write order),
+///   with stable cursors; `search` is best first, deterministic for equal
+///   inputs.
+///
+/// The trait uses `async-trait` so that it is object safe: services hold
+/// an `Arc<dyn MemoryStore>` chosen at start-up, which native `async fn`
+/// in traits does not allow.
+#[async_trait]
+pub trait MemoryStore: Send + Sync {
+    /// Adds a memory for `user`.
+    async fn add(&self, user: &PhoneNumber, memory: NewMemory) -> Result<AddOutcome, MemoryError>;
+
+    /// Adds several memories for `user`, in order. Stores that can should
+    /// do it in one transaction; the default adds them one by one.
+    async fn add_batch(
+        &self,
+        user: &PhoneNumber,
+        memories: Vec<NewMemory>,
+    ) -> Result<Vec<AddOutcome>, MemoryError> {
+        let mut outcomes = Vec::with_capacity(memories.len());
+        for memory in memories {
+            outcomes.push(self.add(user, memory).await?);
+        }
+        Ok(outcomes)
+    }
+
+    /// The `user`'s memories most relevant to `query`, best first.
+    async fn search(
+        &self,
+        user: &PhoneNumber,
+        query: &SearchQuery,
+    ) -> Result<Vec<ScoredMemory>, MemoryError>;
+
+    /// One page of the `user`'s memories, newest first.
+    async fn list(
+        &self,
+        user: &PhoneNumber,
+        request: &ListRequest,
+    ) -> Result<MemoryPage, MemoryError>;
+
+    /// One memory of the `user`.
+    async fn get(&self, user: &PhoneNumber, id: &MemoryId) -> Result<Memory, MemoryError>;
+
+    /// Changes one memory of the `user` and returns it as stored.
+    async fn update(
+        &self,
+        user: &PhoneNumber,
+        id: &MemoryId,
+        update: MemoryUpdate,
+    ) -> Result<Memory, MemoryError>;
+
+    /// Deletes one memory of the `user`.
+    async fn delete(&self, user: &PhoneNumber, id: &MemoryId) -> Result<(), MemoryError>;
+
+    /// Deletes every memory of the `user` and returns how many there were.
+    async fn erase_user(&self, user: &PhoneNumber) -> Result<u64, MemoryError>;
+
+    /// What the store knows of the `user`.
+    async fn profile(&self, user: &PhoneNumber) -> Result<UserProfile, MemoryError>;
+
+    /// Whether the store is reachable and usable.
+    async fn health(&self) -> Result<(), MemoryError>;
+}
