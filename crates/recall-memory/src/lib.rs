@@ -4,8 +4,16 @@
 //! production runs on OpenMemory or the embedded store and tests run on an
 //! in-memory store with the same rules.
 
+pub mod in_memory;
 pub mod store;
 
+#[cfg(feature = "openmemory")]
+pub mod openmemory;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use in_memory::InMemoryStore;
 pub use store::{
     AddOutcome, Fact, FactKey, IdempotencyKey, ListRequest, MAX_CONTENT_LEN, MAX_KEY_LEN,
     MAX_RESULTS, Memory, MemoryError, MemoryFilter, MemoryId, MemoryPage, MemoryStore,

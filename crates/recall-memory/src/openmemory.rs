@@ -1,0 +1,1 @@
+//! The OpenMemory HTTP adapter (being written).
