@@ -454,6 +454,48 @@ impl UnixTimestamp {
     pub fn plus_secs(self, secs: i64) -> Self {
         Self(self.0.saturating_add(secs).clamp(0, Self::MAX_SECS))
     }
+
+    /// The time as an RFC 3339 string in UTC, e.g. `2025-02-14T12:48:17Z`:
+    /// readable by an LLM and by JavaScript's `new Date(...)`.
+    ///
+    /// ```
+    /// use recall_model::UnixTimestamp;
+    /// let t = UnixTimestamp::from_secs(1_739_537_297).unwrap();
+    /// assert_eq!(t.to_rfc3339(), "2025-02-14T12:48:17Z");
+    /// ```
+    pub fn to_rfc3339(self) -> String {
+        // Every value in 0..=MAX_SECS is a valid date with a four-digit
+        // year, which RFC 3339 can always express.
+        time::OffsetDateTime::from_unix_timestamp(self.0)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| self.0.to_string())
+    }
+
+    /// Parses an RFC 3339 date-time with any offset. Fractions of a second
+    /// are dropped (the time is rounded down to the whole second).
+    ///
+    /// ```
+    /// use recall_model::UnixTimestamp;
+    /// let t = UnixTimestamp::parse_rfc3339("2025-02-14T13:48:17.9+01:00").unwrap();
+    /// assert_eq!(t.as_secs(), 1_739_537_297);
+    /// assert!(UnixTimestamp::parse_rfc3339("yesterday").is_err());
+    /// ```
+    pub fn parse_rfc3339(raw: &str) -> Result<Self, ValueError> {
+        let parsed =
+            time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| {
+                    ValueError::new(
+                        "timestamp",
+                        "must be an RFC 3339 date-time such as 2025-02-14T12:48:17Z",
+                        raw,
+                    )
+                })?;
+        Self::from_secs(parsed.unix_timestamp())
+    }
 }
 
 impl fmt::Display for UnixTimestamp {
