@@ -288,7 +288,7 @@ fn client_data_response_docs_example_parses_and_round_trips() {
 
     let json = serde_json::to_value(&resp).unwrap();
     // Every field of the example survives, unknown ones included ...
-    let mut expected = original.clone();
+    let mut expected = original;
     // ... and the three Recall variables are always present, empty here.
     for key in ["user_name", "user_profile_summary", "last_call_summary"] {
         expected["dynamic_variables"][key] = json!("");

@@ -12,7 +12,7 @@ fn data(value: Value) -> PostCallData {
     serde_json::from_value(value).unwrap()
 }
 
-fn with_call(phone_call: Value, caller_id: Option<&str>) -> PostCallData {
+fn with_call(phone_call: &Value, caller_id: Option<&str>) -> PostCallData {
     let mut d = json!({
         "agent_id": "agent_1",
         "conversation_id": "conv_1",
@@ -190,7 +190,7 @@ fn unsafe_conversation_id_is_rejected_when_validated() {
 
 #[test]
 fn caller_comes_from_system_caller_id_first() {
-    let d = with_call(twilio_inbound("+16125550000"), Some("+16129782029"));
+    let d = with_call(&twilio_inbound("+16125550000"), Some("+16129782029"));
     assert_eq!(d.system_caller_id(), Some("+16129782029"));
     assert_eq!(d.caller().unwrap().as_str(), "+16129782029");
 }
@@ -203,16 +203,16 @@ fn caller_falls_back_to_inbound_external_number() {
         Some("{{system__caller_id}}"),
         Some("garbage"),
     ] {
-        let d = with_call(twilio_inbound("+16129782029"), missing);
+        let d = with_call(&twilio_inbound("+16129782029"), missing);
         assert_eq!(d.caller().unwrap().as_str(), "+16129782029", "{missing:?}");
     }
 }
 
 #[test]
 fn withheld_caller_id_is_never_replaced() {
-    let d = with_call(twilio_inbound("+16129782029"), Some("anonymous"));
+    let d = with_call(&twilio_inbound("+16129782029"), Some("anonymous"));
     assert_eq!(d.caller(), Err(NoIdentity::Withheld));
-    let d = with_call(twilio_inbound("+266696687"), None);
+    let d = with_call(&twilio_inbound("+266696687"), None);
     assert_eq!(d.caller(), Err(NoIdentity::Withheld));
 }
 
@@ -220,7 +220,7 @@ fn withheld_caller_id_is_never_replaced() {
 fn outbound_external_number_is_not_the_caller() {
     let mut call = twilio_inbound("+16129782029");
     call["direction"] = json!("outbound");
-    let d = with_call(call, None);
+    let d = with_call(&call, None);
     assert_eq!(d.is_inbound(), Some(false));
     assert_eq!(d.caller(), Err(NoIdentity::Missing));
 }
