@@ -1,0 +1,276 @@
+//! Streaming readers over stored bodies: the envelope (`type`,
+//! `data.conversation_id`) and the audio of a `post_call_audio` event.
+//! Neither ever holds a whole body in memory.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::path::Path;
+
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use struson::reader::{JsonReader, JsonStreamReader, ValueType};
+
+/// What every post-call event carries.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub(crate) struct Envelope {
+    /// The raw `type`.
+    pub(crate) kind: String,
+    /// The raw `data.conversation_id` (not validated yet).
+    pub(crate) conversation_id: String,
+}
+
+/// Why a body is not a usable event (the text names what is wrong).
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// The body is not what it must be.
+    Invalid(String),
+    /// Reading the file failed.
+    Io(io::Error),
+}
+
+fn syntax(e: struson::reader::ReaderError) -> BodyError {
+    match e {
+        struson::reader::ReaderError::IoError { error, .. } => BodyError::Io(error),
+        other => BodyError::Invalid(format!("not valid JSON: {other}")),
+    }
+}
+
+fn value_type_name(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Array => "an array",
+        ValueType::Object => "an object",
+        ValueType::String => "a string",
+        ValueType::Number => "a number",
+        ValueType::Boolean => "a boolean",
+        ValueType::Null => "null",
+    }
+}
+
+/// Reads the envelope of the body at `path`, checking that the whole body
+/// is valid JSON, without loading it: big values are skipped as they
+/// stream past.
+pub(crate) fn read_envelope(path: &Path) -> Result<Envelope, BodyError> {
+    let file = File::open(path).map_err(BodyError::Io)?;
+    if file.metadata().map_err(BodyError::Io)?.len() == 0 {
+        return Err(BodyError::Invalid("the body is empty".into()));
+    }
+    let mut json = JsonStreamReader::new(BufReader::with_capacity(64 * 1024, file));
+    let top = json.peek().map_err(syntax)?;
+    if top != ValueType::Object {
+        return Err(BodyError::Invalid(format!(
+            "the body must be a JSON object, not {}",
+            value_type_name(top)
+        )));
+    }
+    json.begin_object().map_err(syntax)?;
+    let mut kind: Option<String> = None;
+    let mut conversation: Option<Result<String, String>> = None;
+    let mut saw_data = false;
+    while json.has_next().map_err(syntax)? {
+        let name = json.next_name_owned().map_err(syntax)?;
+        match name.as_str() {
+            "type" if kind.is_none() => {
+                let t = json.peek().map_err(syntax)?;
+                if t != ValueType::String {
+                    return Err(BodyError::Invalid(format!(
+                        "`type` must be a string, not {}",
+                        value_type_name(t)
+                    )));
+                }
+                kind = Some(json.next_string().map_err(syntax)?);
+            }
+            "data" if !saw_data => {
+                saw_data = true;
+                let t = json.peek().map_err(syntax)?;
+                if t != ValueType::Object {
+                    return Err(BodyError::Invalid(format!(
+                        "`data` must be an object, not {}",
+                        value_type_name(t)
+                    )));
+                }
+                json.begin_object().map_err(syntax)?;
+                while json.has_next().map_err(syntax)? {
+                    let field = json.next_name_owned().map_err(syntax)?;
+                    if field == "conversation_id" && conversation.is_none() {
+                        let t = json.peek().map_err(syntax)?;
+                        if t == ValueType::String {
+                            conversation = Some(Ok(json.next_string().map_err(syntax)?));
+                        } else {
+                            json.skip_value().map_err(syntax)?;
+                            conversation = Some(Err(value_type_name(t).to_owned()));
+                        }
+                    } else {
+                        json.skip_value().map_err(syntax)?;
+                    }
+                }
+                json.end_object().map_err(syntax)?;
+            }
+            _ => json.skip_value().map_err(syntax)?,
+        }
+    }
+    json.end_object().map_err(syntax)?;
+    json.consume_trailing_whitespace().map_err(syntax)?;
+
+    let kind = kind.ok_or_else(|| BodyError::Invalid("`type` is missing".into()))?;
+    if !saw_data {
+        return Err(BodyError::Invalid("`data` is missing".into()));
+    }
+    let conversation_id = match conversation {
+        None => {
+            return Err(BodyError::Invalid(
+                "`data.conversation_id` is missing".into(),
+            ));
+        }
+        Some(Err(found)) => {
+            return Err(BodyError::Invalid(format!(
+                "`data.conversation_id` must be a string, not {found}"
+            )));
+        }
+        Some(Ok(id)) => id,
+    };
+    Ok(Envelope {
+        kind,
+        conversation_id,
+    })
+}
+
+/// Moves a reader to the value of `data.<field>` of the event at its
+/// start. Returns `false` when there is no such field.
+fn seek_data_field<R: Read>(
+    json: &mut JsonStreamReader<R>,
+    field: &str,
+) -> Result<bool, BodyError> {
+    json.begin_object().map_err(syntax)?;
+    while json.has_next().map_err(syntax)? {
+        if json.next_name().map_err(syntax)? != "data" {
+            json.skip_value().map_err(syntax)?;
+            continue;
+        }
+        if json.peek().map_err(syntax)? != ValueType::Object {
+            return Ok(false);
+        }
+        json.begin_object().map_err(syntax)?;
+        while json.has_next().map_err(syntax)? {
+            if json.next_name().map_err(syntax)? == field {
+                return Ok(true);
+            }
+            json.skip_value().map_err(syntax)?;
+        }
+        return Ok(false);
+    }
+    Ok(false)
+}
+
+/// Base64 as ElevenLabs sends it (standard alphabet), padding optional.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Decodes `data.full_audio` of the `post_call_audio` event at `event`
+/// into `out`, streaming: the base64 text is read from the file through a
+/// small buffer and decoded as it comes. Returns the decoded length.
+pub(crate) fn decode_audio(event: &Path, out: &mut impl Write) -> Result<u64, BodyError> {
+    let file = File::open(event).map_err(BodyError::Io)?;
+    let mut json = JsonStreamReader::new(BufReader::with_capacity(64 * 1024, file));
+    if !seek_data_field(&mut json, "full_audio")? {
+        return Err(BodyError::Invalid("`data.full_audio` is missing".into()));
+    }
+    let t = json.peek().map_err(syntax)?;
+    if t != ValueType::String {
+        return Err(BodyError::Invalid(format!(
+            "`data.full_audio` must be a string, not {}",
+            value_type_name(t)
+        )));
+    }
+    let text = json.next_string_reader().map_err(syntax)?;
+    let mut decoder = base64::read::DecoderReader::new(text, &BASE64);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match decoder.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(BodyError::Invalid(format!(
+                    "`data.full_audio` is not valid base64: {e}"
+                )));
+            }
+            Err(e) => return Err(BodyError::Io(e)),
+        };
+        out.write_all(&buf[..n]).map_err(BodyError::Io)?;
+        total += n as u64;
+    }
+    if total == 0 {
+        return Err(BodyError::Invalid("`data.full_audio` is empty".into()));
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    fn invalid(text: &str) -> String {
+        match read_envelope(body(text).path()) {
+            Err(BodyError::Invalid(reason)) => reason,
+            other => panic!("expected invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn envelope_is_found_wherever_its_fields_are() {
+        let f = body(
+            r#"{"data":{"full_audio":"QUJD","agent_id":"a","conversation_id":"conv_1"},
+                "event_timestamp":1,"type":"post_call_audio"}"#,
+        );
+        let env = read_envelope(f.path()).unwrap();
+        assert_eq!(env.kind, "post_call_audio");
+        assert_eq!(env.conversation_id, "conv_1");
+    }
+
+    #[test]
+    fn bad_bodies_are_named() {
+        assert!(invalid("").contains("empty"));
+        assert!(invalid("{\"type\":").contains("not valid JSON"));
+        assert!(invalid("[1]").contains("must be a JSON object"));
+        assert!(invalid(r#"{"data":{"conversation_id":"c"}}"#).contains("`type` is missing"));
+        assert!(invalid(r#"{"type":1,"data":{}}"#).contains("`type` must be a string"));
+        assert!(invalid(r#"{"type":"x"}"#).contains("`data` is missing"));
+        assert!(invalid(r#"{"type":"x","data":{}}"#).contains("`data.conversation_id` is missing"));
+        assert!(
+            invalid(r#"{"type":"x","data":{"conversation_id":7}}"#)
+                .contains("`data.conversation_id` must be a string")
+        );
+        assert!(
+            invalid(r#"{"type":"x","data":{"conversation_id":"c"}} trailing"#)
+                .contains("not valid JSON")
+        );
+    }
+
+    #[test]
+    fn audio_decodes_escaped_base64() {
+        // "\/" is a legal JSON escape of '/', which base64 uses.
+        let f = body(
+            r#"{"type":"post_call_audio","data":{"conversation_id":"c","full_audio":"Pz8\/"}}"#,
+        );
+        let mut out = Vec::new();
+        assert_eq!(decode_audio(f.path(), &mut out).unwrap(), 3);
+        assert_eq!(out, b"???");
+    }
+
+    #[test]
+    fn audio_that_is_not_base64_is_invalid() {
+        let f = body(r#"{"type":"post_call_audio","data":{"full_audio":"SUQz...not base64..."}}"#);
+        match decode_audio(f.path(), &mut Vec::new()) {
+            Err(BodyError::Invalid(reason)) => assert!(reason.contains("not valid base64")),
+            other => panic!("expected invalid, got {other:?}"),
+        }
+    }
+}

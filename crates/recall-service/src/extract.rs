@@ -1,0 +1,255 @@
+//! From a `post_call_transcription` event to memories: who called, what
+//! they told the agent (profile facts) and what the call was about.
+
+use recall_memory::{Fact, FactKey, IdempotencyKey, NewMemory};
+use recall_model::{
+    ConversationId, DecayLambda, MemorySector, NoIdentity, PhoneNumber, PostCallData, Salience,
+    TranscriptRole, UnixTimestamp, classify_caller_id,
+};
+use serde_json::Value;
+
+use crate::ServiceConfig;
+
+/// The longest fact value kept, in characters.
+const MAX_FACT_CHARS: usize = 2_000;
+
+/// The caller of a call: `system__caller_id`, else the external number of
+/// an inbound phone call, else `user_id` when it is an E.164 number. A
+/// withheld number is final.
+pub(crate) fn identify(data: &PostCallData) -> Result<PhoneNumber, NoIdentity> {
+    match data.caller() {
+        Ok(number) => Ok(number),
+        Err(NoIdentity::Withheld) => Err(NoIdentity::Withheld),
+        Err(reason) => {
+            let user_ids = [
+                data.user_id.as_deref(),
+                data.conversation_initiation_client_data
+                    .as_ref()
+                    .and_then(|c| c.user_id.as_deref()),
+            ];
+            user_ids
+                .into_iter()
+                .flatten()
+                .find_map(|raw| classify_caller_id(Some(raw)).ok())
+                .ok_or(reason)
+        }
+    }
+}
+
+/// A data-collection value as text; `None` for null or blank.
+fn fact_text(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::Null => return None,
+        Value::String(s) => s.trim().to_owned(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(a) if a.is_empty() => return None,
+        Value::Object(o) if o.is_empty() => return None,
+        other => other.to_string(),
+    };
+    if text.is_empty() {
+        return None;
+    }
+    Some(truncate(&text, MAX_FACT_CHARS))
+}
+
+/// At most `max` characters, with `…` when cut.
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// The memories a call leaves: one permanent semantic fact per non-null
+/// data-collection result, and one episodic memory of the call (its
+/// summary, else a digest of the caller's own words).
+pub(crate) fn call_memories(
+    data: &PostCallData,
+    conversation: &ConversationId,
+    event_time: Option<UnixTimestamp>,
+    config: &ServiceConfig,
+) -> Vec<NewMemory> {
+    let agent = data.agent().ok();
+    let occurred = data.start_time().or(event_time);
+    let stamp = |mut m: NewMemory| {
+        m = m.conversation(conversation.clone());
+        if let Some(agent) = &agent {
+            m = m.agent(agent.clone());
+        }
+        if let Some(at) = occurred {
+            m = m.occurred_at(at);
+        }
+        m
+    };
+    let mut out = Vec::new();
+
+    for (field, result) in data.data_collection_results() {
+        let Some(value) = fact_text(&result.value) else {
+            continue;
+        };
+        let (Ok(key), Ok(idempotency)) = (
+            FactKey::new(field),
+            IdempotencyKey::new(format!("{conversation}/fact/{field}")),
+        ) else {
+            tracing::warn!(%conversation, field, "data-collection field id unusable as a key: skipped");
+            continue;
+        };
+        let memory = NewMemory::new(format!("Caller's {field}: {value}"), MemorySector::Semantic)
+            .salience(Salience::HIGH)
+            .decay(DecayLambda::PERMANENT)
+            .tag("profile")
+            .tag(field)
+            .meta("source", "data_collection")
+            .meta("field_id", field)
+            .fact(Fact {
+                key,
+                value,
+                is_name: config.is_name_field(field),
+            })
+            .idempotency_key(idempotency);
+        out.push(stamp(memory));
+    }
+
+    let analysis = data.analysis.as_ref();
+    let (content, source) = match data.transcript_summary() {
+        Some(summary) => (summary.trim().to_owned(), "transcript_summary"),
+        None => {
+            let said: Vec<String> = data
+                .transcript
+                .iter()
+                .filter(|turn| turn.role == TranscriptRole::User)
+                .filter_map(|turn| turn.message.as_deref())
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .map(|m| format!("\u{201c}{m}\u{201d}"))
+                .collect();
+            if said.is_empty() {
+                (String::new(), "")
+            } else {
+                (
+                    truncate(
+                        &format!("The caller said: {}", said.join(" ")),
+                        config.caller_digest_max_chars,
+                    ),
+                    "caller_turns",
+                )
+            }
+        }
+    };
+    if !content.is_empty()
+        && let Ok(idempotency) = IdempotencyKey::new(format!("{conversation}/call"))
+    {
+        let mut memory = NewMemory::new(content, MemorySector::Episodic)
+            .salience(Salience::MEDIUM)
+            .tag("call")
+            .meta("source", source)
+            .idempotency_key(idempotency);
+        if let Some(title) = analysis
+            .and_then(|a| a.call_summary_title.as_deref())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            memory = memory.meta("title", title);
+        }
+        memory = memory.meta("agent_id", data.agent_id.as_str());
+        if let Some(name) = data.agent_name.as_deref() {
+            memory = memory.meta("agent_name", name);
+        }
+        if let Some(start) = data.start_time() {
+            memory = memory.meta("started_at", start.as_secs());
+        }
+        if let Some(duration) = data.call_duration_secs() {
+            memory = memory.meta("duration_secs", duration);
+        }
+        if let Some(outcome) = analysis.and_then(|a| a.call_successful.as_deref()) {
+            memory = memory.meta("call_successful", outcome);
+        }
+        out.push(stamp(memory));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(json: &str) -> PostCallData {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn caller_falls_back_to_an_e164_user_id() {
+        let d = data(r#"{"agent_id":"a","conversation_id":"c","user_id":"+16129782029"}"#);
+        assert_eq!(identify(&d).unwrap().as_str(), "+16129782029");
+        let d = data(r#"{"agent_id":"a","conversation_id":"c","user_id":"user123"}"#);
+        assert_eq!(identify(&d), Err(NoIdentity::Missing));
+    }
+
+    #[test]
+    fn a_withheld_caller_id_is_final() {
+        let d = data(
+            r#"{"agent_id":"a","conversation_id":"c","user_id":"+16129782029",
+            "conversation_initiation_client_data":{"dynamic_variables":{"system__caller_id":"anonymous"}}}"#,
+        );
+        assert_eq!(identify(&d), Err(NoIdentity::Withheld));
+    }
+
+    #[test]
+    fn facts_are_permanent_high_salience_and_keyed_by_field() {
+        let d = data(
+            r#"{"agent_id":"a","conversation_id":"c",
+            "analysis":{"data_collection_results":{
+              "first_name":{"data_collection_id":"first_name","value":"Margaret"},
+              "email":{"data_collection_id":"email","value":null},
+              "age":{"data_collection_id":"age","value":71},
+              "blank":{"data_collection_id":"blank","value":"  "}}}}"#,
+        );
+        let conv = ConversationId::parse("c").unwrap();
+        let m = call_memories(&d, &conv, None, &ServiceConfig::default());
+        assert_eq!(m.len(), 2, "null and blank values are not facts");
+        let age = &m[0];
+        assert_eq!(age.content, "Caller's age: 71");
+        assert!(!age.fact.as_ref().unwrap().is_name);
+        let name = &m[1];
+        assert_eq!(name.content, "Caller's first_name: Margaret");
+        assert_eq!(name.sector, MemorySector::Semantic);
+        assert_eq!(name.salience, Salience::HIGH);
+        assert_eq!(name.decay_lambda, Some(DecayLambda::PERMANENT));
+        assert!(name.tags.contains(&"first_name".to_owned()));
+        let fact = name.fact.as_ref().unwrap();
+        assert_eq!(
+            (fact.key.as_str(), fact.value.as_str(), fact.is_name),
+            ("first_name", "Margaret", true)
+        );
+        assert_eq!(
+            name.idempotency_key.as_ref().unwrap().as_str(),
+            "c/fact/first_name"
+        );
+    }
+
+    #[test]
+    fn without_a_summary_only_the_callers_words_are_kept() {
+        let d = data(
+            r#"{"agent_id":"a","conversation_id":"c","transcript":[
+              {"role":"agent","message":"Hi, this is Margaret from the clinic."},
+              {"role":"user","message":"I need to move my appointment."},
+              {"role":"user","message":null}]}"#,
+        );
+        let conv = ConversationId::parse("c").unwrap();
+        let m = call_memories(&d, &conv, None, &ServiceConfig::default());
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].sector, MemorySector::Episodic);
+        assert!(m[0].content.contains("move my appointment"));
+        assert!(!m[0].content.contains("Margaret"));
+        assert_eq!(m[0].idempotency_key.as_ref().unwrap().as_str(), "c/call");
+    }
+
+    #[test]
+    fn truncate_marks_the_cut() {
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("abc", 4), "abc");
+    }
+}

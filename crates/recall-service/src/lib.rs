@@ -1,0 +1,82 @@
+//! Recall's use cases, generic over the [`MemoryStore`](recall_memory::MemoryStore)
+//! port and a [`PayloadStore`], with no HTTP in them.
+//!
+//! * [`Service::greet`]: the client-data webhook while the phone rings —
+//!   dynamic variables and a personal `first_message`, within a latency
+//!   budget, never failing.
+//! * [`Service::search`]: the agent's memory tool during the call — one
+//!   caller's profile and most relevant memories, compact.
+//! * [`Service::ingest`]: the post-call webhook — the raw event stored
+//!   durably (atomic write, fsync) before it is acknowledged; duplicates,
+//!   unknown types and invalid bodies handled.
+//! * [`Service::spawn_worker`] / [`Service::process_pending`]: turning
+//!   stored events into memories off the request path (profile facts,
+//!   the call's summary, decoded audio), retried with backoff when the
+//!   store is down, resumed after a restart. [`Service::replay`] does it
+//!   again, idempotently.
+//! * [`Service::forget`]: erasing a caller's memories and payloads.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use recall_memory::InMemoryStore;
+//! use recall_model::{ClientDataRequest, SearchDataRequest};
+//! use recall_service::{PayloadStore, Service, ServiceConfig};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let service = Service::new(
+//!     Arc::new(InMemoryStore::new()),
+//!     PayloadStore::open(dir.path())?,
+//!     ServiceConfig::default(),
+//! );
+//!
+//! // After a call, ElevenLabs posts what it learnt.
+//! let ack = service.ingest_bytes(br#"{"type":"post_call_transcription","event_timestamp":1739537297,
+//!   "data":{"agent_id":"agent_1","conversation_id":"conv_1",
+//!     "analysis":{"transcript_summary":"Margaret moved her dental check-up to Friday.",
+//!       "call_summary_title":"rebooking your check-up",
+//!       "data_collection_results":{"first_name":{"data_collection_id":"first_name","value":"Margaret"}}},
+//!     "conversation_initiation_client_data":{"dynamic_variables":{"system__caller_id":"+16129782029"}}}}"#).await?;
+//! assert!(!ack.duplicate);
+//! service.process_pending().await; // what the worker does in the background
+//!
+//! // Next time she calls, the agent greets her by name.
+//! let request: ClientDataRequest = serde_json::from_str(
+//!     r#"{"caller_id":"+16129782029","agent_id":"agent_1"}"#)?;
+//! let greeting = service.greet(&request).await;
+//! assert_eq!(greeting.response.dynamic_variables.user_name, "Margaret");
+//! let first = greeting.response.conversation_config_override.unwrap().agent.unwrap().first_message.unwrap();
+//! assert!(first.contains("Margaret") && first.contains("rebooking your check-up"));
+//!
+//! // During the call, the agent's tool finds the memory.
+//! let search: SearchDataRequest = serde_json::from_str(
+//!     r#"{"query":"dental check-up","user_id":"+16129782029","agent_id":"agent_1"}"#)?;
+//! let found = service.search(&search).await?;
+//! assert!(found.memories[0].content.contains("Friday"));
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod envelope;
+mod error;
+mod extract;
+mod forget;
+mod greet;
+mod payload;
+mod process;
+mod search;
+mod service;
+mod stats;
+
+pub use config::{
+    ConfigError, DEFAULT_GREETING, DEFAULT_GREETING_WITHOUT_LAST_CALL, DEFAULT_NAME_FIELD_IDS,
+    RESERVED_VARIABLES, ServiceConfig,
+};
+pub use error::{IngestError, SearchError, ServiceError};
+pub use forget::ForgetReport;
+pub use greet::{GreetFallback, GreetOutcome, Greeting};
+pub use payload::{EventState, PayloadStore, StagedEvent, StoredEvent};
+pub use process::{ProcessReport, ReplayReport, WorkerHandle};
+pub use service::{IngestAck, Service};
+pub use stats::ServiceStats;

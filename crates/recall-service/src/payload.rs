@@ -1,0 +1,348 @@
+//! The payload store: raw post-call events kept durably on disk, the
+//! source of truth and the retry queue for memory writes.
+//!
+//! Layout under the root (`PAYLOAD_STORAGE_PATH`):
+//!
+//! ```text
+//! _incoming/<uuid>.part              a body being received (staged)
+//! _quarantine/<time>-<uuid>.json     a rejected body, kept for inspection
+//! _quarantine/<time>-<uuid>.reason   why it was rejected
+//! <conversation_id>/<type>.json      the raw event, exactly as received
+//! <conversation_id>/<type>.done      processed (a small JSON record)
+//! <conversation_id>/<type>.failed    processing failed for good (the reason)
+//! <conversation_id>/caller           the caller's E.164 number, once known
+//! <conversation_id>/audio.mp3        the decoded call audio
+//! ```
+//!
+//! Every file is written atomically: a temporary file in the same
+//! directory, fsync, rename, fsync of the directory.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use recall_model::{ConversationId, UnixTimestamp};
+use tokio::io::AsyncWriteExt;
+
+pub(crate) const INCOMING: &str = "_incoming";
+pub(crate) const QUARANTINE: &str = "_quarantine";
+pub(crate) const CALLER_FILE: &str = "caller";
+pub(crate) const AUDIO_FILE: &str = "audio.mp3";
+const EVENT_EXT: &str = "json";
+const DONE_EXT: &str = "done";
+const FAILED_EXT: &str = "failed";
+const PART_EXT: &str = "part";
+
+/// Where raw events are kept (`PAYLOAD_STORAGE_PATH`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let dir = tempfile::tempdir()?;
+/// let payloads = recall_service::PayloadStore::open(dir.path())?;
+/// let mut staged = payloads.stage().await?;
+/// staged.write(b"{}").await?;
+/// assert_eq!(staged.len(), 2);
+/// drop(staged); // never acknowledged: the temporary file is removed
+/// assert_eq!(std::fs::read_dir(dir.path().join("_incoming"))?.count(), 0);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct PayloadStore {
+    root: PathBuf,
+}
+
+impl PayloadStore {
+    /// Opens (creating if needed) the store at `root`. Bodies left half
+    /// received by a crash were never acknowledged and are removed.
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
+        let root = root.into();
+        fs::create_dir_all(root.join(INCOMING))?;
+        fs::create_dir_all(root.join(QUARANTINE))?;
+        for entry in fs::read_dir(root.join(INCOMING))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == PART_EXT) {
+                fs::remove_file(&path)?;
+            }
+        }
+        sync_dir(&root)?;
+        Ok(Self { root })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The folder rejected bodies are moved to.
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.root.join(QUARANTINE)
+    }
+
+    /// Starts receiving a body: a temporary file under `_incoming/`.
+    /// Hand it to [`Service::ingest`](crate::Service::ingest) once complete;
+    /// dropping it instead removes the file.
+    pub async fn stage(&self) -> io::Result<StagedEvent> {
+        let path = self
+            .root
+            .join(INCOMING)
+            .join(format!("{}.{PART_EXT}", uuid::Uuid::new_v4()));
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await?;
+        Ok(StagedEvent {
+            file,
+            guard: TempGuard::new(path),
+            len: 0,
+        })
+    }
+
+    /// The directory of a conversation's events.
+    pub fn conversation_dir(&self, conversation: &ConversationId) -> PathBuf {
+        self.root.join(conversation.as_str())
+    }
+
+    /// The path of a stored event.
+    pub fn event_path(&self, conversation: &ConversationId, kind: &str) -> PathBuf {
+        self.conversation_dir(conversation)
+            .join(format!("{kind}.{EVENT_EXT}"))
+    }
+
+    pub(crate) fn done_path(&self, conversation: &ConversationId, kind: &str) -> PathBuf {
+        self.conversation_dir(conversation)
+            .join(format!("{kind}.{DONE_EXT}"))
+    }
+
+    pub(crate) fn failed_path(&self, conversation: &ConversationId, kind: &str) -> PathBuf {
+        self.conversation_dir(conversation)
+            .join(format!("{kind}.{FAILED_EXT}"))
+    }
+
+    /// Every stored conversation, in name order.
+    pub fn conversations(&self) -> io::Result<Vec<ConversationId>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.root)? {
+            let entry = entry?;
+            if !entry.file_type()?.is_dir() {
+                continue;
+            }
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if name.starts_with('_') || name.starts_with('.') {
+                continue;
+            }
+            if let Ok(id) = ConversationId::parse(&name) {
+                out.push(id);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The stored events of a conversation with their processing state,
+    /// in type order. Empty when the conversation is unknown.
+    pub fn events(&self, conversation: &ConversationId) -> io::Result<Vec<StoredEvent>> {
+        let dir = self.conversation_dir(conversation);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with('.') {
+                continue;
+            }
+            let Some(kind) = name.strip_suffix(".json") else {
+                continue;
+            };
+            let state = if self.done_path(conversation, kind).exists() {
+                EventState::Done
+            } else if self.failed_path(conversation, kind).exists() {
+                EventState::Failed
+            } else {
+                EventState::Pending
+            };
+            let received = entry
+                .metadata()?
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            out.push(StoredEvent {
+                conversation: conversation.clone(),
+                kind: kind.to_owned(),
+                state,
+                received_nanos: received,
+            });
+        }
+        out.sort_by(|a, b| a.kind.cmp(&b.kind));
+        Ok(out)
+    }
+
+    /// The caller recorded for a conversation, if any.
+    pub(crate) fn caller_of(&self, conversation: &ConversationId) -> io::Result<Option<String>> {
+        match fs::read_to_string(self.conversation_dir(conversation).join(CALLER_FILE)) {
+            Ok(s) => Ok(Some(s.trim().to_owned())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Moves a rejected body to quarantine with the reason beside it.
+    pub(crate) fn quarantine(&self, body: TempGuard, reason: &str) -> io::Result<PathBuf> {
+        let dir = self.quarantine_dir();
+        let stem = format!("{}-{}", UnixTimestamp::now(), uuid::Uuid::new_v4());
+        let target = dir.join(format!("{stem}.json"));
+        fs::rename(body.path(), &target)?;
+        body.disarm();
+        write_atomic(&dir, &format!("{stem}.reason"), reason.as_bytes())?;
+        Ok(target)
+    }
+
+    /// Checks that the root is writable.
+    pub(crate) fn probe(&self) -> io::Result<()> {
+        let path = self
+            .root
+            .join(INCOMING)
+            .join(format!(".ready-{}.probe", uuid::Uuid::new_v4()));
+        let guard = TempGuard::new(path);
+        let mut f = File::create(guard.path())?;
+        f.write_all(b"ok")?;
+        f.sync_all()?;
+        drop(f);
+        drop(guard);
+        Ok(())
+    }
+}
+
+/// Processing state of a stored event.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum EventState {
+    /// Not processed yet (or failed with a retryable error).
+    Pending,
+    /// Processed.
+    Done,
+    /// Processing failed for good; the reason is in `<type>.failed`.
+    Failed,
+}
+
+/// A stored event as seen on disk.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct StoredEvent {
+    /// Its conversation.
+    pub conversation: ConversationId,
+    /// Its `type`, as received.
+    pub kind: String,
+    /// Its processing state.
+    pub state: EventState,
+    pub(crate) received_nanos: u128,
+}
+
+/// A body being received into the payload store (a temporary file under
+/// `_incoming/`). Dropping it removes the file: a body is acknowledged
+/// only once [`Service::ingest`](crate::Service::ingest) has stored it.
+#[derive(Debug)]
+pub struct StagedEvent {
+    file: tokio::fs::File,
+    guard: TempGuard,
+    len: u64,
+}
+
+impl StagedEvent {
+    /// Appends a chunk of the body.
+    pub async fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.file.write_all(chunk).await?;
+        self.len += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Flushes and fsyncs the body; the file stays guarded.
+    pub(crate) async fn finish(mut self) -> io::Result<TempGuard> {
+        self.file.flush().await?;
+        self.file.sync_all().await?;
+        Ok(self.guard)
+    }
+}
+
+/// A temporary file removed on drop unless disarmed.
+#[derive(Debug)]
+pub(crate) struct TempGuard {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempGuard {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        Self { path, armed: true }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file was moved away: do not remove anything.
+    pub(crate) fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// fsyncs a directory so that a rename or a new entry in it is durable.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// A temporary file beside `dir/name`, hidden from scans (dot prefix).
+pub(crate) fn temp_beside(dir: &Path, name: &str) -> TempGuard {
+    TempGuard::new(dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4())))
+}
+
+/// Moves a finished temporary file to `dir/name` atomically and durably.
+pub(crate) fn persist(temp: TempGuard, dir: &Path, name: &str) -> io::Result<()> {
+    fs::rename(temp.path(), dir.join(name))?;
+    temp.disarm();
+    sync_dir(dir)
+}
+
+/// Writes `dir/name` atomically: temporary file, fsync, rename, fsync dir.
+pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let temp = temp_beside(dir, name);
+    let mut f = File::create(temp.path())?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    persist(temp, dir, name)
+}
+
+/// Removes a file; a missing file is not an error. Returns whether it existed.
+pub(crate) fn remove_if_exists(path: &Path) -> io::Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,469 @@
+//! Processing stored events off the request path: memories from
+//! transcriptions, audio decoding, retries with backoff, replay.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter};
+
+use recall_memory::{AddOutcome, MemoryError};
+use recall_model::{ConversationId, PostCallEvent, PostCallWebhookRequest, WebhookType};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::envelope::{BodyError, decode_audio};
+use crate::error::join_error;
+use crate::extract::{call_memories, identify};
+use crate::payload::{
+    AUDIO_FILE, CALLER_FILE, EventState, persist, remove_if_exists, temp_beside, write_atomic,
+};
+use crate::service::{EventKey, PendingEntry, is_processed_type};
+use crate::{Service, ServiceError};
+
+/// What a processing pass (or a replay) did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct ProcessReport {
+    /// Events processed to the end (`<type>.done` written).
+    pub processed: usize,
+    /// Events whose processing failed for good (`<type>.failed` written).
+    pub failed: usize,
+    /// Events left pending after a retryable failure (store down, disk).
+    pub retrying: usize,
+    /// Stored events of a type that is not processed (replay only).
+    pub skipped: usize,
+    /// Memories written (created or superseding).
+    pub memories_written: usize,
+    /// Memories already written earlier (idempotent duplicates).
+    pub memories_unchanged: usize,
+}
+
+/// What [`Service::replay`] did.
+pub type ReplayReport = ProcessReport;
+
+/// How processing one event ended.
+enum Step {
+    Done {
+        outcome: String,
+        written: usize,
+        unchanged: usize,
+    },
+    Retry(String),
+    Failed(String),
+}
+
+fn io_retry(e: &io::Error) -> Step {
+    Step::Retry(format!("payload store: {e}"))
+}
+
+/// A running background worker; see [`Service::spawn_worker`].
+#[derive(Debug)]
+pub struct WorkerHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl WorkerHandle {
+    /// Stops the worker after the event it is processing, and waits for it.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "processing worker ended abnormally");
+        }
+    }
+}
+
+impl Service {
+    /// Starts processing stored events in the background: first the events
+    /// a previous run left pending (found by scanning the payload store),
+    /// then each event as soon as [`ingest`](Self::ingest) stores it (the
+    /// worker is woken, it does not poll). A retryable failure (store
+    /// down) leaves the event pending and retries it after
+    /// [`retry_initial`](crate::ServiceConfig::retry_initial), doubling up
+    /// to [`retry_max`](crate::ServiceConfig::retry_max).
+    ///
+    /// Must be called within a Tokio runtime.
+    pub fn spawn_worker(&self) -> WorkerHandle {
+        let (stop, mut stopped) = watch::channel(false);
+        let service = self.clone();
+        let task = tokio::spawn(async move {
+            if let Err(e) = service.scan_pending().await {
+                tracing::error!(error = %e, "could not scan the payload store for pending events");
+            }
+            loop {
+                if *stopped.borrow() {
+                    break;
+                }
+                service.run_pass(true, Some(&stopped)).await;
+                let next_due = service.next_due();
+                tokio::select! {
+                    changed = stopped.changed() => {
+                        if changed.is_err() { break; }
+                    }
+                    () = service.inner.wake.notified() => {}
+                    () = sleep_until(next_due) => {}
+                }
+            }
+            tracing::debug!("processing worker stopped");
+        });
+        WorkerHandle { stop, task }
+    }
+
+    /// One processing pass over every pending event, retry delays ignored:
+    /// scans the payload store for events not yet processed, then
+    /// processes them in arrival order. For tests and `recall replay`.
+    pub async fn process_pending(&self) -> ProcessReport {
+        if let Err(e) = self.scan_pending().await {
+            tracing::error!(error = %e, "could not scan the payload store for pending events");
+        }
+        self.run_pass(false, None).await
+    }
+
+    /// Re-processes the stored events of one conversation, or of all of
+    /// them, whatever their state. Idempotent: memories already written
+    /// are not written again, and a fact superseded since is not brought
+    /// back (the store remembers idempotency keys).
+    pub async fn replay(
+        &self,
+        conversation: Option<&ConversationId>,
+    ) -> Result<ReplayReport, ServiceError> {
+        let _lock = self.inner.process_lock.lock().await;
+        let payloads = self.payloads().clone();
+        let only = conversation.cloned();
+        let events = tokio::task::spawn_blocking(move || -> io::Result<_> {
+            let conversations = match only {
+                Some(c) => vec![c],
+                None => payloads.conversations()?,
+            };
+            let mut events = Vec::new();
+            for c in conversations {
+                events.extend(payloads.events(&c)?);
+            }
+            Ok(events)
+        })
+        .await
+        .map_err(join_error)??;
+        if let Some(c) = conversation
+            && events.is_empty()
+        {
+            return Err(ServiceError::UnknownConversation(c.clone()));
+        }
+        let mut report = ReplayReport::default();
+        for event in events {
+            let kind = WebhookType::parse(&event.kind);
+            if !is_processed_type(&kind) {
+                report.skipped += 1;
+                continue;
+            }
+            let key = (event.conversation.clone(), event.kind.clone());
+            let step = self.process_one(&event.conversation, &kind).await;
+            self.settle(key, step, &mut report);
+        }
+        tracing::info!(?report, "replay finished");
+        Ok(report)
+    }
+
+    /// Adds every stored, unprocessed event to the queue.
+    pub(crate) async fn scan_pending(&self) -> io::Result<()> {
+        let payloads = self.payloads().clone();
+        let mut found = tokio::task::spawn_blocking(move || -> io::Result<_> {
+            let mut found = Vec::new();
+            for c in payloads.conversations()? {
+                for event in payloads.events(&c)? {
+                    if event.state == EventState::Pending
+                        && is_processed_type(&WebhookType::parse(&event.kind))
+                    {
+                        found.push(event);
+                    }
+                }
+            }
+            Ok(found)
+        })
+        .await
+        .map_err(join_error)??;
+        found.sort_by(|a, b| {
+            (a.received_nanos, &a.conversation, &a.kind).cmp(&(
+                b.received_nanos,
+                &b.conversation,
+                &b.kind,
+            ))
+        });
+        for event in found {
+            self.enqueue((event.conversation, event.kind));
+        }
+        Ok(())
+    }
+
+    /// When the earliest waiting retry is due.
+    fn next_due(&self) -> Option<Instant> {
+        self.pending().values().filter_map(|e| e.due).min()
+    }
+
+    /// Processes the queued events (only those due when `only_due`), in
+    /// arrival order, stopping early when `stop` turns true.
+    async fn run_pass(
+        &self,
+        only_due: bool,
+        stop: Option<&watch::Receiver<bool>>,
+    ) -> ProcessReport {
+        let _lock = self.inner.process_lock.lock().await;
+        let now = Instant::now();
+        let mut batch: Vec<(EventKey, u64)> = self
+            .pending()
+            .iter()
+            .filter(|(_, e)| !only_due || e.due.is_none_or(|d| d <= now))
+            .map(|(k, e)| (k.clone(), e.seq))
+            .collect();
+        batch.sort_by_key(|(_, seq)| *seq);
+        let mut report = ProcessReport::default();
+        for (key, _) in batch {
+            if stop.is_some_and(|s| *s.borrow()) {
+                break;
+            }
+            let kind = WebhookType::parse(&key.1);
+            let step = self.process_one(&key.0, &kind).await;
+            self.settle(key, step, &mut report);
+        }
+        if report != ProcessReport::default() {
+            tracing::debug!(?report, "processing pass");
+        }
+        report
+    }
+
+    /// Records how processing ended: markers, queue, counters, report.
+    fn settle(&self, key: EventKey, step: Step, report: &mut ProcessReport) {
+        let (conversation, kind) = &key;
+        match step {
+            Step::Done {
+                outcome,
+                written,
+                unchanged,
+            } => {
+                self.pending().remove(&key);
+                self.stats().add_event_processed();
+                report.processed += 1;
+                report.memories_written += written;
+                report.memories_unchanged += unchanged;
+                tracing::info!(%conversation, event_type = %kind, outcome, written, unchanged, "event processed");
+            }
+            Step::Failed(reason) => {
+                let dir = self.payloads().conversation_dir(conversation);
+                if let Err(e) = write_atomic(&dir, &format!("{kind}.failed"), reason.as_bytes()) {
+                    tracing::error!(%conversation, event_type = %kind, error = %e, "could not record a processing failure");
+                }
+                self.pending().remove(&key);
+                self.stats().add_processing_failure();
+                report.failed += 1;
+                tracing::error!(%conversation, event_type = %kind, reason, "event processing failed; not retried");
+            }
+            Step::Retry(reason) => {
+                self.stats().add_retry();
+                report.retrying += 1;
+                let mut pending = self.pending();
+                let seq = self.next_seq();
+                let entry = pending.entry(key.clone()).or_insert(PendingEntry {
+                    seq,
+                    attempts: 0,
+                    due: None,
+                });
+                entry.attempts = entry.attempts.saturating_add(1);
+                let delay = self.config().retry_delay(entry.attempts);
+                entry.due = Some(Instant::now() + delay);
+                tracing::warn!(
+                    %conversation,
+                    event_type = %kind,
+                    attempts = entry.attempts,
+                    retry_in_ms = delay.as_millis() as u64,
+                    reason,
+                    "event processing failed; will retry"
+                );
+            }
+        }
+    }
+
+    /// Processes one stored event and writes its `.done` marker.
+    async fn process_one(&self, conversation: &ConversationId, kind: &WebhookType) -> Step {
+        let payloads = self.payloads().clone();
+        let event = payloads.event_path(conversation, kind.as_str());
+        if !event.exists() {
+            // Forgotten since it was queued.
+            return Step::Done {
+                outcome: "gone".into(),
+                written: 0,
+                unchanged: 0,
+            };
+        }
+        let step = match kind {
+            WebhookType::PostCallTranscription => self.process_transcription(conversation).await,
+            WebhookType::PostCallAudio => self.process_audio(conversation).await,
+            WebhookType::CallInitiationFailure => Step::Done {
+                outcome: "kept".into(),
+                written: 0,
+                unchanged: 0,
+            },
+            WebhookType::Unknown(_) => Step::Done {
+                outcome: "unknown type: kept".into(),
+                written: 0,
+                unchanged: 0,
+            },
+        };
+        let Step::Done {
+            outcome,
+            written,
+            unchanged,
+        } = step
+        else {
+            return step;
+        };
+        let record = serde_json::json!({
+            "processed_at": recall_model::UnixTimestamp::now().as_secs(),
+            "outcome": outcome,
+            "memories_written": written,
+            "memories_unchanged": unchanged,
+        });
+        let kind_name = kind.as_str().to_owned();
+        let conversation = conversation.clone();
+        let marked = tokio::task::spawn_blocking(move || {
+            let dir = payloads.conversation_dir(&conversation);
+            remove_if_exists(&payloads.failed_path(&conversation, &kind_name))?;
+            write_atomic(
+                &dir,
+                &format!("{kind_name}.done"),
+                record.to_string().as_bytes(),
+            )
+        })
+        .await
+        .map_err(join_error);
+        match marked {
+            Ok(Ok(())) => Step::Done {
+                outcome,
+                written,
+                unchanged,
+            },
+            Ok(Err(e)) | Err(e) => io_retry(&e),
+        }
+    }
+
+    /// Reads a transcription, records its caller and writes its memories.
+    async fn process_transcription(&self, conversation: &ConversationId) -> Step {
+        let payloads = self.payloads().clone();
+        let path = payloads.event_path(conversation, WebhookType::PostCallTranscription.as_str());
+        let parsed =
+            tokio::task::spawn_blocking(move || -> Result<PostCallWebhookRequest, Step> {
+                let file = File::open(&path).map_err(|e| io_retry(&e))?;
+                serde_json::from_reader(BufReader::new(file)).map_err(|e| {
+                    if e.is_io() {
+                        Step::Retry(format!("payload store: {e}"))
+                    } else {
+                        Step::Failed(format!("not a valid post_call_transcription event: {e}"))
+                    }
+                })
+            })
+            .await
+            .map_err(|e| io_retry(&join_error(e)))
+            .and_then(|r| r);
+        let request = match parsed {
+            Ok(r) => r,
+            Err(step) => return step,
+        };
+        let event_time = request.event_time().ok();
+        let PostCallEvent::Transcription(data) = request.data else {
+            return Step::Failed("stored as post_call_transcription but is another type".into());
+        };
+        let caller = match identify(&data) {
+            Ok(caller) => caller,
+            Err(reason) => {
+                tracing::info!(%conversation, reason = reason.as_str(), "no caller identity: payload kept, no memory written");
+                return Step::Done {
+                    outcome: format!("no caller identity ({reason})"),
+                    written: 0,
+                    unchanged: 0,
+                };
+            }
+        };
+        // The caller is recorded before any memory is written, so that
+        // forgetting the caller finds this conversation whatever happens next.
+        let dir = payloads.conversation_dir(conversation);
+        let number = caller.as_str().to_owned();
+        let recorded =
+            tokio::task::spawn_blocking(move || write_atomic(&dir, CALLER_FILE, number.as_bytes()))
+                .await
+                .map_err(join_error);
+        if let Ok(Err(e)) | Err(e) = recorded {
+            return io_retry(&e);
+        }
+        let memories = call_memories(&data, conversation, event_time, self.config());
+        if memories.is_empty() {
+            return Step::Done {
+                outcome: "nothing to remember".into(),
+                written: 0,
+                unchanged: 0,
+            };
+        }
+        match self.store().add_batch(&caller, memories).await {
+            Ok(outcomes) => {
+                let unchanged = outcomes.iter().filter(|o| o.is_duplicate()).count();
+                let superseded = outcomes
+                    .iter()
+                    .filter(|o| matches!(o, AddOutcome::Superseded { .. }))
+                    .count();
+                tracing::debug!(%conversation, caller = %caller.masked(), superseded, "memories written");
+                Step::Done {
+                    outcome: "memories written".into(),
+                    written: outcomes.len() - unchanged,
+                    unchanged,
+                }
+            }
+            Err(e) => {
+                self.stats().add_store_error();
+                store_step(&e)
+            }
+        }
+    }
+
+    /// Decodes the call audio to `audio.mp3`, streaming.
+    async fn process_audio(&self, conversation: &ConversationId) -> Step {
+        let payloads = self.payloads().clone();
+        let conversation = conversation.clone();
+        let result = tokio::task::spawn_blocking(move || -> Result<u64, BodyError> {
+            let event = payloads.event_path(&conversation, WebhookType::PostCallAudio.as_str());
+            let dir = payloads.conversation_dir(&conversation);
+            let temp = temp_beside(&dir, AUDIO_FILE);
+            let file = File::create(temp.path()).map_err(BodyError::Io)?;
+            let mut out = BufWriter::with_capacity(64 * 1024, file);
+            let bytes = decode_audio(&event, &mut out)?;
+            let file = out
+                .into_inner()
+                .map_err(|e| BodyError::Io(e.into_error()))?;
+            file.sync_all().map_err(BodyError::Io)?;
+            drop(file);
+            persist(temp, &dir, AUDIO_FILE).map_err(BodyError::Io)?;
+            Ok(bytes)
+        })
+        .await;
+        match result {
+            Ok(Ok(bytes)) => Step::Done {
+                outcome: format!("audio decoded ({bytes} bytes)"),
+                written: 0,
+                unchanged: 0,
+            },
+            Ok(Err(BodyError::Invalid(reason))) => Step::Failed(reason),
+            Ok(Err(BodyError::Io(e))) => io_retry(&e),
+            Err(e) => io_retry(&join_error(e)),
+        }
+    }
+}
+
+/// A store failure: retry later, or give up when retrying cannot help.
+fn store_step(e: &MemoryError) -> Step {
+    if e.is_retryable() {
+        Step::Retry(format!("memory store: {e}"))
+    } else {
+        Step::Failed(format!("memory store: {e}"))
+    }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}

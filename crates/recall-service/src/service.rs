@@ -1,0 +1,329 @@
+//! The [`Service`]: shared state, ingest and readiness.
+
+use std::collections::HashMap;
+use std::fs;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use recall_memory::MemoryStore;
+use recall_model::{ConversationId, WebhookType};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::envelope::{BodyError, read_envelope};
+use crate::error::join_error;
+use crate::payload::{TempGuard, persist, sync_dir};
+use crate::{IngestError, PayloadStore, ServiceConfig, ServiceError, ServiceStats, StagedEvent};
+
+/// Recall's use cases over a [`MemoryStore`] and a [`PayloadStore`]:
+/// [`greet`](Self::greet), [`search`](Self::search),
+/// [`ingest`](Self::ingest) (then processing off the request path),
+/// [`replay`](Self::replay) and [`forget`](Self::forget).
+///
+/// Cheap to clone: clones share everything.
+#[derive(Clone)]
+pub struct Service {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("payloads", &self.inner.payloads)
+            .field("config", &self.inner.config)
+            .field("pending", &self.pending_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The key of a stored event.
+pub(crate) type EventKey = (ConversationId, String);
+
+/// A stored event waiting for processing.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PendingEntry {
+    /// Processing order: lower first.
+    pub(crate) seq: u64,
+    /// Failed attempts so far.
+    pub(crate) attempts: u32,
+    /// Not before this time (`None`: now).
+    pub(crate) due: Option<Instant>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn MemoryStore>,
+    pub(crate) payloads: PayloadStore,
+    pub(crate) config: ServiceConfig,
+    pub(crate) stats: ServiceStats,
+    pub(crate) pending: Mutex<HashMap<EventKey, PendingEntry>>,
+    pub(crate) next_seq: AtomicU64,
+    /// Wakes the worker when an event arrives.
+    pub(crate) wake: Notify,
+    /// One processing pass (or replay, or forget) at a time.
+    pub(crate) process_lock: tokio::sync::Mutex<()>,
+    /// Makes "exists? then rename" of ingest atomic within this process.
+    pub(crate) ingest_lock: Mutex<()>,
+}
+
+/// What [`Service::ingest`] did with an event.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct IngestAck {
+    /// The event's conversation.
+    pub conversation_id: ConversationId,
+    /// The event's type (possibly one this version does not know).
+    pub event_type: WebhookType,
+    /// Whether the same `(conversation_id, type)` was already stored, so
+    /// nothing changed.
+    pub duplicate: bool,
+}
+
+/// Whether events of this type are processed (the others are only kept).
+pub(crate) fn is_processed_type(kind: &WebhookType) -> bool {
+    matches!(
+        kind,
+        WebhookType::PostCallTranscription
+            | WebhookType::PostCallAudio
+            | WebhookType::CallInitiationFailure
+    )
+}
+
+/// A `type` is used as a file name: ASCII letters, digits, `_` and `-`.
+fn check_type(kind: &str) -> Result<(), String> {
+    let ok = !kind.is_empty()
+        && kind.len() <= 64
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid type: must be 1 to 64 ASCII letters, digits, '_' or '-' (got {kind:?})"
+        ))
+    }
+}
+
+fn check_conversation(raw: &str) -> Result<ConversationId, String> {
+    let id = ConversationId::parse(raw).map_err(|e| format!("data.conversation_id: {e}"))?;
+    if raw.starts_with('_') || raw.starts_with('.') {
+        return Err(format!(
+            "data.conversation_id: must not start with '_' or '.' (reserved) (got {raw:?})"
+        ));
+    }
+    Ok(id)
+}
+
+impl Service {
+    /// A service over `store` and `payloads`. Call
+    /// [`ServiceConfig::validate`] first; start processing with
+    /// [`spawn_worker`](Self::spawn_worker) (or run
+    /// [`process_pending`](Self::process_pending) yourself).
+    pub fn new(store: Arc<dyn MemoryStore>, payloads: PayloadStore, config: ServiceConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                payloads,
+                config,
+                stats: ServiceStats::default(),
+                pending: Mutex::new(HashMap::new()),
+                next_seq: AtomicU64::new(0),
+                wake: Notify::new(),
+                process_lock: tokio::sync::Mutex::new(()),
+                ingest_lock: Mutex::new(()),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.inner.config
+    }
+
+    /// The payload store.
+    pub fn payloads(&self) -> &PayloadStore {
+        &self.inner.payloads
+    }
+
+    /// Counters for metrics.
+    pub fn stats(&self) -> &ServiceStats {
+        &self.inner.stats
+    }
+
+    /// Stored events waiting for processing (including those waiting to be
+    /// retried). Events stored by an earlier run are counted once the
+    /// worker or [`process_pending`](Self::process_pending) has scanned
+    /// the payload store.
+    pub fn pending_count(&self) -> usize {
+        self.pending().len()
+    }
+
+    pub(crate) fn store(&self) -> &dyn MemoryStore {
+        self.inner.store.as_ref()
+    }
+
+    pub(crate) fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<EventKey, PendingEntry>> {
+        self.inner
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.inner.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Queues an event for processing (keeping its place if queued).
+    pub(crate) fn enqueue(&self, key: EventKey) {
+        let seq = self.next_seq();
+        self.pending().entry(key).or_insert(PendingEntry {
+            seq,
+            attempts: 0,
+            due: None,
+        });
+    }
+
+    /// Whether the service can take traffic: the memory store answers and
+    /// the payload store is writable.
+    pub async fn ready(&self) -> Result<(), ServiceError> {
+        self.store().health().await?;
+        let payloads = self.payloads().clone();
+        tokio::task::spawn_blocking(move || payloads.probe())
+            .await
+            .map_err(join_error)??;
+        Ok(())
+    }
+
+    /// Stores a received post-call event durably, then acknowledges it.
+    ///
+    /// The body (already authenticated) is fsynced, its envelope (`type`,
+    /// `data.conversation_id`) read by streaming through the file, and the
+    /// file renamed atomically to `<conversation_id>/<type>.json` (the
+    /// directory is fsynced). Only then is the event acknowledged and
+    /// queued; memories are written later by the worker.
+    ///
+    /// * The same `(conversation_id, type)` again: acknowledged with
+    ///   `duplicate: true`; nothing changes.
+    /// * A type this version does not know: stored, acknowledged, counted
+    ///   (`unknown_types`) and logged; not processed.
+    /// * Not JSON, no envelope, an unsafe conversation id or type:
+    ///   [`IngestError::Invalid`] naming the problem; the body is moved to
+    ///   the quarantine folder.
+    #[tracing::instrument(name = "ingest", skip_all, fields(bytes = staged.len()))]
+    pub async fn ingest(&self, staged: StagedEvent) -> Result<IngestAck, IngestError> {
+        let temp = staged.finish().await?;
+        let this = self.clone();
+        let (ack, stored) = tokio::task::spawn_blocking(move || this.store_event(temp))
+            .await
+            .map_err(join_error)??;
+        if ack.duplicate {
+            self.stats().add_duplicate();
+            tracing::info!(conversation_id = %ack.conversation_id, event_type = %ack.event_type, "duplicate event acknowledged");
+        } else if stored {
+            self.stats().add_event_stored();
+            if ack.event_type.is_unknown() {
+                self.stats().add_unknown_type();
+                tracing::warn!(conversation_id = %ack.conversation_id, event_type = %ack.event_type, "event of an unknown type stored, not processed");
+            } else {
+                tracing::info!(conversation_id = %ack.conversation_id, event_type = %ack.event_type, "event stored");
+                self.enqueue((ack.conversation_id.clone(), ack.event_type.to_string()));
+                self.inner.wake.notify_one();
+            }
+        }
+        Ok(ack)
+    }
+
+    /// [`ingest`](Self::ingest) of a body held in memory.
+    pub async fn ingest_bytes(&self, body: &[u8]) -> Result<IngestAck, IngestError> {
+        let mut staged = self.payloads().stage().await?;
+        staged.write(body).await?;
+        self.ingest(staged).await
+    }
+
+    /// The blocking part of ingest: envelope, validation, rename.
+    fn store_event(&self, temp: TempGuard) -> Result<(IngestAck, bool), IngestError> {
+        let envelope = match read_envelope(temp.path()) {
+            Ok(envelope) => envelope,
+            Err(BodyError::Invalid(reason)) => return Err(self.reject(temp, reason)),
+            Err(BodyError::Io(e)) => return Err(IngestError::Io(e)),
+        };
+        if let Err(reason) = check_type(&envelope.kind) {
+            return Err(self.reject(temp, reason));
+        }
+        let conversation = match check_conversation(&envelope.conversation_id) {
+            Ok(id) => id,
+            Err(reason) => return Err(self.reject(temp, reason)),
+        };
+        let event_type = WebhookType::parse(&envelope.kind);
+        let payloads = self.payloads();
+        let dir = payloads.conversation_dir(&conversation);
+        let _guard = self
+            .inner
+            .ingest_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if payloads.event_path(&conversation, &envelope.kind).exists() {
+            drop(temp);
+            return Ok((
+                IngestAck {
+                    conversation_id: conversation,
+                    event_type,
+                    duplicate: true,
+                },
+                false,
+            ));
+        }
+        if !dir.exists() {
+            fs::create_dir(&dir)?;
+            sync_dir(payloads.root())?;
+        }
+        persist(temp, &dir, &format!("{}.json", envelope.kind))?;
+        Ok((
+            IngestAck {
+                conversation_id: conversation,
+                event_type,
+                duplicate: false,
+            },
+            true,
+        ))
+    }
+
+    /// Moves a rejected body to quarantine and makes the error.
+    fn reject(&self, temp: TempGuard, reason: String) -> IngestError {
+        self.stats().add_quarantined();
+        match self.payloads().quarantine(temp, &reason) {
+            Ok(path) => {
+                tracing::warn!(reason = %reason, path = %path.display(), "invalid event quarantined");
+            }
+            Err(e) => {
+                tracing::error!(reason = %reason, error = %e, "invalid event could not be quarantined");
+            }
+        }
+        IngestError::Invalid(reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_must_be_safe_file_names() {
+        assert!(check_type("post_call_transcription").is_ok());
+        assert!(check_type("post-call-video2").is_ok());
+        assert!(check_type("../x").unwrap_err().contains("invalid type"));
+        assert!(check_type("").is_err());
+        assert!(check_type("a b").is_err());
+    }
+
+    #[test]
+    fn reserved_and_traversing_conversation_ids_are_refused() {
+        assert!(check_conversation("conv_1").is_ok());
+        for bad in ["../etc", "_incoming", ".hidden", "a/b", ""] {
+            let reason = check_conversation(bad).unwrap_err();
+            assert!(
+                reason.starts_with("data.conversation_id"),
+                "{bad}: {reason}"
+            );
+        }
+    }
+}

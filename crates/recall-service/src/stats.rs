@@ -1,0 +1,56 @@
+//! Counters for metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Monotonic counters of what the service did, for `/metrics`. Read them
+/// with the getters; they only ever grow.
+#[derive(Debug, Default)]
+pub struct ServiceStats {
+    greeting_fallbacks: AtomicU64,
+    store_errors: AtomicU64,
+    events_stored: AtomicU64,
+    events_processed: AtomicU64,
+    duplicates: AtomicU64,
+    unknown_types: AtomicU64,
+    quarantined: AtomicU64,
+    processing_failures: AtomicU64,
+    retries: AtomicU64,
+}
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident => $bump:ident;)*) => {
+        impl ServiceStats {
+            $(
+                $(#[$doc])*
+                pub fn $name(&self) -> u64 {
+                    self.$name.load(Ordering::Relaxed)
+                }
+
+                pub(crate) fn $bump(&self) {
+                    self.$name.fetch_add(1, Ordering::Relaxed);
+                }
+            )*
+        }
+    };
+}
+
+counters! {
+    /// Greetings answered with the defaults because the store was slow or failing.
+    greeting_fallbacks => add_greeting_fallback;
+    /// Memory-store calls that failed (any use case).
+    store_errors => add_store_error;
+    /// Post-call events written to the payload store (duplicates excluded).
+    events_stored => add_event_stored;
+    /// Events whose processing finished (memories written, or nothing to write).
+    events_processed => add_event_processed;
+    /// Redelivered events acknowledged without change.
+    duplicates => add_duplicate;
+    /// Events of a type this version does not know (stored, not processed).
+    unknown_types => add_unknown_type;
+    /// Bodies rejected as invalid and moved to quarantine.
+    quarantined => add_quarantined;
+    /// Events whose processing failed for good (recorded as `.failed`).
+    processing_failures => add_processing_failure;
+    /// Processing attempts that failed with a retryable error.
+    retries => add_retry;
+}
