@@ -1,0 +1,234 @@
+//! Reading the `ElevenLabs-Signature` header.
+
+use crate::error::{HeaderProblem, SignatureError};
+
+/// The name of the header ElevenLabs signs post-call webhooks with (header
+/// names are case-insensitive on the wire).
+pub const SIGNATURE_HEADER: &str = "ElevenLabs-Signature";
+
+/// Length in bytes of an HMAC-SHA256 signature.
+pub const SIGNATURE_LEN: usize = 32;
+
+/// A parsed `ElevenLabs-Signature: t=<unix secs>,v0=<hex>` header.
+///
+/// Parsing is stricter than the official SDK where the SDK is weak, and
+/// more forgiving where forgiving costs nothing:
+/// * parts are split on `,` and trimmed; empty parts are ignored;
+/// * the order of parts does not matter; unknown parts (`v1=...`) are
+///   ignored;
+/// * exactly one `t=` part, made of ASCII digits only (no sign, no spaces
+///   inside), fitting in 64 bits;
+/// * at least one `v0=` part; each must be exactly 64 lowercase hex digits
+///   (uppercase is rejected, as the SDK does); several are accepted and any
+///   of them may match.
+///
+/// ```
+/// use recall_signature::SignatureHeader;
+///
+/// let header = SignatureHeader::parse(
+///     " v1=ignored , t=1739537297,v0=5cde3c8a490b66fd44602236df8aa93a946f274551e299710ee9282f8a80c045",
+/// )?;
+/// assert_eq!(header.timestamp(), 1739537297);
+/// assert_eq!(header.signatures().len(), 1);
+/// # Ok::<(), recall_signature::SignatureError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureHeader {
+    timestamp: u64,
+    /// The `t=` value exactly as sent: the signed message starts with it.
+    timestamp_text: String,
+    signatures: Vec<[u8; SIGNATURE_LEN]>,
+}
+
+impl SignatureHeader {
+    /// Parses a header value.
+    ///
+    /// # Errors
+    /// [`SignatureError::MissingHeader`] when the value is empty or blank;
+    /// [`SignatureError::MalformedHeader`] with the [`HeaderProblem`]
+    /// otherwise.
+    pub fn parse(value: &str) -> Result<Self, SignatureError> {
+        let malformed = SignatureError::MalformedHeader;
+        if value.trim().is_empty() {
+            return Err(SignatureError::MissingHeader);
+        }
+        let mut timestamp: Option<(u64, &str)> = None;
+        let mut signatures = Vec::new();
+        for part in value.split(',') {
+            let Some((key, part_value)) = part.trim().split_once('=') else {
+                continue;
+            };
+            let part_value = part_value.trim();
+            match key.trim() {
+                "t" => {
+                    if timestamp.is_some() {
+                        return Err(malformed(HeaderProblem::DuplicateTimestamp));
+                    }
+                    timestamp = Some((parse_timestamp(part_value)?, part_value));
+                }
+                "v0" => signatures.push(parse_signature(part_value)?),
+                _ => {}
+            }
+        }
+        let (timestamp, timestamp_text) =
+            timestamp.ok_or(malformed(HeaderProblem::MissingTimestamp))?;
+        if signatures.is_empty() {
+            return Err(malformed(HeaderProblem::MissingSignature));
+        }
+        Ok(Self {
+            timestamp,
+            timestamp_text: timestamp_text.to_owned(),
+            signatures,
+        })
+    }
+
+    /// The signed time, in unix seconds.
+    #[must_use]
+    pub fn timestamp(&self) -> u64 {
+        self.timestamp
+    }
+
+    /// The `v0` signatures, in the order they appeared.
+    #[must_use]
+    pub fn signatures(&self) -> &[[u8; SIGNATURE_LEN]] {
+        &self.signatures
+    }
+
+    pub(crate) fn timestamp_text(&self) -> &str {
+        &self.timestamp_text
+    }
+}
+
+fn parse_timestamp(text: &str) -> Result<u64, SignatureError> {
+    let invalid = SignatureError::MalformedHeader(HeaderProblem::InvalidTimestamp);
+    // `u64::from_str` would also accept a leading `+`; the SDK's peers would
+    // sign the text as sent, so only plain digits are unambiguous.
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid);
+    }
+    text.parse().map_err(|_| invalid)
+}
+
+fn parse_signature(text: &str) -> Result<[u8; SIGNATURE_LEN], SignatureError> {
+    let invalid = SignatureError::MalformedHeader(HeaderProblem::InvalidSignature);
+    let lowercase_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    if text.len() != 2 * SIGNATURE_LEN || !text.bytes().all(lowercase_hex) {
+        return Err(invalid);
+    }
+    let mut out = [0u8; SIGNATURE_LEN];
+    hex::decode_to_slice(text, &mut out).map_err(|_| invalid)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIG: &str = "5cde3c8a490b66fd44602236df8aa93a946f274551e299710ee9282f8a80c045";
+
+    fn problem(value: &str) -> HeaderProblem {
+        match SignatureHeader::parse(value) {
+            Err(SignatureError::MalformedHeader(problem)) => problem,
+            other => panic!("expected a malformed header for {value:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_any_order_spacing_unknown_and_empty_parts() {
+        for value in [
+            format!("t=17,v0={SIG}"),
+            format!("v0={SIG},t=17"),
+            format!(" t = 17 ,  v0={SIG} "),
+            format!("t=17,,v1=whatever,v0={SIG},noequals,"),
+        ] {
+            let header = SignatureHeader::parse(&value).unwrap();
+            assert_eq!(header.timestamp(), 17, "{value}");
+            assert_eq!(header.signatures().len(), 1, "{value}");
+            assert_eq!(hex::encode(header.signatures()[0]), SIG);
+        }
+    }
+
+    #[test]
+    fn keeps_every_v0_in_order() {
+        let other = "00".repeat(32);
+        let header = SignatureHeader::parse(&format!("t=1,v0={other},v0={SIG}")).unwrap();
+        assert_eq!(
+            header.signatures(),
+            &[[0u8; 32], {
+                let mut s = [0u8; 32];
+                hex::decode_to_slice(SIG, &mut s).unwrap();
+                s
+            }]
+        );
+    }
+
+    #[test]
+    fn keeps_the_timestamp_text_as_sent() {
+        let header = SignatureHeader::parse(&format!("t=0017,v0={SIG}")).unwrap();
+        assert_eq!(header.timestamp(), 17);
+        assert_eq!(header.timestamp_text(), "0017");
+    }
+
+    #[test]
+    fn blank_is_missing() {
+        for value in ["", "   ", "\t"] {
+            assert_eq!(
+                SignatureHeader::parse(value),
+                Err(SignatureError::MissingHeader)
+            );
+        }
+    }
+
+    #[test]
+    fn names_the_problem() {
+        assert_eq!(
+            problem(&format!("v0={SIG}")),
+            HeaderProblem::MissingTimestamp
+        );
+        assert_eq!(
+            problem(&format!("T=1,v0={SIG}")),
+            HeaderProblem::MissingTimestamp
+        );
+        assert_eq!(problem("t=1"), HeaderProblem::MissingSignature);
+        assert_eq!(problem("t=1,v1=abc"), HeaderProblem::MissingSignature);
+        assert_eq!(
+            problem(&format!("t=1,t=1,v0={SIG}")),
+            HeaderProblem::DuplicateTimestamp
+        );
+        for t in [
+            "",
+            "abc",
+            "-1",
+            "+1",
+            "1.5",
+            "1 2",
+            "18446744073709551616",
+            "１",
+        ] {
+            assert_eq!(
+                problem(&format!("t={t},v0={SIG}")),
+                HeaderProblem::InvalidTimestamp,
+                "{t:?}"
+            );
+        }
+        for v0 in [
+            SIG.to_uppercase(),
+            SIG[..63].to_owned(),
+            format!("{SIG}0"),
+            format!("{}g", &SIG[..63]),
+            String::new(),
+        ] {
+            assert_eq!(
+                problem(&format!("t=1,v0={v0}")),
+                HeaderProblem::InvalidSignature,
+                "{v0:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn accepts_the_largest_timestamp() {
+        let header = SignatureHeader::parse(&format!("t={},v0={SIG}", u64::MAX)).unwrap();
+        assert_eq!(header.timestamp(), u64::MAX);
+    }
+}
