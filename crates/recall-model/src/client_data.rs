@@ -152,8 +152,21 @@ impl ClientDataResponse {
 /// needs every variable the agent uses); any others go in
 /// [`extra`](Self::extra), written beside them.
 ///
-/// Keys in `extra` must not repeat the three named fields.
-#[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
+/// A key in `extra` that repeats one of the three named fields is not
+/// written (the named field wins), so the JSON never holds a key twice;
+/// [`insert`](Self::insert) routes those keys to their fields.
+///
+/// ```
+/// use recall_model::{DynamicValue, DynamicVariables};
+/// let mut vars = DynamicVariables::default();
+/// vars.insert("user_name", "Angelo");
+/// vars.insert("open_tickets", 2);
+/// assert_eq!(vars.user_name, "Angelo");
+/// let json = serde_json::to_value(&vars).unwrap();
+/// assert_eq!(json["open_tickets"], 2);
+/// assert_eq!(json["last_call_summary"], "");
+/// ```
+#[derive(Clone, PartialEq, Debug, Default, Deserialize)]
 pub struct DynamicVariables {
     /// The caller's name, or empty.
     #[serde(default)]
@@ -167,6 +180,55 @@ pub struct DynamicVariables {
     /// Any other variables, as scalars.
     #[serde(flatten)]
     pub extra: BTreeMap<String, DynamicValue>,
+}
+
+impl DynamicVariables {
+    /// The names of the three variables Recall always sends.
+    pub const KNOWN: [&'static str; 3] = ["user_name", "user_profile_summary", "last_call_summary"];
+
+    /// Sets a variable by name. The three known names set their fields
+    /// (a number or bool is written as its text); any other name goes in
+    /// `extra`.
+    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<DynamicValue>) {
+        let name = name.into();
+        let value = value.into();
+        match name.as_str() {
+            "user_name" => self.user_name = value.to_string(),
+            "user_profile_summary" => self.user_profile_summary = value.to_string(),
+            "last_call_summary" => self.last_call_summary = value.to_string(),
+            _ => {
+                self.extra.insert(name, value);
+            }
+        }
+    }
+
+    /// A variable's value by name, the three known ones included.
+    pub fn get(&self, name: &str) -> Option<DynamicValue> {
+        match name {
+            "user_name" => Some(self.user_name.as_str().into()),
+            "user_profile_summary" => Some(self.user_profile_summary.as_str().into()),
+            "last_call_summary" => Some(self.last_call_summary.as_str().into()),
+            _ => self.extra.get(name).cloned(),
+        }
+    }
+}
+
+impl Serialize for DynamicVariables {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let extra = self
+            .extra
+            .iter()
+            .filter(|(k, _)| !Self::KNOWN.contains(&k.as_str()));
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("user_name", &self.user_name)?;
+        map.serialize_entry("user_profile_summary", &self.user_profile_summary)?;
+        map.serialize_entry("last_call_summary", &self.last_call_summary)?;
+        for (k, v) in extra {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
 }
 
 /// A dynamic variable's value: a string, a number or a bool — never null,
@@ -209,6 +271,18 @@ impl From<bool> for DynamicValue {
 
 impl From<i64> for DynamicValue {
     fn from(v: i64) -> Self {
+        Self::Number(v.into())
+    }
+}
+
+impl From<u64> for DynamicValue {
+    fn from(v: u64) -> Self {
+        Self::Number(v.into())
+    }
+}
+
+impl From<i32> for DynamicValue {
+    fn from(v: i32) -> Self {
         Self::Number(v.into())
     }
 }

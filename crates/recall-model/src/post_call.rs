@@ -211,8 +211,8 @@ pub struct EventEnvelope {
     /// When ElevenLabs emitted the event, unix seconds.
     #[serde(default)]
     pub event_timestamp: Option<i64>,
-    /// The ids in `data`.
-    #[serde(default)]
+    /// The ids in `data` (empty when `data` is absent or null).
+    #[serde(default, deserialize_with = "null_as_default")]
     pub data: EnvelopeData,
 }
 

@@ -117,3 +117,34 @@ fn response_with_a_wrong_type_is_rejected_naming_the_field() {
     assert!(err.to_string().contains("type"), "{err}");
     assert!(err.to_string().contains(ClientDataType::VALUE), "{err}");
 }
+
+#[test]
+fn a_known_name_in_extra_is_never_written_twice() {
+    let mut vars = DynamicVariables {
+        user_name: "Angelo".into(),
+        ..DynamicVariables::default()
+    };
+    vars.extra
+        .insert("user_name".into(), DynamicValue::from("Mallory"));
+    let text = serde_json::to_string(&vars).unwrap();
+    assert_eq!(text.matches("\"user_name\"").count(), 1, "{text}");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["user_name"], "Angelo");
+}
+
+#[test]
+fn insert_routes_known_names_to_their_fields() {
+    let mut vars = DynamicVariables::default();
+    vars.insert("last_call_summary", "Asked about refunds");
+    vars.insert("user_profile_summary", 7);
+    vars.insert("plan", "gold");
+    assert_eq!(vars.last_call_summary, "Asked about refunds");
+    assert_eq!(vars.user_profile_summary, "7");
+    assert!(vars.extra.keys().all(|k| k == "plan"));
+    assert_eq!(vars.get("plan"), Some(DynamicValue::from("gold")));
+    assert_eq!(
+        vars.get("last_call_summary"),
+        Some(DynamicValue::from("Asked about refunds"))
+    );
+    assert_eq!(vars.get("missing"), None);
+}

@@ -438,3 +438,19 @@ fn sip_failure_with_bad_status_code_is_rejected_naming_the_body() {
     let err = serde_json::from_value::<FailureMetadata>(raw).unwrap_err();
     assert!(err.to_string().contains("metadata.body"), "{err}");
 }
+
+#[test]
+fn envelope_with_null_data_reads_with_no_ids() {
+    let env: EventEnvelope =
+        serde_json::from_value(json!({"type": "post_call_audio", "data": null})).unwrap();
+    assert_eq!(env.kind, WebhookType::PostCallAudio);
+    assert_eq!(env.data.conversation_id, None);
+}
+
+#[test]
+fn envelope_without_type_is_rejected_naming_it() {
+    let err = serde_json::from_value::<EventEnvelope>(json!({"data": {}})).unwrap_err();
+    assert!(err.to_string().contains("type"), "{err}");
+    let err = serde_json::from_value::<PostCallWebhookRequest>(json!({"data": {}})).unwrap_err();
+    assert!(err.to_string().contains("type"), "{err}");
+}
