@@ -3,9 +3,11 @@
 
 use proptest::prelude::*;
 use recall_model::{
-    AgentId, ConversationId, MAX_ID_LEN, MemoryItem, MemorySector, PhoneNumber, Salience,
-    UnixTimestamp, ui::MemoryDisplay,
+    AgentId, ClientDataResponse, ConversationId, DynamicValue, DynamicVariables, MAX_ID_LEN,
+    MemoryItem, MemorySector, PhoneNumber, PostCallWebhookRequest, Salience, UnixTimestamp,
+    ui::MemoryDisplay,
 };
+use serde_json::{Value, json};
 
 fn json_str(s: &str) -> String {
     serde_json::to_string(s).unwrap()
@@ -120,5 +122,62 @@ proptest! {
         let json = serde_json::to_string(&display).unwrap();
         let back: MemoryDisplay = serde_json::from_str(&json).unwrap();
         prop_assert_eq!(back, display);
+    }
+
+    #[test]
+    fn unknown_sector_names_fail(name in "[a-z]{0,12}") {
+        prop_assume!(MemorySector::ALL.iter().all(|s| s.as_str() != name));
+        prop_assert!(serde_json::from_str::<MemorySector>(&json_str(&name)).is_err());
+    }
+
+    #[test]
+    fn client_data_responses_round_trip(
+        name in "\\PC{0,20}",
+        extra in prop::collection::btree_map(
+            "[a-z_]{1,12}",
+            prop_oneof![
+                "\\PC{0,10}".prop_map(DynamicValue::String),
+                any::<i64>().prop_map(DynamicValue::from),
+                any::<bool>().prop_map(DynamicValue::from),
+            ],
+            0..5,
+        ),
+    ) {
+        let mut vars = DynamicVariables { user_name: name, ..DynamicVariables::default() };
+        for (k, v) in extra {
+            vars.insert(k, v);
+        }
+        let resp = ClientDataResponse::new(vars).with_first_message("Hi");
+        let json = serde_json::to_value(&resp).unwrap();
+        prop_assert_eq!(&json["type"], "conversation_initiation_client_data");
+        let back: ClientDataResponse = serde_json::from_value(json).unwrap();
+        prop_assert_eq!(back, resp);
+    }
+
+    #[test]
+    fn unknown_post_call_fields_survive_a_round_trip(
+        key in "x_[a-z]{1,10}",
+        value in prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            "\\PC{0,10}".prop_map(Value::from),
+            any::<bool>().prop_map(Value::from),
+        ],
+    ) {
+        let mut body = json!({"type": "post_call_transcription", "event_timestamp": 1,
+            "data": {"agent_id": "a", "conversation_id": "c",
+                "transcript": [{"role": "user", "message": "hi"}],
+                "metadata": {}, "analysis": {}}});
+        body[&key] = value.clone();
+        body["data"][&key] = value.clone();
+        body["data"]["transcript"][0][&key] = value.clone();
+        body["data"]["metadata"][&key] = value.clone();
+        body["data"]["analysis"][&key] = value.clone();
+        let req: PostCallWebhookRequest = serde_json::from_value(body).unwrap();
+        let back = serde_json::to_value(&req).unwrap();
+        prop_assert_eq!(&back[&key], &value);
+        prop_assert_eq!(&back["data"][&key], &value);
+        prop_assert_eq!(&back["data"]["transcript"][0][&key], &value);
+        prop_assert_eq!(&back["data"]["metadata"][&key], &value);
+        prop_assert_eq!(&back["data"]["analysis"][&key], &value);
     }
 }
