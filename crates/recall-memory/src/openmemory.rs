@@ -1,1 +1,0 @@
-//! The OpenMemory HTTP adapter (being written).

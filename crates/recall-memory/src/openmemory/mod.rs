@@ -1,0 +1,745 @@
+//! The OpenMemory HTTP adapter: [`OpenMemoryStore`] keeps Recall's
+//! memories in an [OpenMemory](https://github.com/CaviraOSS/OpenMemory)
+//! server of the v1.2–v1.3 line (the user-scoped API, which trusts the
+//! `user_id` it is sent).
+//!
+//! OpenMemory ignores or alters much of what Recall writes, so the adapter
+//! compensates (see `docs/openmemory.md` for the whole table):
+//!
+//! * **Kept in metadata.** Salience, decay rate, agent, conversation,
+//!   time, fact (key, value, is-name), idempotency key, tags, the caller's
+//!   metadata and the exact content live in `metadata.recall`; every read
+//!   restores them. The sector is also sent as `metadata.sector`, which
+//!   the server honours.
+//! * **Ranking.** The server's query scores are z-scores, relative to the
+//!   other candidates, and its vector search is global (other callers'
+//!   memories can crowd a caller's out) and cached for 60 s. Search
+//!   therefore also lists the caller's memories, drops anything deleted or
+//!   foreign, and ranks by `relevance × (0.25 + 0.75 × salience × decay)`
+//!   where relevance blends the caller-local BM25 text relevance with the
+//!   server's semantic relevance.
+//! * **Filters** (sector, minimum salience, agent) are applied here.
+//! * **Dedup.** The server merges any add whose word set it has seen
+//!   before — even another caller's, or a different fact that collides —
+//!   into the existing row. The adapter never reports that row: it
+//!   re-sends the content with a reference marker so the write is really
+//!   stored for this caller (reads strip the marker via the envelope).
+//! * **Scoping.** Every request carries the caller's `user_id`
+//!   (percent-encoded in query strings), and every row read back is
+//!   checked to belong to the caller; anything else is dropped.
+//! * **Newer releases** that answer `403 tenant_mismatch` are reported as
+//!   [`MemoryError::Incompatible`], at [`OpenMemoryStore::connect`] and on
+//!   any request.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use recall_memory::openmemory::{OpenMemoryConfig, OpenMemoryStore};
+//!
+//! let config = OpenMemoryConfig::from_port_or_url("8080")?.with_api_key("secret")?;
+//! let store = OpenMemoryStore::connect(config).await?;
+//! # let _ = store; Ok(()) }
+//! ```
+
+mod config;
+mod http;
+mod wire;
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+use async_trait::async_trait;
+use recall_model::{PhoneNumber, UnixTimestamp};
+use reqwest::{Method, StatusCode};
+
+pub use config::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RETRIES, DEFAULT_READ_TIMEOUT, DEFAULT_RETRY_BASE_DELAY,
+    DEFAULT_WRITE_TIMEOUT, MAX_RETRIES_LIMIT, OpenMemoryConfig,
+};
+
+use self::http::{Answer, Call, Http, Kind};
+use self::wire::{
+    AddRequest, AddResponse, Envelope, EraseResponse, HealthResponse, ListResponse, PatchRequest,
+    QueryFilters, QueryRequest, QueryResponse, RetiredWrite, StoredRow, WireMemory,
+};
+use crate::store::{
+    AddOutcome, IdempotencyKey, ListRequest, MAX_CONTENT_LEN, MAX_RESULTS, Memory, MemoryError,
+    MemoryId, MemoryPage, MemoryStore, MemoryUpdate, NewMemory, ScoredMemory, SearchQuery,
+    UserProfile,
+};
+use crate::text::{Bm25, terms};
+
+/// Rows fetched per `GET /memory/all` page.
+const PAGE: usize = 100;
+/// Most rows of one caller the adapter reads (list, search, profile).
+const MAX_SCAN: usize = 10_000;
+/// `DELETE /users/:id/memories` deletes at most this many rows per call.
+const ERASE_BATCH: u64 = 10_000;
+/// How many times an add merged by the server's dedup is re-sent.
+const DEDUP_RESENDS: usize = 3;
+/// Most retired writes a superseding memory carries.
+const MAX_RETIRED: usize = 50;
+/// The user id of the start-up probe: a number no caller has.
+const PROBE_USER: &str = "+10000000000";
+/// Weight of the caller-local text relevance in search (the rest is the
+/// server's semantic relevance).
+const TEXT_WEIGHT: f64 = 0.6;
+/// Least z-score for which a memory sharing no word with the query is
+/// still returned (found by meaning alone; the server scores every
+/// candidate, relevant or not).
+const SEMANTIC_ONLY_MIN_Z: f64 = 1.0;
+/// Number of write locks (callers are spread over them by hash).
+const LOCK_STRIPES: usize = 16;
+
+/// A [`MemoryStore`] on an OpenMemory v1.2–v1.3 server.
+///
+/// One pooled HTTP client; reads time out after
+/// [`OpenMemoryConfig::read_timeout`], writes after
+/// [`OpenMemoryConfig::write_timeout`]; reads, deletes and adds that carry
+/// an idempotency key are retried with jittered exponential backoff, other
+/// adds never.
+pub struct OpenMemoryStore {
+    config: OpenMemoryConfig,
+    http: Http,
+    /// Serialises one caller's writes in this process, so that the
+    /// idempotency check and supersession see each other's results.
+    locks: Box<[tokio::sync::Mutex<()>]>,
+}
+
+impl std::fmt::Debug for OpenMemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenMemoryStore")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenMemoryStore {
+    /// An adapter for the server in `config`, without touching the
+    /// network. A bad setting is [`MemoryError::Rejected`] naming it.
+    pub fn new(config: OpenMemoryConfig) -> Result<Self, MemoryError> {
+        config
+            .validate()
+            .map_err(|e| MemoryError::Rejected(e.to_string()))?;
+        let http = Http::new(&config)?;
+        let locks = (0..LOCK_STRIPES)
+            .map(|_| tokio::sync::Mutex::new(()))
+            .collect();
+        Ok(Self {
+            config,
+            http,
+            locks,
+        })
+    }
+
+    /// An adapter for the server in `config`, after checking that the
+    /// server is up, accepts the API key and honours per-caller `user_id`
+    /// (see [`OpenMemoryStore::check_compatibility`]).
+    pub async fn connect(config: OpenMemoryConfig) -> Result<Self, MemoryError> {
+        let store = Self::new(config)?;
+        store.check_compatibility().await?;
+        Ok(store)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OpenMemoryConfig {
+        &self.config
+    }
+
+    /// Checks the server: `GET /health` answers `ok`, and a scoped read
+    /// for a caller no one has is answered like v1.2–v1.3 do. A newer
+    /// release's `403 tenant_mismatch` is [`MemoryError::Incompatible`];
+    /// a missing or wrong key is [`MemoryError::Rejected`].
+    pub async fn check_compatibility(&self) -> Result<(), MemoryError> {
+        let call = Call::new(Method::GET, self.http.url(&["health"]), Kind::Read, "GET /health");
+        let health: HealthResponse = self.http.send(&call).await?.ok()?.json()?;
+        if health.ok != Some(true) {
+            return Err(MemoryError::Unavailable(
+                "OpenMemory's GET /health did not answer ok: true".to_owned(),
+            ));
+        }
+        let mut url = self.http.url(&["memory", "all"]);
+        url.query_pairs_mut()
+            .append_pair("user_id", PROBE_USER)
+            .append_pair("l", "1");
+        let call = Call::new(Method::GET, url, Kind::Read, "GET /memory/all");
+        let list: ListResponse = self.http.send(&call).await?.ok()?.json()?;
+        if list
+            .items
+            .iter()
+            .any(|i| i.user_id.as_deref() != Some(PROBE_USER))
+        {
+            return Err(MemoryError::Incompatible(
+                "OpenMemory ignored the user_id filter of GET /memory/all and returned other users' memories: run OpenMemory v1.2 or v1.3, or set RECALL_STORE=embedded".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn lock_for(&self, user: &PhoneNumber) -> &tokio::sync::Mutex<()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        user.hash(&mut h);
+        &self.locks[(h.finish() % self.locks.len() as u64) as usize]
+    }
+
+    fn memory_url(&self, id: &MemoryId, user: &PhoneNumber) -> url::Url {
+        let mut url = self.http.url(&["memory", id.as_str()]);
+        url.query_pairs_mut().append_pair("user_id", user.as_str());
+        url
+    }
+
+    /// Every row of `user` (up to [`MAX_SCAN`]), newest first; rows that
+    /// are not provably the caller's are dropped.
+    async fn rows(&self, user: &PhoneNumber) -> Result<Vec<StoredRow>, MemoryError> {
+        let mut rows = Vec::new();
+        let mut seen = HashSet::new();
+        let mut offset = 0;
+        while offset < MAX_SCAN {
+            let mut url = self.http.url(&["memory", "all"]);
+            url.query_pairs_mut()
+                .append_pair("user_id", user.as_str())
+                .append_pair("l", &PAGE.to_string())
+                .append_pair("u", &offset.to_string());
+            let call = Call::new(Method::GET, url, Kind::Read, "GET /memory/all");
+            let page: ListResponse = self.http.send(&call).await?.ok()?.json()?;
+            let n = page.items.len();
+            for item in page.items {
+                if let Some(row) = item.into_row(user)
+                    && seen.insert(row.memory.id.clone())
+                {
+                    rows.push(row);
+                }
+            }
+            if n < PAGE {
+                break;
+            }
+            offset += n;
+        }
+        rows.sort_by(newest_first);
+        Ok(rows)
+    }
+
+    /// One row of `user` by id.
+    async fn row(&self, user: &PhoneNumber, id: &MemoryId) -> Result<StoredRow, MemoryError> {
+        let call = Call::new(
+            Method::GET,
+            self.memory_url(id, user),
+            Kind::Read,
+            "GET /memory/:id",
+        );
+        let answer = not_found_as(self.http.send(&call).await?, id)?;
+        let wire: WireMemory = answer.json()?;
+        wire.into_row(user)
+            .ok_or_else(|| MemoryError::NotFound(id.clone()))
+    }
+
+    /// Deletes one row of `user`; `false` when it was already gone.
+    async fn delete_row(&self, user: &PhoneNumber, id: &MemoryId) -> Result<bool, MemoryError> {
+        let call = Call::new(
+            Method::DELETE,
+            self.memory_url(id, user),
+            Kind::Write,
+            "DELETE /memory/:id",
+        );
+        match not_found_as(self.http.send(&call).await?, id) {
+            Ok(_) => Ok(true),
+            Err(MemoryError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends the add and returns the id of the row stored for `user`,
+    /// re-sending with a reference marker when the server's dedup merged
+    /// it into an existing row (which may be another caller's, or a
+    /// different fact whose word hash collides). Never retried: a lost
+    /// answer may have stored the row.
+    async fn insert(
+        &self,
+        user: &PhoneNumber,
+        envelope: &Envelope,
+    ) -> Result<MemoryId, MemoryError> {
+        let metadata = envelope.to_server_metadata();
+        let mut content = envelope.content.clone();
+        for _ in 0..=DEDUP_RESENDS {
+            let body = AddRequest {
+                content: &content,
+                tags: &envelope.tags,
+                metadata: &metadata,
+                user_id: user.as_str(),
+            };
+            let call = Call::new(
+                Method::POST,
+                self.http.url(&["memory", "add"]),
+                Kind::Write,
+                "POST /memory/add",
+            )
+            .json(&body)?
+            .retry(false);
+            let added: AddResponse = self.http.send(&call).await?.ok()?.json()?;
+            if !added.deduplicated {
+                return MemoryId::new(added.id).map_err(|e| {
+                    MemoryError::Incompatible(format!(
+                        "OpenMemory's POST /memory/add answered an unusable id: {e}"
+                    ))
+                });
+            }
+            let marker: String = std::iter::repeat_with(fastrand::alphanumeric)
+                .take(12)
+                .collect::<String>()
+                .to_lowercase();
+            content = format!("{} (ref {marker})", envelope.content);
+        }
+        Err(MemoryError::Internal(format!(
+            "OpenMemory merged the write into existing memories {} times in a row",
+            DEDUP_RESENDS + 1
+        )))
+    }
+
+    /// The memory just written as the server stores it; if reading it
+    /// back fails, the memory as sent (the write did succeed).
+    async fn written(&self, user: &PhoneNumber, id: MemoryId, envelope: &Envelope) -> Memory {
+        match self.row(user, &id).await {
+            Ok(row) => row.memory,
+            Err(_) => {
+                let now = UnixTimestamp::now();
+                let created_at = envelope.occurred_at.unwrap_or(now);
+                Memory {
+                    id,
+                    user_id: user.clone(),
+                    content: envelope.content.clone(),
+                    sector: envelope.sector,
+                    salience: envelope.salience,
+                    decay_lambda: envelope.decay_lambda,
+                    tags: envelope.tags.clone(),
+                    metadata: envelope.metadata.clone(),
+                    agent_id: envelope.agent_id.clone(),
+                    conversation_id: envelope.conversation_id.clone(),
+                    fact: envelope.fact.clone(),
+                    created_at,
+                    updated_at: now.max(created_at),
+                }
+            }
+        }
+    }
+
+    /// One attempt at an add: the idempotency check, the write, then
+    /// supersession.
+    async fn add_once(
+        &self,
+        user: &PhoneNumber,
+        memory: &NewMemory,
+    ) -> Result<AddOutcome, MemoryError> {
+        let needs_rows = memory.idempotency_key.is_some() || memory.fact.is_some();
+        let rows = if needs_rows {
+            self.rows(user).await?
+        } else {
+            Vec::new()
+        };
+        if let Some(key) = &memory.idempotency_key
+            && let Some(found) = find_key(&rows, key)
+        {
+            return Ok(AddOutcome::Duplicate(found));
+        }
+        let mut envelope = Envelope::new(user, memory);
+        let superseded: Vec<&StoredRow> = match &memory.fact {
+            Some(fact) => rows
+                .iter()
+                .filter(|r| r.memory.fact.as_ref().is_some_and(|f| f.key == fact.key))
+                .collect(),
+            None => Vec::new(),
+        };
+        // Keys written by the memories about to be replaced stay written.
+        for row in &superseded {
+            if let Some(e) = &row.envelope {
+                envelope.retired.extend(e.retired.iter().cloned());
+                if let Some(key) = &e.idempotency_key {
+                    envelope.retired.push(RetiredWrite {
+                        key: key.clone(),
+                        memory: row.memory.clone(),
+                    });
+                }
+            }
+        }
+        if envelope.retired.len() > MAX_RETIRED {
+            let excess = envelope.retired.len() - MAX_RETIRED;
+            envelope.retired.drain(..excess);
+        }
+        let id = self.insert(user, &envelope).await?;
+        let stored = self.written(user, id, &envelope).await;
+        let mut replaced = Vec::new();
+        for row in superseded {
+            if row.memory.id != stored.id {
+                self.delete_row(user, &row.memory.id).await?;
+                replaced.push(row.memory.id.clone());
+            }
+        }
+        Ok(if replaced.is_empty() {
+            AddOutcome::Created(stored)
+        } else {
+            AddOutcome::Superseded {
+                memory: stored,
+                replaced,
+            }
+        })
+    }
+
+    async fn update_once(
+        &self,
+        user: &PhoneNumber,
+        id: &MemoryId,
+        update: &MemoryUpdate,
+    ) -> Result<(), MemoryError> {
+        let row = self.row(user, id).await?;
+        let mut envelope = row
+            .envelope
+            .unwrap_or_else(|| Envelope::from_memory(&row.memory));
+        if let Some(content) = &update.content {
+            envelope.content.clone_from(content);
+        }
+        if let Some(salience) = update.salience {
+            envelope.salience = salience;
+        }
+        if let Some(tags) = &update.tags {
+            envelope.tags.clone_from(tags);
+        }
+        if let Some(metadata) = &update.metadata {
+            for (k, v) in metadata {
+                envelope.metadata.insert(k.clone(), v.clone());
+            }
+        }
+        let metadata = envelope.to_server_metadata();
+        let body = PatchRequest {
+            content: update.content.as_deref(),
+            tags: &envelope.tags,
+            metadata: &metadata,
+            user_id: user.as_str(),
+        };
+        // The patch replaces whole fields, so sending it twice is harmless.
+        let call = Call::new(
+            Method::PATCH,
+            self.http.url(&["memory", id.as_str()]),
+            Kind::Write,
+            "PATCH /memory/:id",
+        )
+        .json(&body)?
+        .retry(true);
+        not_found_as(self.http.send(&call).await?, id)?;
+        Ok(())
+    }
+}
+
+/// Newest first: `created_at`, then the server's write time, then id.
+fn newest_first(a: &StoredRow, b: &StoredRow) -> std::cmp::Ordering {
+    b.memory
+        .created_at
+        .cmp(&a.memory.created_at)
+        .then_with(|| b.written_ms.cmp(&a.written_ms))
+        .then_with(|| b.memory.id.cmp(&a.memory.id))
+}
+
+/// The memory written under `key`: a live row carrying it, else one that
+/// a later fact superseded.
+fn find_key(rows: &[StoredRow], key: &IdempotencyKey) -> Option<Memory> {
+    rows.iter()
+        .find(|r| r.envelope.as_ref().and_then(|e| e.idempotency_key.as_ref()) == Some(key))
+        .map(|r| r.memory.clone())
+        .or_else(|| {
+            rows.iter()
+                .filter_map(|r| r.envelope.as_ref())
+                .flat_map(|e| e.retired.iter())
+                .find(|w| &w.key == key)
+                .map(|w| w.memory.clone())
+        })
+}
+
+/// 404 and an ownership 403 on a by-id route mean "not this caller's
+/// memory"; the tenant refusal of newer releases stays incompatible.
+fn not_found_as(answer: Answer, id: &MemoryId) -> Result<Answer, MemoryError> {
+    if answer.is_tenant_mismatch() {
+        return answer.ok();
+    }
+    if answer.status == StatusCode::NOT_FOUND
+        || (answer.status == StatusCode::FORBIDDEN && answer.has_code("forbidden"))
+    {
+        return Err(MemoryError::NotFound(id.clone()));
+    }
+    answer.ok()
+}
+
+fn check_content(content: &str) -> Result<(), MemoryError> {
+    if content.trim().is_empty() {
+        return Err(MemoryError::Rejected("content: must not be empty".into()));
+    }
+    if content.len() > MAX_CONTENT_LEN {
+        return Err(MemoryError::Rejected(format!(
+            "content: must be at most {MAX_CONTENT_LEN} bytes (got {})",
+            content.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A z-score turned into a relevance in `(0, 1)`.
+fn logistic(z: f64) -> f64 {
+    if z.is_finite() {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        0.5
+    }
+}
+
+/// The cursor after `row`.
+fn cursor_of(row: &StoredRow) -> String {
+    format!(
+        "{}:{}:{}",
+        row.memory.created_at.as_secs(),
+        row.written_ms,
+        row.memory.id
+    )
+}
+
+/// Parses a cursor made by [`cursor_of`].
+fn parse_cursor(raw: &str) -> Result<(i64, i64, String), MemoryError> {
+    let bad = || MemoryError::Rejected("cursor: not a cursor returned by list".into());
+    let mut parts = raw.splitn(3, ':');
+    let secs = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    let ms = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    let id = parts.next().filter(|p| !p.is_empty()).ok_or_else(bad)?;
+    Ok((secs, ms, id.to_owned()))
+}
+
+/// Retries `op` after a timeout or an unavailable server, with the
+/// store's backoff.
+async fn with_retries<T, F, Fut>(http: &Http, mut op: F) -> Result<T, MemoryError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, MemoryError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Err(e) if e.is_retryable() && attempt < http.max_retries() => {
+                tokio::time::sleep(http.backoff(attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[async_trait]
+impl MemoryStore for OpenMemoryStore {
+    async fn add(&self, user: &PhoneNumber, memory: NewMemory) -> Result<AddOutcome, MemoryError> {
+        memory.validate()?;
+        let _guard = self.lock_for(user).lock().await;
+        if memory.idempotency_key.is_some() {
+            // The whole check-then-write is retried: a retry finds the row
+            // an earlier attempt stored and answers Duplicate.
+            with_retries(&self.http, || self.add_once(user, &memory)).await
+        } else {
+            self.add_once(user, &memory).await
+        }
+    }
+
+    async fn search(
+        &self,
+        user: &PhoneNumber,
+        query: &SearchQuery,
+    ) -> Result<Vec<ScoredMemory>, MemoryError> {
+        let k = query.effective_k();
+        let now = query.now.unwrap_or_else(UnixTimestamp::now);
+        let query_terms = terms(&query.text);
+        let server = async {
+            if query.text.trim().is_empty() {
+                return Ok(HashMap::new());
+            }
+            let body = QueryRequest {
+                query: &query.text,
+                k: (k * 3).clamp(10, MAX_RESULTS),
+                filters: QueryFilters {
+                    user_id: user.as_str(),
+                    sector: query.filter.sector.map(|s| s.as_str()),
+                },
+                user_id: user.as_str(),
+            };
+            let call = Call::new(
+                Method::POST,
+                self.http.url(&["memory", "query"]),
+                Kind::Read,
+                "POST /memory/query",
+            )
+            .json(&body)?
+            .retry(true);
+            let answer: QueryResponse = self.http.send(&call).await?.ok()?.json()?;
+            Ok::<_, MemoryError>(
+                answer
+                    .matches
+                    .into_iter()
+                    .map(|m| (m.id, m.score))
+                    .collect::<HashMap<String, f64>>(),
+            )
+        };
+        let (semantic, rows) = tokio::join!(server, self.rows(user));
+        let rows = rows?;
+        // A slow or failing vector search degrades to text relevance; a
+        // server this adapter cannot use is still an error.
+        let semantic = match semantic {
+            Ok(s) => s,
+            Err(e) if e.is_retryable() => HashMap::new(),
+            Err(e) => return Err(e),
+        };
+        let candidates: Vec<Memory> = rows
+            .into_iter()
+            .map(|r| r.memory)
+            .filter(|m| query.filter.matches(m))
+            .collect();
+        let weight = |m: &Memory| {
+            let age = now.as_secs() - m.created_at.as_secs();
+            m.salience.get() * m.decay_lambda.factor(age)
+        };
+        let mut scored: Vec<ScoredMemory> = if query_terms.is_empty() {
+            candidates
+                .into_iter()
+                .map(|memory| ScoredMemory {
+                    score: weight(&memory),
+                    memory,
+                })
+                .collect()
+        } else {
+            let docs: Vec<Vec<String>> = candidates.iter().map(|m| terms(&m.content)).collect();
+            let text = Bm25::new(&docs).scores(&query_terms);
+            let best = text.iter().copied().fold(0.0_f64, f64::max);
+            candidates
+                .into_iter()
+                .zip(text)
+                .filter_map(|(memory, t)| {
+                    let z = semantic.get(memory.id.as_str()).copied();
+                    let s = z.map_or(0.0, logistic);
+                    let w = 0.25 + 0.75 * weight(&memory);
+                    if t > 0.0 {
+                        // Shares words with the query: always above the
+                        // memories found by meaning alone.
+                        let t = t / best;
+                        let relevance = TEXT_WEIGHT * t + (1.0 - TEXT_WEIGHT) * s;
+                        Some(ScoredMemory {
+                            score: 1.0 + relevance * w,
+                            memory,
+                        })
+                    } else if z.is_some_and(|z| z >= SEMANTIC_ONLY_MIN_Z) {
+                        Some(ScoredMemory {
+                            score: 0.99 * s * w,
+                            memory,
+                        })
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+        };
+        scored.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| b.memory.created_at.cmp(&a.memory.created_at))
+                .then_with(|| a.memory.id.cmp(&b.memory.id))
+        });
+        scored.truncate(k);
+        Ok(scored)
+    }
+
+    async fn list(
+        &self,
+        user: &PhoneNumber,
+        request: &ListRequest,
+    ) -> Result<MemoryPage, MemoryError> {
+        let after = request.cursor.as_deref().map(parse_cursor).transpose()?;
+        let limit = request.effective_limit();
+        let rows = self.rows(user).await?;
+        let mut items = rows
+            .iter()
+            .filter(|r| request.filter.matches(&r.memory))
+            .filter(|r| match &after {
+                None => true,
+                Some((secs, ms, id)) => {
+                    let key = (r.memory.created_at.as_secs(), r.written_ms, r.memory.id.as_str());
+                    key < (*secs, *ms, id.as_str())
+                }
+            });
+        let page: Vec<&StoredRow> = items.by_ref().take(limit).collect();
+        let next_cursor = match (page.last(), items.next()) {
+            (Some(last), Some(_)) => Some(cursor_of(last)),
+            _ => None,
+        };
+        Ok(MemoryPage {
+            items: page.into_iter().map(|r| r.memory.clone()).collect(),
+            next_cursor,
+        })
+    }
+
+    async fn get(&self, user: &PhoneNumber, id: &MemoryId) -> Result<Memory, MemoryError> {
+        Ok(self.row(user, id).await?.memory)
+    }
+
+    async fn update(
+        &self,
+        user: &PhoneNumber,
+        id: &MemoryId,
+        update: MemoryUpdate,
+    ) -> Result<Memory, MemoryError> {
+        if let Some(content) = &update.content {
+            check_content(content)?;
+        }
+        let _guard = self.lock_for(user).lock().await;
+        self.update_once(user, id, &update).await?;
+        Ok(self.row(user, id).await?.memory)
+    }
+
+    async fn delete(&self, user: &PhoneNumber, id: &MemoryId) -> Result<(), MemoryError> {
+        let _guard = self.lock_for(user).lock().await;
+        if self.delete_row(user, id).await? {
+            Ok(())
+        } else {
+            Err(MemoryError::NotFound(id.clone()))
+        }
+    }
+
+    async fn erase_user(&self, user: &PhoneNumber) -> Result<u64, MemoryError> {
+        let _guard = self.lock_for(user).lock().await;
+        let mut total = 0;
+        loop {
+            let call = Call::new(
+                Method::DELETE,
+                self.http.url(&["users", user.as_str(), "memories"]),
+                Kind::Write,
+                "DELETE /users/:id/memories",
+            );
+            let erased: EraseResponse = self.http.send(&call).await?.ok()?.json()?;
+            total += erased.deleted;
+            if erased.deleted < ERASE_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn profile(&self, user: &PhoneNumber) -> Result<UserProfile, MemoryError> {
+        // OpenMemory's own summary stays a placeholder on v1.3; the
+        // profile is built from the facts kept in the envelopes.
+        let rows = self.rows(user).await?;
+        let mut newest: HashMap<&str, (&crate::store::Fact, UnixTimestamp)> = HashMap::new();
+        for row in &rows {
+            if let Some(fact) = &row.memory.fact {
+                // Rows are newest first: the first per key wins.
+                newest
+                    .entry(fact.key.as_str())
+                    .or_insert((fact, row.memory.created_at));
+            }
+        }
+        Ok(UserProfile::from_facts(
+            user.clone(),
+            newest.into_values(),
+            rows.len() as u64,
+        ))
+    }
+
+    async fn health(&self) -> Result<(), MemoryError> {
+        self.check_compatibility().await
+    }
+}
