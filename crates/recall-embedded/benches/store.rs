@@ -1,0 +1,3 @@
+//! Benchmark of the embedded store (being written).
+
+fn main() {}

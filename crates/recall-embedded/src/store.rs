@@ -1,0 +1,1098 @@
+//! [`EmbeddedStore`]: the [`MemoryStore`] on a SQLite file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use recall_memory::{
+    AddOutcome, Fact, FactKey, IdempotencyKey, ListRequest, MAX_CONTENT_LEN, Memory, MemoryError,
+    MemoryFilter, MemoryId, MemoryPage, MemoryStore, MemoryUpdate, NewMemory, ScoredMemory,
+    SearchQuery, UserProfile,
+};
+use recall_model::{
+    AgentId, ConversationId, DecayLambda, MemorySector, PhoneNumber, Salience, UnixTimestamp,
+};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+
+use crate::error::memory_error;
+use crate::schema::{self, EmbeddedOptions};
+use crate::{OpenError, rank, text};
+
+/// Bits of a row id that number a caller's memories; the bits above
+/// number the caller. Each caller's memories thus occupy one contiguous
+/// range of row ids, which the full-text index can seek to directly.
+const SEQ_BITS: u32 = 32;
+/// The largest per-caller sequence number.
+const MAX_SEQ: i64 = (1 << SEQ_BITS) - 1;
+/// The most rows one query term contributes to a search: beyond it, the
+/// term is so common in this caller's memories that only its newest
+/// matches are scored.
+const MAX_TERM_ROWS: i64 = 2_000;
+
+/// Columns read to rebuild a [`Memory`], in the order [`memory_from_row`]
+/// expects.
+const MEMORY_COLUMNS: &str = "id, content, sector, salience, decay_lambda, tags, metadata, \
+     agent_id, conversation_id, fact_key, fact_value, fact_is_name, created_at, updated_at";
+
+/// Recall's default memory store: one SQLite file on local disk (WAL
+/// journal, FTS5 full-text index), one writer connection and a small pool
+/// of read-only connections, every call run on Tokio's blocking pool.
+///
+/// Cloning is cheap and shares the connections.
+///
+/// ```
+/// use recall_embedded::EmbeddedStore;
+/// use recall_memory::{MemoryStore, NewMemory, SearchQuery};
+/// use recall_model::{MemorySector, PhoneNumber};
+///
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = std::env::temp_dir().join(format!("recall-doc-{}", std::process::id()));
+/// let store = EmbeddedStore::open(dir.join("memory.db"))?;
+/// let caller = PhoneNumber::parse("+16125550123")?;
+/// store
+///     .add(&caller, NewMemory::new(
+///         "Caller asked about refinancing the mortgage on their Elm Street house",
+///         MemorySector::Episodic,
+///     ))
+///     .await?;
+/// let hits = store.search(&caller, &SearchQuery::new("refinance", 5)).await?;
+/// assert_eq!(hits.len(), 1);
+/// # drop(store);
+/// # std::fs::remove_dir_all(dir)?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("path", &self.inner.path)
+            .field("options", &self.inner.options)
+            .finish()
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    options: EmbeddedOptions,
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+/// A caller's row in `users`.
+#[derive(Clone, Copy, Debug)]
+struct UserRow {
+    slot: i64,
+    next_seq: i64,
+    memory_count: i64,
+    token_total: i64,
+}
+
+impl UserRow {
+    fn first_id(self) -> i64 {
+        self.slot << SEQ_BITS
+    }
+
+    fn last_id(self) -> i64 {
+        (self.slot << SEQ_BITS) | MAX_SEQ
+    }
+
+    fn owns(self, id: i64) -> bool {
+        id >> SEQ_BITS == self.slot
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed, with its parent directories) the memory
+    /// database at `path` with the default [`EmbeddedOptions`].
+    ///
+    /// Fails with an error naming the path when the file is not a SQLite
+    /// database or is damaged ([`OpenError::Corrupt`]), was written by a
+    /// newer Recall ([`OpenError::NewerSchema`]), belongs to another
+    /// application ([`OpenError::Foreign`]) or is locked by another
+    /// process or connection ([`OpenError::Locked`]).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_with(path, EmbeddedOptions::default())
+    }
+
+    /// Opens the memory database at `path` with `options`.
+    pub fn open_with(path: impl AsRef<Path>, options: EmbeddedOptions) -> Result<Self, OpenError> {
+        options.validate()?;
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| OpenError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        let writer = schema::open_writer(&path, &options)?;
+        let readers = (0..options.readers)
+            .map(|_| schema::open_reader(&path, &options).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                options,
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Adds memories for many callers in one transaction, on the calling
+    /// thread. For bulk loads (benchmarks, imports), not for request
+    /// paths: it blocks. Returns how many memories were written.
+    #[doc(hidden)]
+    pub fn bulk_add_blocking(
+        &self,
+        batches: Vec<(PhoneNumber, Vec<NewMemory>)>,
+    ) -> Result<usize, MemoryError> {
+        let mut conn = self.inner.writer();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(memory_error)?;
+        let now = UnixTimestamp::now();
+        let mut written = 0;
+        for (user, memories) in batches {
+            for (i, m) in memories.iter().enumerate() {
+                validate_new(m, Some(i))?;
+            }
+            let mut row = ensure_user(&tx, &user)?;
+            for m in &memories {
+                add_one(&tx, &mut row, &user, m, now)?;
+                written += 1;
+            }
+            save_user(&tx, row)?;
+        }
+        tx.commit().map_err(memory_error)?;
+        Ok(written)
+    }
+
+    async fn run<T, F>(&self, work: F) -> Result<T, MemoryError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, MemoryError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || work(&inner))
+            .await
+            .map_err(|e| MemoryError::Internal(format!("embedded store task failed: {e}")))?
+    }
+}
+
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding a connection leaves no transaction open
+    // (rusqlite rolls back on drop), so the connection is still usable.
+    conn.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Inner {
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.writer)
+    }
+
+    /// A free read-only connection, or (all busy) the next in turn.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let n = self.readers.len();
+        for i in 0..n {
+            if let Ok(guard) = self.readers[(start + i) % n].try_lock() {
+                return guard;
+            }
+        }
+        lock(&self.readers[start % n])
+    }
+
+    fn write<T>(
+        &self,
+        work: impl FnOnce(&Transaction<'_>) -> Result<T, MemoryError>,
+    ) -> Result<T, MemoryError> {
+        let mut conn = self.writer();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(memory_error)?;
+        let out = work(&tx)?;
+        tx.commit().map_err(memory_error)?;
+        Ok(out)
+    }
+
+    fn read<T>(
+        &self,
+        work: impl FnOnce(&Transaction<'_>) -> Result<T, MemoryError>,
+    ) -> Result<T, MemoryError> {
+        let mut conn = self.reader();
+        // One read transaction: every statement sees the same snapshot.
+        let tx = conn.transaction().map_err(memory_error)?;
+        let out = work(&tx)?;
+        tx.finish().map_err(memory_error)?;
+        Ok(out)
+    }
+}
+
+fn corrupt(what: impl std::fmt::Display) -> MemoryError {
+    MemoryError::Internal(format!("embedded store: unreadable row: {what}"))
+}
+
+fn format_id(id: i64) -> MemoryId {
+    MemoryId::new(format!("mem_{id:016x}")).expect("a formatted id is a valid key")
+}
+
+fn parse_id(id: &MemoryId) -> Option<i64> {
+    let hex = id.as_str().strip_prefix("mem_")?;
+    if hex.len() != 16 {
+        return None;
+    }
+    i64::from_str_radix(hex, 16).ok().filter(|v| *v > 0)
+}
+
+fn validate_new(memory: &NewMemory, index: Option<usize>) -> Result<(), MemoryError> {
+    memory.validate().map_err(|e| match (e, index) {
+        (MemoryError::Rejected(why), Some(i)) => {
+            MemoryError::Rejected(format!("memories[{i}].{why}"))
+        }
+        (e, _) => e,
+    })
+}
+
+fn load_user(tx: &Connection, user: &PhoneNumber) -> Result<Option<UserRow>, MemoryError> {
+    tx.prepare_cached(
+        "SELECT slot, next_seq, memory_count, token_total FROM users WHERE phone = ?1",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_row([user.as_str()], |r| {
+            Ok(UserRow {
+                slot: r.get(0)?,
+                next_seq: r.get(1)?,
+                memory_count: r.get(2)?,
+                token_total: r.get(3)?,
+            })
+        })
+        .optional()
+    })
+    .map_err(memory_error)
+}
+
+fn ensure_user(tx: &Connection, user: &PhoneNumber) -> Result<UserRow, MemoryError> {
+    if let Some(row) = load_user(tx, user)? {
+        return Ok(row);
+    }
+    tx.prepare_cached("INSERT INTO users (phone) VALUES (?1)")
+        .and_then(|mut stmt| stmt.execute([user.as_str()]))
+        .map_err(memory_error)?;
+    load_user(tx, user)?
+        .ok_or_else(|| MemoryError::Internal("embedded store: new caller row vanished".into()))
+}
+
+fn save_user(tx: &Connection, row: UserRow) -> Result<(), MemoryError> {
+    tx.prepare_cached(
+        "UPDATE users SET next_seq = ?2, memory_count = ?3, token_total = ?4 WHERE slot = ?1",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            row.slot,
+            row.next_seq,
+            row.memory_count,
+            row.token_total
+        ])
+    })
+    .map_err(memory_error)?;
+    Ok(())
+}
+
+fn memory_from_row(user: &PhoneNumber, r: &Row<'_>) -> Result<Memory, MemoryError> {
+    let get = |e: rusqlite::Error| corrupt(e);
+    let id: i64 = r.get(0).map_err(get)?;
+    let sector: String = r.get(2).map_err(get)?;
+    let tags: String = r.get(5).map_err(get)?;
+    let metadata: String = r.get(6).map_err(get)?;
+    let agent: Option<String> = r.get(7).map_err(get)?;
+    let conversation: Option<String> = r.get(8).map_err(get)?;
+    let fact_key: Option<String> = r.get(9).map_err(get)?;
+    let fact = match fact_key {
+        Some(key) => Some(Fact {
+            key: FactKey::new(key).map_err(corrupt)?,
+            value: r
+                .get::<_, Option<String>>(10)
+                .map_err(get)?
+                .unwrap_or_default(),
+            is_name: r.get::<_, Option<bool>>(11).map_err(get)?.unwrap_or(false),
+        }),
+        None => None,
+    };
+    Ok(Memory {
+        id: format_id(id),
+        user_id: user.clone(),
+        content: r.get(1).map_err(get)?,
+        sector: MemorySector::parse(&sector).map_err(corrupt)?,
+        salience: Salience::new(r.get(3).map_err(get)?).map_err(corrupt)?,
+        decay_lambda: DecayLambda::new(r.get(4).map_err(get)?).map_err(corrupt)?,
+        tags: serde_json::from_str(&tags).map_err(corrupt)?,
+        metadata: serde_json::from_str(&metadata).map_err(corrupt)?,
+        agent_id: agent
+            .as_deref()
+            .map(AgentId::parse)
+            .transpose()
+            .map_err(corrupt)?,
+        conversation_id: conversation
+            .as_deref()
+            .map(ConversationId::parse)
+            .transpose()
+            .map_err(corrupt)?,
+        fact,
+        created_at: UnixTimestamp::from_secs(r.get(12).map_err(get)?).map_err(corrupt)?,
+        updated_at: UnixTimestamp::from_secs(r.get(13).map_err(get)?).map_err(corrupt)?,
+    })
+}
+
+fn load_memory(
+    tx: &Connection,
+    user: &PhoneNumber,
+    id: i64,
+) -> Result<Option<Memory>, MemoryError> {
+    let mut stmt = tx
+        .prepare_cached(&format!(
+            "SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ?1"
+        ))
+        .map_err(memory_error)?;
+    let mut rows = stmt.query([id]).map_err(memory_error)?;
+    match rows.next().map_err(memory_error)? {
+        Some(row) => memory_from_row(user, row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Loads memory `id` if it belongs to the caller of `row`.
+fn owned_memory(
+    tx: &Connection,
+    user: &PhoneNumber,
+    row: Option<UserRow>,
+    id: &MemoryId,
+) -> Result<(UserRow, i64, Memory), MemoryError> {
+    let not_found = || MemoryError::NotFound(id.clone());
+    let row = row.ok_or_else(not_found)?;
+    let raw = parse_id(id)
+        .filter(|raw| row.owns(*raw))
+        .ok_or_else(not_found)?;
+    let memory = load_memory(tx, user, raw)?.ok_or_else(not_found)?;
+    Ok((row, raw, memory))
+}
+
+fn idempotency_key_of(tx: &Connection, id: i64) -> Result<Option<String>, MemoryError> {
+    tx.prepare_cached("SELECT idempotency_key FROM memories WHERE id = ?1")
+        .and_then(|mut stmt| stmt.query_row([id], |r| r.get(0)).optional())
+        .map(Option::flatten)
+        .map_err(memory_error)
+}
+
+/// Deletes one memory row and its index entry; keeps a snapshot for its
+/// idempotency key so that replaying the write that created it still
+/// changes nothing.
+fn delete_row(
+    tx: &Connection,
+    user: &PhoneNumber,
+    row: &mut UserRow,
+    id: i64,
+) -> Result<(), MemoryError> {
+    if let Some(key) = idempotency_key_of(tx, id)?
+        && let Some(memory) = load_memory(tx, user, id)?
+    {
+        let snapshot = serde_json::to_string(&memory).map_err(corrupt)?;
+        tx.prepare_cached("UPDATE idempotency SET snapshot = ?3 WHERE slot = ?1 AND key = ?2")
+            .and_then(|mut s| s.execute(params![row.slot, key, snapshot]))
+            .map_err(memory_error)?;
+    }
+    let n_tokens: i64 = tx
+        .prepare_cached("DELETE FROM memories WHERE id = ?1 RETURNING n_tokens")
+        .and_then(|mut s| s.query_row([id], |r| r.get(0)))
+        .map_err(memory_error)?;
+    tx.prepare_cached("DELETE FROM memories_fts WHERE rowid = ?1")
+        .and_then(|mut s| s.execute([id]))
+        .map_err(memory_error)?;
+    row.memory_count -= 1;
+    row.token_total -= n_tokens;
+    Ok(())
+}
+
+fn index(tx: &Connection, id: i64, body: &str) -> Result<(), MemoryError> {
+    tx.prepare_cached("INSERT INTO memories_fts (rowid, body) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![id, body]))
+        .map_err(memory_error)?;
+    Ok(())
+}
+
+fn body_of(content: &str, tags: &[String], fact: Option<&Fact>) -> String {
+    text::index_body(
+        content,
+        tags,
+        fact.map(|f| (f.key.as_str(), f.value.as_str())),
+    )
+}
+
+/// Adds one validated memory inside `tx`, keeping idempotency and
+/// supersession. `row` is updated in memory; the caller saves it.
+fn add_one(
+    tx: &Connection,
+    row: &mut UserRow,
+    user: &PhoneNumber,
+    new: &NewMemory,
+    now: UnixTimestamp,
+) -> Result<AddOutcome, MemoryError> {
+    if let Some(key) = &new.idempotency_key {
+        let seen: Option<(i64, Option<String>)> = tx
+            .prepare_cached(
+                "SELECT memory_id, snapshot FROM idempotency WHERE slot = ?1 AND key = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![row.slot, key.as_str()], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+            })
+            .map_err(memory_error)?;
+        if let Some((id, snapshot)) = seen {
+            if let Some(memory) = load_memory(tx, user, id)? {
+                return Ok(AddOutcome::Duplicate(memory));
+            }
+            let snapshot = snapshot.ok_or_else(|| corrupt("idempotency key without memory"))?;
+            let memory: Memory = serde_json::from_str(&snapshot).map_err(corrupt)?;
+            return Ok(AddOutcome::Duplicate(memory));
+        }
+    }
+
+    let mut replaced = Vec::new();
+    if let Some(fact) = &new.fact {
+        let ids: Vec<i64> = tx
+            .prepare_cached("SELECT id FROM memories WHERE slot = ?1 AND fact_key = ?2 ORDER BY id")
+            .and_then(|mut s| {
+                s.query_map(params![row.slot, fact.key.as_str()], |r| r.get(0))?
+                    .collect()
+            })
+            .map_err(memory_error)?;
+        for id in ids {
+            delete_row(tx, user, row, id)?;
+            replaced.push(format_id(id));
+        }
+    }
+
+    if row.next_seq > MAX_SEQ {
+        return Err(MemoryError::Rejected(format!(
+            "caller has reached the limit of {MAX_SEQ} memory writes"
+        )));
+    }
+    let id = (row.slot << SEQ_BITS) | row.next_seq;
+    row.next_seq += 1;
+    let body = body_of(&new.content, &new.tags, new.fact.as_ref());
+    let n_tokens = text::token_count(&body);
+    let created_at = new.occurred_at.unwrap_or(now);
+    let tags = serde_json::to_string(&new.tags).map_err(corrupt)?;
+    let metadata = serde_json::to_string(&new.metadata).map_err(corrupt)?;
+    tx.prepare_cached(
+        "INSERT INTO memories (id, slot, content, sector, salience, decay_lambda, tags, metadata, \
+         agent_id, conversation_id, fact_key, fact_value, fact_is_name, idempotency_key, \
+         n_tokens, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            id,
+            row.slot,
+            new.content,
+            new.sector.as_str(),
+            new.salience.get(),
+            new.effective_decay().per_day(),
+            tags,
+            metadata,
+            new.agent_id.as_ref().map(AgentId::as_str),
+            new.conversation_id.as_ref().map(ConversationId::as_str),
+            new.fact.as_ref().map(|f| f.key.as_str()),
+            new.fact.as_ref().map(|f| f.value.as_str()),
+            new.fact.as_ref().map(|f| f.is_name),
+            new.idempotency_key.as_ref().map(IdempotencyKey::as_str),
+            n_tokens,
+            created_at.as_secs(),
+            now.as_secs(),
+        ])
+    })
+    .map_err(memory_error)?;
+    index(tx, id, &body)?;
+    if let Some(key) = &new.idempotency_key {
+        tx.prepare_cached("INSERT INTO idempotency (slot, key, memory_id) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| s.execute(params![row.slot, key.as_str(), id]))
+            .map_err(memory_error)?;
+    }
+    row.memory_count += 1;
+    row.token_total += n_tokens;
+
+    let memory = Memory {
+        id: format_id(id),
+        user_id: user.clone(),
+        content: new.content.clone(),
+        sector: new.sector,
+        salience: new.salience,
+        decay_lambda: new.effective_decay(),
+        tags: new.tags.clone(),
+        metadata: new.metadata.clone(),
+        agent_id: new.agent_id.clone(),
+        conversation_id: new.conversation_id.clone(),
+        fact: new.fact.clone(),
+        created_at,
+        updated_at: now,
+    };
+    Ok(if replaced.is_empty() {
+        AddOutcome::Created(memory)
+    } else {
+        AddOutcome::Superseded { memory, replaced }
+    })
+}
+
+/// What ranking needs of a candidate memory.
+struct Candidate {
+    id: i64,
+    score: f64,
+    created_at: i64,
+}
+
+/// Best first: higher score, then newer, then later write.
+fn better(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
+    b.score
+        .total_cmp(&a.score)
+        .then(b.created_at.cmp(&a.created_at))
+        .then(b.id.cmp(&a.id))
+}
+
+/// Keeps the best `k` candidates.
+struct TopK {
+    k: usize,
+    items: Vec<Candidate>,
+}
+
+impl TopK {
+    fn push(&mut self, c: Candidate) {
+        self.items.push(c);
+        if self.items.len() > self.k * 4 {
+            self.trim();
+        }
+    }
+
+    fn trim(&mut self) {
+        self.items.sort_by(better);
+        self.items.truncate(self.k);
+    }
+
+    /// The score a candidate must beat to enter (once `k` are held).
+    fn threshold(&mut self) -> Option<f64> {
+        if self.items.len() < self.k {
+            return None;
+        }
+        self.trim();
+        self.items.last().map(|c| c.score)
+    }
+}
+
+struct Attributes {
+    sector: MemorySector,
+    salience: f64,
+    decay: DecayLambda,
+    agent: Option<String>,
+    n_tokens: i64,
+    created_at: i64,
+}
+
+fn attributes(tx: &Connection, id: i64) -> Result<Option<Attributes>, MemoryError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT sector, salience, decay_lambda, agent_id, n_tokens, created_at \
+             FROM memories WHERE id = ?1",
+        )
+        .map_err(memory_error)?;
+    let mut rows = stmt.query([id]).map_err(memory_error)?;
+    let Some(r) = rows.next().map_err(memory_error)? else {
+        return Ok(None);
+    };
+    let sector: String = r.get(0).map_err(corrupt)?;
+    Ok(Some(Attributes {
+        sector: MemorySector::parse(&sector).map_err(corrupt)?,
+        salience: r.get(1).map_err(corrupt)?,
+        decay: DecayLambda::new(r.get(2).map_err(corrupt)?).map_err(corrupt)?,
+        agent: r.get(3).map_err(corrupt)?,
+        n_tokens: r.get(4).map_err(corrupt)?,
+        created_at: r.get(5).map_err(corrupt)?,
+    }))
+}
+
+fn passes(filter: &MemoryFilter, a: &Attributes) -> bool {
+    filter.sector.is_none_or(|s| s == a.sector)
+        && filter.min_salience.is_none_or(|s| a.salience >= s.get())
+        && filter
+            .agent_id
+            .as_ref()
+            .is_none_or(|want| a.agent.as_deref() == Some(want.as_str()))
+}
+
+fn search_blocking(
+    tx: &Connection,
+    user: &PhoneNumber,
+    query: &SearchQuery,
+) -> Result<Vec<ScoredMemory>, MemoryError> {
+    let Some(row) = load_user(tx, user)? else {
+        return Ok(Vec::new());
+    };
+    if row.memory_count <= 0 {
+        return Ok(Vec::new());
+    }
+    let k = query.effective_k();
+    let now = query.now.unwrap_or_else(UnixTimestamp::now).as_secs();
+    let n = row.memory_count as f64;
+    let avg_len = row.token_total as f64 / n;
+    let terms = text::query_terms(&query.text);
+
+    // Per term: the caller's memories holding it (newest first, capped).
+    let mut matched: HashMap<i64, Vec<usize>> = HashMap::new();
+    let mut idfs = Vec::with_capacity(terms.len());
+    {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?1 \
+                 AND rowid BETWEEN ?2 AND ?3 ORDER BY rowid DESC LIMIT ?4",
+            )
+            .map_err(memory_error)?;
+        for (t, term) in terms.iter().enumerate() {
+            let ids: Vec<i64> = stmt
+                .query_map(
+                    params![
+                        text::fts_prefix_query(term),
+                        row.first_id(),
+                        row.last_id(),
+                        MAX_TERM_ROWS
+                    ],
+                    |r| r.get(0),
+                )
+                .and_then(Iterator::collect)
+                .map_err(memory_error)?;
+            idfs.push(rank::idf(n, ids.len() as f64));
+            for id in ids {
+                matched.entry(id).or_default().push(t);
+            }
+        }
+    }
+    let best_possible: f64 = idfs.iter().map(|i| rank::max_term_weight(*i)).sum();
+
+    // Candidates in order of their best possible score, so that the scan
+    // can stop once no remaining one can enter the top k.
+    let mut candidates: Vec<(f64, i64)> = matched
+        .iter()
+        .map(|(id, ts)| {
+            (
+                ts.iter().map(|t| rank::max_term_weight(idfs[*t])).sum(),
+                *id,
+            )
+        })
+        .collect();
+    candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
+
+    let mut top = TopK {
+        k,
+        items: Vec::with_capacity(k * 4 + 1),
+    };
+    let mut seen = 0usize;
+    for (bound, id) in candidates {
+        seen += 1;
+        if (seen.is_multiple_of(16) || seen == k + 1)
+            && let Some(threshold) = top.threshold()
+            && bound / best_possible * rank::MAX_SECTOR_WEIGHT < threshold
+        {
+            break;
+        }
+        let Some(a) = attributes(tx, id)? else {
+            continue;
+        };
+        if !passes(&query.filter, &a) {
+            continue;
+        }
+        let len = a.n_tokens as f64;
+        let text_score: f64 = matched[&id]
+            .iter()
+            .map(|t| rank::term_weight(idfs[*t], len, avg_len))
+            .sum();
+        let relevance = text_score / best_possible;
+        let score = relevance
+            * rank::sector_weight(a.sector)
+            * rank::importance(a.salience, a.decay.factor(now - a.created_at));
+        top.push(Candidate {
+            id,
+            score,
+            created_at: a.created_at,
+        });
+    }
+    top.trim();
+
+    let mut out = Vec::with_capacity(top.items.len());
+    for c in top.items {
+        if let Some(memory) = load_memory(tx, user, c.id)? {
+            out.push(ScoredMemory {
+                memory,
+                score: c.score,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A list cursor: the position after the last item of a page.
+fn encode_cursor(created_at: i64, id: i64) -> String {
+    format!("{created_at}.{id:x}")
+}
+
+fn decode_cursor(cursor: &str) -> Result<(i64, i64), MemoryError> {
+    let bad = || MemoryError::Rejected("cursor: not a cursor this store issued".into());
+    let (at, id) = cursor.split_once('.').ok_or_else(bad)?;
+    let at = at.parse::<i64>().map_err(|_| bad())?;
+    let id = i64::from_str_radix(id, 16).map_err(|_| bad())?;
+    Ok((at, id))
+}
+
+fn list_blocking(
+    tx: &Connection,
+    user: &PhoneNumber,
+    request: &ListRequest,
+) -> Result<MemoryPage, MemoryError> {
+    let after = request.cursor.as_deref().map(decode_cursor).transpose()?;
+    let Some(row) = load_user(tx, user)? else {
+        return Ok(MemoryPage {
+            items: Vec::new(),
+            next_cursor: None,
+        });
+    };
+    let limit = request.effective_limit();
+    let (at, id) = after.unwrap_or((i64::MAX, i64::MAX));
+    let filter = &request.filter;
+    let mut stmt = tx
+        .prepare_cached(&format!(
+            "SELECT {MEMORY_COLUMNS} FROM memories \
+             WHERE slot = ?1 AND (created_at < ?2 OR (created_at = ?2 AND id < ?3)) \
+             AND (?4 IS NULL OR sector = ?4) AND (?5 IS NULL OR salience >= ?5) \
+             AND (?6 IS NULL OR agent_id = ?6) \
+             ORDER BY created_at DESC, id DESC LIMIT ?7"
+        ))
+        .map_err(memory_error)?;
+    let mut rows = stmt
+        .query(params![
+            row.slot,
+            at,
+            id,
+            filter.sector.map(MemorySector::as_str),
+            filter.min_salience.map(Salience::get),
+            filter.agent_id.as_ref().map(AgentId::as_str),
+            limit as i64 + 1,
+        ])
+        .map_err(memory_error)?;
+    let mut items = Vec::with_capacity(limit + 1);
+    while let Some(r) = rows.next().map_err(memory_error)? {
+        items.push(memory_from_row(user, r)?);
+    }
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items
+            .last()
+            .and_then(|m| parse_id(&m.id).map(|raw| encode_cursor(m.created_at.as_secs(), raw)))
+    } else {
+        None
+    };
+    Ok(MemoryPage { items, next_cursor })
+}
+
+fn update_blocking(
+    tx: &Connection,
+    user: &PhoneNumber,
+    id: &MemoryId,
+    update: MemoryUpdate,
+) -> Result<Memory, MemoryError> {
+    if let Some(content) = &update.content {
+        if content.trim().is_empty() {
+            return Err(MemoryError::Rejected("content: must not be empty".into()));
+        }
+        if content.len() > MAX_CONTENT_LEN {
+            return Err(MemoryError::Rejected(format!(
+                "content: must be at most {MAX_CONTENT_LEN} bytes (got {})",
+                content.len()
+            )));
+        }
+    }
+    let (mut row, raw, mut memory) = owned_memory(tx, user, load_user(tx, user)?, id)?;
+    let reindex = update.content.is_some() || update.tags.is_some();
+    if let Some(content) = update.content {
+        memory.content = content;
+    }
+    if let Some(salience) = update.salience {
+        memory.salience = salience;
+    }
+    if let Some(tags) = update.tags {
+        memory.tags = tags;
+    }
+    if let Some(metadata) = update.metadata {
+        memory.metadata.extend(metadata);
+    }
+    memory.updated_at = UnixTimestamp::now().max(memory.updated_at);
+    let body = body_of(&memory.content, &memory.tags, memory.fact.as_ref());
+    let n_tokens = text::token_count(&body);
+    let old_tokens: i64 = tx
+        .prepare_cached("SELECT n_tokens FROM memories WHERE id = ?1")
+        .and_then(|mut s| s.query_row([raw], |r| r.get(0)))
+        .map_err(memory_error)?;
+    tx.prepare_cached(
+        "UPDATE memories SET content = ?2, salience = ?3, tags = ?4, metadata = ?5, \
+         n_tokens = ?6, updated_at = ?7 WHERE id = ?1",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            raw,
+            memory.content,
+            memory.salience.get(),
+            serde_json::to_string(&memory.tags).unwrap_or_else(|_| "[]".into()),
+            serde_json::to_string(&memory.metadata).unwrap_or_else(|_| "{}".into()),
+            n_tokens,
+            memory.updated_at.as_secs(),
+        ])
+    })
+    .map_err(memory_error)?;
+    if reindex {
+        tx.prepare_cached("DELETE FROM memories_fts WHERE rowid = ?1")
+            .and_then(|mut s| s.execute([raw]))
+            .map_err(memory_error)?;
+        index(tx, raw, &body)?;
+    }
+    row.token_total += n_tokens - old_tokens;
+    save_user(tx, row)?;
+    Ok(memory)
+}
+
+fn erase_blocking(tx: &Connection, user: &PhoneNumber) -> Result<u64, MemoryError> {
+    let Some(row) = load_user(tx, user)? else {
+        return Ok(0);
+    };
+    let ids: Vec<i64> = tx
+        .prepare_cached("SELECT id FROM memories WHERE slot = ?1")
+        .and_then(|mut s| s.query_map([row.slot], |r| r.get(0))?.collect())
+        .map_err(memory_error)?;
+    {
+        let mut del = tx
+            .prepare_cached("DELETE FROM memories_fts WHERE rowid = ?1")
+            .map_err(memory_error)?;
+        for id in &ids {
+            del.execute([id]).map_err(memory_error)?;
+        }
+    }
+    let erased = tx
+        .execute("DELETE FROM memories WHERE slot = ?1", [row.slot])
+        .map_err(memory_error)?;
+    tx.execute("DELETE FROM idempotency WHERE slot = ?1", [row.slot])
+        .map_err(memory_error)?;
+    tx.execute("DELETE FROM users WHERE slot = ?1", [row.slot])
+        .map_err(memory_error)?;
+    Ok(erased as u64)
+}
+
+fn profile_blocking(tx: &Connection, user: &PhoneNumber) -> Result<UserProfile, MemoryError> {
+    let Some(row) = load_user(tx, user)? else {
+        return Ok(UserProfile::from_facts(user.clone(), [], 0));
+    };
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT fact_key, fact_value, fact_is_name, created_at FROM memories \
+             WHERE slot = ?1 AND fact_key IS NOT NULL",
+        )
+        .map_err(memory_error)?;
+    let facts: Vec<(Fact, UnixTimestamp)> = stmt
+        .query_map([row.slot], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<bool>>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(memory_error)?
+        .into_iter()
+        .map(|(key, value, is_name, at)| {
+            Ok((
+                Fact {
+                    key: FactKey::new(key).map_err(corrupt)?,
+                    value: value.unwrap_or_default(),
+                    is_name: is_name.unwrap_or(false),
+                },
+                UnixTimestamp::from_secs(at).map_err(corrupt)?,
+            ))
+        })
+        .collect::<Result<_, MemoryError>>()?;
+    Ok(UserProfile::from_facts(
+        user.clone(),
+        facts.iter().map(|(f, at)| (f, *at)),
+        u64::try_from(row.memory_count).unwrap_or(0),
+    ))
+}
+
+#[async_trait]
+impl MemoryStore for EmbeddedStore {
+    async fn add(&self, user: &PhoneNumber, memory: NewMemory) -> Result<AddOutcome, MemoryError> {
+        validate_new(&memory, None)?;
+        let user = user.clone();
+        self.run(move |inner| {
+            inner.write(|tx| {
+                let mut row = ensure_user(tx, &user)?;
+                let outcome = add_one(tx, &mut row, &user, &memory, UnixTimestamp::now())?;
+                if !outcome.is_duplicate() {
+                    save_user(tx, row)?;
+                }
+                Ok(outcome)
+            })
+        })
+        .await
+    }
+
+    async fn add_batch(
+        &self,
+        user: &PhoneNumber,
+        memories: Vec<NewMemory>,
+    ) -> Result<Vec<AddOutcome>, MemoryError> {
+        for (i, m) in memories.iter().enumerate() {
+            validate_new(m, Some(i))?;
+        }
+        if memories.is_empty() {
+            return Ok(Vec::new());
+        }
+        let user = user.clone();
+        self.run(move |inner| {
+            inner.write(|tx| {
+                let mut row = ensure_user(tx, &user)?;
+                let now = UnixTimestamp::now();
+                let outcomes = memories
+                    .iter()
+                    .map(|m| add_one(tx, &mut row, &user, m, now))
+                    .collect::<Result<Vec<_>, _>>()?;
+                save_user(tx, row)?;
+                Ok(outcomes)
+            })
+        })
+        .await
+    }
+
+    async fn search(
+        &self,
+        user: &PhoneNumber,
+        query: &SearchQuery,
+    ) -> Result<Vec<ScoredMemory>, MemoryError> {
+        let user = user.clone();
+        let query = query.clone();
+        self.run(move |inner| inner.read(|tx| search_blocking(tx, &user, &query)))
+            .await
+    }
+
+    async fn list(
+        &self,
+        user: &PhoneNumber,
+        request: &ListRequest,
+    ) -> Result<MemoryPage, MemoryError> {
+        let user = user.clone();
+        let request = request.clone();
+        self.run(move |inner| inner.read(|tx| list_blocking(tx, &user, &request)))
+            .await
+    }
+
+    async fn get(&self, user: &PhoneNumber, id: &MemoryId) -> Result<Memory, MemoryError> {
+        let user = user.clone();
+        let id = id.clone();
+        self.run(move |inner| {
+            inner.read(|tx| owned_memory(tx, &user, load_user(tx, &user)?, &id).map(|(_, _, m)| m))
+        })
+        .await
+    }
+
+    async fn update(
+        &self,
+        user: &PhoneNumber,
+        id: &MemoryId,
+        update: MemoryUpdate,
+    ) -> Result<Memory, MemoryError> {
+        let user = user.clone();
+        let id = id.clone();
+        self.run(move |inner| inner.write(|tx| update_blocking(tx, &user, &id, update)))
+            .await
+    }
+
+    async fn delete(&self, user: &PhoneNumber, id: &MemoryId) -> Result<(), MemoryError> {
+        let user = user.clone();
+        let id = id.clone();
+        self.run(move |inner| {
+            inner.write(|tx| {
+                let (mut row, raw, _) = owned_memory(tx, &user, load_user(tx, &user)?, &id)?;
+                delete_row(tx, &user, &mut row, raw)?;
+                save_user(tx, row)
+            })
+        })
+        .await
+    }
+
+    async fn erase_user(&self, user: &PhoneNumber) -> Result<u64, MemoryError> {
+        let user = user.clone();
+        self.run(move |inner| inner.write(|tx| erase_blocking(tx, &user)))
+            .await
+    }
+
+    async fn profile(&self, user: &PhoneNumber) -> Result<UserProfile, MemoryError> {
+        let user = user.clone();
+        self.run(move |inner| inner.read(|tx| profile_blocking(tx, &user)))
+            .await
+    }
+
+    async fn health(&self) -> Result<(), MemoryError> {
+        self.run(|inner| {
+            inner.read(|tx| {
+                tx.query_row("SELECT count(*) FROM users", [], |r| r.get::<_, i64>(0))
+                    .map_err(memory_error)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_foreign_ids_do_not_parse() {
+        let raw = (7_i64 << SEQ_BITS) | 42;
+        assert_eq!(parse_id(&format_id(raw)), Some(raw));
+        assert_eq!(parse_id(&MemoryId::new("mem_xyz").unwrap()), None);
+        assert_eq!(
+            parse_id(&MemoryId::new("3f2b1c1e-0000-4000-8000-000000000000").unwrap()),
+            None
+        );
+    }
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_rejected() {
+        assert_eq!(
+            decode_cursor(&encode_cursor(1_700_000_000, 0xabc)).unwrap(),
+            (1_700_000_000, 0xabc)
+        );
+        let err = decode_cursor("not-a-cursor").unwrap_err();
+        assert!(err.to_string().contains("cursor"), "{err}");
+    }
+}

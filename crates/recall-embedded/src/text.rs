@@ -1,0 +1,219 @@
+//! Turning text into index bodies and safe FTS5 queries.
+//!
+//! SQLite's `porter unicode61` tokenizer does the stemming; this module
+//! adds what it cannot: digit-only forms of phone-style numbers (so
+//! `978-2029`, `9782029` and `2029` all find `+1 (612) 978-2029`), and a
+//! query builder that never passes user text to FTS5 as syntax.
+
+/// Words the query builder drops because nearly every memory or question
+/// contains them. A query made only of such words keeps them.
+const STOPWORDS: &[&str] = &[
+    "a", "about", "all", "am", "an", "and", "any", "anything", "are", "as", "at", "be", "been",
+    "but", "by", "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "he",
+    "her", "hers", "him", "his", "how", "i", "if", "in", "is", "it", "its", "me", "my", "of", "on",
+    "or", "our", "she", "so", "that", "the", "their", "them", "they", "this", "to", "us", "was",
+    "we", "were", "what", "whats", "when", "where", "which", "who", "why", "will", "with", "would",
+    "you", "your", "caller", "callers", "agent", "tell", "know", "remember", "ever", "there",
+    "again", "some", "get", "got",
+];
+
+/// The most terms one query is split into; the rest are ignored.
+pub(crate) const MAX_QUERY_TERMS: usize = 12;
+
+/// Shortest digit-only form indexed as a phone-style token.
+const MIN_PHONE_DIGITS: usize = 7;
+/// Shortest suffix of a phone-style number that is indexed (last four).
+const MIN_SUFFIX_DIGITS: usize = 4;
+/// Longest run of digits treated as a phone number (E.164 maximum).
+const MAX_PHONE_DIGITS: usize = 15;
+
+/// Lower-cased runs of letters and digits, in order.
+pub(crate) fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Digit groups separated only by phone punctuation (space, `-`, `.`,
+/// `(`, `)`, `/`, `+`), joined: `+1 (612) 978-2029` gives
+/// `16129782029`. Groups that join to fewer than two digits are skipped.
+fn joined_digit_groups(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut groups = 0usize;
+    let mut in_digits = false;
+    let mut flush = |current: &mut String, groups: &mut usize| {
+        if *groups > 0 && current.len() >= 2 {
+            out.push(std::mem::take(current));
+        }
+        current.clear();
+        *groups = 0;
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            if !in_digits {
+                groups += 1;
+            }
+            in_digits = true;
+            current.push(c);
+        } else if matches!(c, ' ' | '-' | '.' | '(' | ')' | '/' | '+') {
+            in_digits = false;
+        } else {
+            in_digits = false;
+            flush(&mut current, &mut groups);
+        }
+    }
+    flush(&mut current, &mut groups);
+    out
+}
+
+/// Extra tokens to index for the phone-style numbers in `text`: each
+/// number's digits joined, and every suffix of at least four digits, so
+/// that a fragment such as the last four digits finds it.
+pub(crate) fn phone_tokens(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for digits in joined_digit_groups(text) {
+        if !(MIN_PHONE_DIGITS..=MAX_PHONE_DIGITS).contains(&digits.len()) {
+            continue;
+        }
+        for start in 0..=digits.len() - MIN_SUFFIX_DIGITS {
+            let suffix = &digits[start..];
+            if !out.iter().any(|t| t == suffix) {
+                out.push(suffix.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// The text the full-text index holds for a memory: its content, its
+/// tags, its fact's key and value, and the phone-style tokens of all of
+/// them.
+pub(crate) fn index_body(content: &str, tags: &[String], fact: Option<(&str, &str)>) -> String {
+    let mut body = String::with_capacity(content.len() + 64);
+    body.push_str(content);
+    for tag in tags {
+        body.push('\n');
+        body.push_str(tag);
+    }
+    if let Some((key, value)) = fact {
+        body.push('\n');
+        body.push_str(key);
+        body.push('\n');
+        body.push_str(value);
+    }
+    let extra = phone_tokens(&body);
+    for token in extra {
+        body.push('\n');
+        body.push_str(&token);
+    }
+    body
+}
+
+/// How many words a body has (the document length used by the ranking).
+pub(crate) fn token_count(body: &str) -> i64 {
+    i64::try_from(words(body).len()).unwrap_or(i64::MAX)
+}
+
+/// The search terms of a user's query: lower-cased words of two or more
+/// characters (or any digits), stop words removed unless nothing else is
+/// left, joined digit groups of phone-style fragments added, duplicates
+/// removed, at most [`MAX_QUERY_TERMS`].
+pub(crate) fn query_terms(text: &str) -> Vec<String> {
+    let all: Vec<String> = words(text)
+        .into_iter()
+        .filter(|w| w.chars().count() >= 2 || w.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    let content: Vec<String> = all
+        .iter()
+        .filter(|w| !STOPWORDS.contains(&w.as_str()))
+        .cloned()
+        .collect();
+    let mut terms = if content.is_empty() { all } else { content };
+    for joined in joined_digit_groups(text) {
+        if joined.len() >= MIN_SUFFIX_DIGITS && !terms.contains(&joined) {
+            terms.push(joined);
+        }
+    }
+    let mut unique: Vec<String> = Vec::with_capacity(terms.len());
+    for term in terms {
+        if !unique.contains(&term) {
+            unique.push(term);
+        }
+    }
+    unique.truncate(MAX_QUERY_TERMS);
+    unique
+}
+
+/// The FTS5 query for one term: the term as a quoted string (quotes
+/// doubled, so nothing in it is FTS5 syntax) followed by the prefix
+/// operator, so `refinance` also finds `refinancing`.
+pub(crate) fn fts_prefix_query(term: &str) -> String {
+    format!("\"{}\"*", term.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_are_indexed_as_digits_and_suffixes() {
+        let tokens = phone_tokens("Call back on +1 (612) 978-2029 after 5");
+        assert!(tokens.contains(&"16129782029".to_owned()));
+        assert!(tokens.contains(&"6129782029".to_owned()));
+        assert!(tokens.contains(&"9782029".to_owned()));
+        assert!(tokens.contains(&"2029".to_owned()));
+        assert!(!tokens.iter().any(|t| t.len() < 4));
+    }
+
+    #[test]
+    fn short_numbers_are_not_phone_numbers() {
+        assert!(phone_tokens("Arrived at 5 pm on the 12th, paid 300").is_empty());
+    }
+
+    #[test]
+    fn query_terms_drop_stop_words_but_keep_content() {
+        assert_eq!(
+            query_terms("Did we talk about the refinance?"),
+            vec!["talk", "refinance"]
+        );
+        assert_eq!(query_terms("what's her name"), vec!["name"]);
+        // Only stop words: they are kept rather than searching for nothing.
+        assert_eq!(query_terms("who is she"), vec!["who", "is", "she"]);
+    }
+
+    #[test]
+    fn query_terms_join_phone_fragments() {
+        let terms = query_terms("number ending 978-2029");
+        assert!(terms.contains(&"9782029".to_owned()), "{terms:?}");
+        assert!(terms.contains(&"2029".to_owned()), "{terms:?}");
+    }
+
+    #[test]
+    fn query_terms_are_capped_and_unique() {
+        let terms = query_terms(&"alpha beta alpha gamma ".repeat(20));
+        assert_eq!(terms, vec!["alpha", "beta", "gamma"]);
+        let many: String = (0..40).map(|i| format!("word{i} ")).collect();
+        assert_eq!(query_terms(&many).len(), MAX_QUERY_TERMS);
+    }
+
+    #[test]
+    fn fts_queries_quote_everything() {
+        assert_eq!(fts_prefix_query("refinance"), "\"refinance\"*");
+        assert_eq!(fts_prefix_query("a\"b"), "\"a\"\"b\"*");
+    }
+
+    #[test]
+    fn index_body_includes_tags_fact_and_phone_forms() {
+        let body = index_body(
+            "Caller's phone: 612-978-2029",
+            &["contact".to_owned()],
+            Some(("mobile_number", "612-978-2029")),
+        );
+        assert!(body.contains("contact"));
+        assert!(body.contains("mobile_number"));
+        assert!(body.contains("6129782029"));
+        assert!(token_count(&body) > 5);
+    }
+}
