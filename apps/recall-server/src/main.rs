@@ -1,6 +1,198 @@
-//! The `recall` command (the server arrives with its own issue).
+//! The `recall` command: serve the webhooks, sign a test event, replay
+//! stored events, forget a caller, check the configuration.
 
-fn main() {
-    eprintln!("recall: the server is not built yet");
-    std::process::exit(2);
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use recall_model::{ConversationId, PhoneNumber};
+use recall_server::Application;
+use recall_server::config::{Config, EnvVars, SecretSource};
+use recall_signature::{Secret, sign};
+
+/// Recall gives ElevenLabs voice agents a long-term memory of their callers.
+///
+/// Configuration comes from built-in defaults, then recall.toml (--config or
+/// RECALL_CONFIG, else ./recall.toml when present), then the environment.
+/// See docs/configuration.md for every setting.
+#[derive(Debug, Parser)]
+#[command(name = "recall", version, propagate_version = true)]
+struct Cli {
+    /// The configuration file (TOML). Default: $RECALL_CONFIG, else
+    /// ./recall.toml when it exists.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the webhooks (the default command). Stops gracefully on
+    /// SIGTERM or Ctrl-C, leaving unprocessed post-call events on disk.
+    Serve,
+    /// Print the ElevenLabs-Signature header value for a body, exactly as
+    /// ElevenLabs computes it (t=<unix secs>,v0=<hex HMAC-SHA256>), to test
+    /// the post-call webhook with curl.
+    Sign {
+        /// The webhook secret. Default: the configured post-call secret
+        /// (ELEVENLABS_POST_CALL_KEY, or the one generated on the first run).
+        #[arg(long, value_name = "SECRET")]
+        secret: Option<String>,
+        /// The signed time in unix seconds. Default: now.
+        #[arg(long, value_name = "UNIX_SECONDS")]
+        timestamp: Option<u64>,
+        /// The body to sign, byte for byte (`-` reads standard input).
+        file: PathBuf,
+    },
+    /// Process stored post-call events again into memories (all, or one
+    /// conversation's), e.g. after a store outage or a store change.
+    Replay {
+        /// Only this conversation.
+        #[arg(long, value_name = "ID")]
+        conversation: Option<String>,
+    },
+    /// Delete every memory of one caller (GDPR erasure).
+    Forget {
+        /// The caller's number in E.164 form, e.g. +16129782029.
+        number: String,
+    },
+    /// Print the effective configuration, secrets redacted, and check it.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("recall: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(cli: &Cli) -> anyhow::Result<Config> {
+    Ok(Config::load(cli.config.as_deref(), &EnvVars::process())?)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        None | Some(Command::Serve) => serve(&load(cli)?),
+        Some(Command::Sign {
+            secret,
+            timestamp,
+            file,
+        }) => {
+            let secret = match secret {
+                Some(s) => {
+                    Secret::new(s.as_str()).map_err(|e| anyhow::anyhow!("invalid --secret: {e}"))?
+                }
+                None => configured_post_call_secret(&load(cli)?)?,
+            };
+            let mut body = Vec::new();
+            if file.as_os_str() == "-" {
+                std::io::stdin().read_to_end(&mut body)?;
+            } else {
+                body = std::fs::read(file)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            }
+            let timestamp = timestamp.unwrap_or_else(recall_server::auth::now_unix);
+            println!("{}", sign(&body, &secret, timestamp));
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Replay { conversation }) => {
+            let config = load(cli)?;
+            let conversation = conversation
+                .as_deref()
+                .map(ConversationId::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--conversation: {e}"))?;
+            runtime()?.block_on(async {
+                let service = recall_server::open_service(&config, None)?;
+                let report = service.replay(conversation.as_ref()).await?;
+                println!("{report:?}");
+                anyhow::Ok(ExitCode::SUCCESS)
+            })
+        }
+        Some(Command::Forget { number }) => {
+            let config = load(cli)?;
+            let caller = PhoneNumber::parse(number).map_err(|e| anyhow::anyhow!("{e}"))?;
+            runtime()?.block_on(async {
+                let service = recall_server::open_service(&config, None)?;
+                let report = service.forget(&caller).await?;
+                println!("forgot {}: {report:?}", caller.masked());
+                anyhow::Ok(ExitCode::SUCCESS)
+            })
+        }
+        Some(Command::CheckConfig) => {
+            let config = load(cli)?;
+            if let Some(file) = &config.config_file {
+                println!("# from {} and the environment", file.display());
+            } else {
+                println!("# from the defaults and the environment");
+            }
+            print!("{}", config.describe());
+            println!("# configuration is valid");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn configured_post_call_secret(config: &Config) -> anyhow::Result<Secret> {
+    let key = &config.secrets.post_call;
+    if key.source == SecretSource::Configured
+        && let Some(first) = key.secrets.iter().next()
+    {
+        return Ok(first.clone());
+    }
+    let path = config.generated_secrets_path();
+    let saved = recall_server::secrets_file::read(&path)?;
+    match saved.get("post_call_key") {
+        Some(value) => Secret::new(value.as_str()).map_err(|e| anyhow::anyhow!("{e}")),
+        None => anyhow::bail!(
+            "no post-call secret: pass --secret, set ELEVENLABS_POST_CALL_KEY, or run `recall serve` once to generate {}",
+            path.display()
+        ),
+    }
+}
+
+fn serve(config: &Config) -> anyhow::Result<ExitCode> {
+    recall_server::telemetry::init_stderr(config.log_format, &config.log_filter);
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let app = Application::build(config.clone()).await?;
+        print_secrets_notice(config, app.generated_secrets());
+        app.run_until_stopped().await?;
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn print_secrets_notice(config: &Config, generated: bool) {
+    let any_generated = config
+        .secrets
+        .each()
+        .iter()
+        .any(|(_, k)| k.source != SecretSource::Configured);
+    if !any_generated {
+        return;
+    }
+    let path = config.generated_secrets_path();
+    let verb = if generated { "Generated" } else { "Using" };
+    eprintln!(
+        "\n{verb} webhook secrets in {path} (mode 0600). Read them with `cat {path}`:\n  \
+         post_call_key   -> the post-call webhook's secret in ElevenLabs; `recall sign FILE` uses it\n  \
+         client_data_key -> header `X-Api-Key` on the conversation-initiation webhook\n  \
+         search_data_key -> header `X-Api-Key` on the search tool\n\
+         Set ELEVENLABS_POST_CALL_KEY, ELEVENLABS_CLIENT_DATA_KEY and ELEVENLABS_SEARCH_DATA_KEY to use your own.\n",
+        path = path.display()
+    );
 }

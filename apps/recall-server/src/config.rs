@@ -1,0 +1,1160 @@
+//! Configuration: built-in defaults, then `recall.toml`, then the
+//! environment, validated once at start-up.
+//!
+//! Every setting has a key (used in `recall.toml`) and an environment
+//! variable (the seed's names such as `ELEVENLABS_POST_CALL_KEY`, or
+//! `RECALL_<KEY>` for the rest). A bad value stops start-up with a
+//! [`ConfigError`] naming the setting and what is allowed.
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Format, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use recall_signature::{Secret, Secrets};
+
+use crate::net::IpNet;
+
+/// The environment variable naming the configuration file.
+pub const CONFIG_ENV: &str = "RECALL_CONFIG";
+
+/// One known setting: its key in `recall.toml`, its environment variable,
+/// its default (as text, `None` when unset by default) and what it means.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// The key in `recall.toml`.
+    pub key: &'static str,
+    /// The environment variable.
+    pub env: &'static str,
+    /// The default, as it would be written.
+    pub default: Option<&'static str>,
+    /// Whether the value is a secret (never printed).
+    pub secret: bool,
+    /// What it is.
+    pub help: &'static str,
+}
+
+const fn setting(
+    key: &'static str,
+    env: &'static str,
+    default: Option<&'static str>,
+    help: &'static str,
+) -> Setting {
+    Setting {
+        key,
+        env,
+        default,
+        secret: false,
+        help,
+    }
+}
+
+const fn secret(key: &'static str, env: &'static str, help: &'static str) -> Setting {
+    Setting {
+        key,
+        env,
+        default: None,
+        secret: true,
+        help,
+    }
+}
+
+/// Every setting Recall reads, in the order `check-config` prints them.
+pub const SETTINGS: &[Setting] = &[
+    setting(
+        "bind",
+        "RECALL_BIND",
+        Some("127.0.0.1:8080"),
+        "address and port to listen on (port 0 picks a free port)",
+    ),
+    setting(
+        "store",
+        "RECALL_STORE",
+        Some("embedded"),
+        "memory store: embedded, openmemory or memory (lost on exit)",
+    ),
+    setting(
+        "data_dir",
+        "RECALL_DATA_DIR",
+        Some("./data"),
+        "directory for the embedded store, payloads and generated secrets",
+    ),
+    setting(
+        "embedded_db_path",
+        "OPENMEMORY_DB_PATH",
+        None,
+        "the embedded store's file (default: <data_dir>/recall.db)",
+    ),
+    setting(
+        "payload_dir",
+        "PAYLOAD_STORAGE_PATH",
+        None,
+        "where raw post-call events are kept (default: <data_dir>/payloads)",
+    ),
+    setting(
+        "openmemory_url",
+        "OPENMEMORY_PORT",
+        Some("8080"),
+        "OpenMemory's port on localhost, or its full URL (store = openmemory)",
+    ),
+    secret(
+        "openmemory_key",
+        "OPENMEMORY_KEY",
+        "OpenMemory API key, sent as a bearer token (store = openmemory)",
+    ),
+    setting(
+        "openmemory_timeout_ms",
+        "RECALL_OPENMEMORY_TIMEOUT_MS",
+        Some("2000"),
+        "timeout of one OpenMemory request, in milliseconds",
+    ),
+    secret(
+        "post_call_key",
+        "ELEVENLABS_POST_CALL_KEY",
+        "post-call webhook HMAC secret(s), comma-separated for rotation",
+    ),
+    secret(
+        "client_data_key",
+        "ELEVENLABS_CLIENT_DATA_KEY",
+        "client-data webhook shared secret(s), comma-separated for rotation",
+    ),
+    secret(
+        "search_data_key",
+        "ELEVENLABS_SEARCH_DATA_KEY",
+        "search-data tool shared secret(s), comma-separated for rotation",
+    ),
+    secret(
+        "elevenlabs_api_key",
+        "ELEVENLABS_API_KEY",
+        "ElevenLabs API key (accepted for compatibility with the seed; not needed to serve)",
+    ),
+    setting(
+        "log_format",
+        "RECALL_LOG_FORMAT",
+        Some("auto"),
+        "auto (pretty at a terminal, JSON otherwise), pretty or json",
+    ),
+    setting(
+        "log_filter",
+        "RECALL_LOG",
+        Some("info"),
+        "tracing filter directives, e.g. info,recall_server=debug",
+    ),
+    setting(
+        "post_call_max_bytes",
+        "RECALL_POST_CALL_MAX_BYTES",
+        Some("67108864"),
+        "largest post-call body accepted, in bytes (64 MiB)",
+    ),
+    setting(
+        "webhook_max_bytes",
+        "RECALL_WEBHOOK_MAX_BYTES",
+        Some("65536"),
+        "largest client-data or search-data body accepted, in bytes (64 KiB)",
+    ),
+    setting(
+        "request_timeout_ms",
+        "RECALL_REQUEST_TIMEOUT_MS",
+        Some("5000"),
+        "time a client has to send its request head, in milliseconds",
+    ),
+    setting(
+        "disconnect_timeout_ms",
+        "RECALL_DISCONNECT_TIMEOUT_MS",
+        Some("1000"),
+        "time a client has to close its connection after a response, in milliseconds",
+    ),
+    setting(
+        "keep_alive_secs",
+        "RECALL_KEEP_ALIVE_SECS",
+        Some("30"),
+        "idle keep-alive of a connection, in seconds (0 turns keep-alive off)",
+    ),
+    setting(
+        "body_timeout_secs",
+        "RECALL_BODY_TIMEOUT_SECS",
+        Some("60"),
+        "longest time a client may take to send a request body, in seconds",
+    ),
+    setting(
+        "shutdown_timeout_secs",
+        "RECALL_SHUTDOWN_TIMEOUT_SECS",
+        Some("30"),
+        "on SIGTERM/SIGINT, how long in-flight requests get to finish, in seconds",
+    ),
+    setting(
+        "workers",
+        "RECALL_WORKERS",
+        Some("0"),
+        "HTTP worker threads (0: one per CPU core)",
+    ),
+    setting(
+        "greeting_budget_ms",
+        "RECALL_GREETING_BUDGET_MS",
+        Some("300"),
+        "longest time client-data may wait for the store before greeting with defaults, in ms",
+    ),
+    setting(
+        "search_k",
+        "RECALL_SEARCH_K",
+        Some("5"),
+        "how many memories search-data returns at most (1 to 100)",
+    ),
+    setting(
+        "signature_tolerance_secs",
+        "RECALL_SIGNATURE_TOLERANCE_SECS",
+        Some("1800"),
+        "oldest signature timestamp accepted, in seconds (ElevenLabs' SDK: 30 minutes)",
+    ),
+    setting(
+        "signature_future_secs",
+        "RECALL_SIGNATURE_FUTURE_SECS",
+        Some("300"),
+        "furthest a signature timestamp may be ahead of the clock, in seconds",
+    ),
+    setting(
+        "ip_allowlist",
+        "RECALL_IP_ALLOWLIST",
+        Some(""),
+        "comma-separated client IPs or CIDR ranges allowed to call the webhooks (empty: any)",
+    ),
+    setting(
+        "trusted_proxies",
+        "RECALL_TRUSTED_PROXIES",
+        Some(""),
+        "comma-separated proxy IPs or CIDR ranges whose X-Forwarded-For is believed",
+    ),
+];
+
+/// Looks a setting up by key.
+fn find(key: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.key == key)
+}
+
+/// The setting behind an environment variable name, if any.
+fn key_for_env(name: &str) -> Option<&'static str> {
+    SETTINGS.iter().find(|s| s.env == name).map(|s| s.key)
+}
+
+/// A configuration that cannot be used. The message names the setting
+/// (its key and environment variable) and what is allowed; it never
+/// contains a secret.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    message: String,
+}
+
+impl ConfigError {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+
+    fn invalid(key: &str, value: &str, allowed: &str) -> Self {
+        let setting = find(key);
+        let env = setting.map_or("", |s| s.env);
+        let shown = if setting.is_some_and(|s| s.secret) {
+            "[redacted]".to_owned()
+        } else {
+            format!("{value:?}")
+        };
+        Self::new(format!(
+            "invalid setting `{key}` ({env}): got {shown}; allowed: {allowed}"
+        ))
+    }
+}
+
+/// Where the environment comes from: the process (production) or a given
+/// list (tests, which run in parallel and must not share the process
+/// environment).
+#[derive(Debug, Clone, Default)]
+pub struct EnvVars(Vec<(String, String)>);
+
+impl EnvVars {
+    /// The process environment.
+    pub fn process() -> Self {
+        Self(std::env::vars().collect())
+    }
+
+    /// The given variables only.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+
+    /// The value of one variable.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Provider for EnvVars {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("environment variable(s)")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for (name, value) in &self.0 {
+            if let Some(key) = key_for_env(name) {
+                dict.insert(key.to_owned(), Value::from(value.clone()));
+            }
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// Which memory store to run on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// The embedded store in this file.
+    Embedded {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// OpenMemory over HTTP.
+    OpenMemory {
+        /// Its base URL.
+        url: String,
+        /// Its API key.
+        key: Option<RedactedText>,
+        /// Timeout of one request.
+        timeout: Duration,
+    },
+    /// The in-memory store (lost on exit; for tests and demos).
+    Memory,
+}
+
+impl StoreConfig {
+    /// The store's name as configured.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Embedded { .. } => "embedded",
+            Self::OpenMemory { .. } => "openmemory",
+            Self::Memory => "memory",
+        }
+    }
+}
+
+/// A secret kept as plain text whose `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedactedText(String);
+
+impl RedactedText {
+    /// The value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RedactedText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Pretty at a terminal, JSON otherwise.
+    Auto,
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where a webhook's secrets came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretSource {
+    /// Configured (file or environment).
+    Configured,
+    /// Generated on a first run and kept in the data directory.
+    Generated,
+    /// Not configured yet: `serve` will generate (or reuse) them.
+    Missing,
+}
+
+/// The secrets of one webhook.
+#[derive(Debug, Clone)]
+pub struct WebhookKey {
+    /// The accepted secrets (several while rotating).
+    pub secrets: Secrets,
+    /// Where they came from.
+    pub source: SecretSource,
+}
+
+/// The secrets of the three webhooks.
+#[derive(Debug, Clone)]
+pub struct WebhookSecrets {
+    /// `ELEVENLABS_POST_CALL_KEY`: HMAC secrets of the post-call webhook.
+    pub post_call: WebhookKey,
+    /// `ELEVENLABS_CLIENT_DATA_KEY`: shared secrets of client-data.
+    pub client_data: WebhookKey,
+    /// `ELEVENLABS_SEARCH_DATA_KEY`: shared secrets of search-data.
+    pub search_data: WebhookKey,
+}
+
+impl WebhookSecrets {
+    /// The three keys with their setting keys.
+    pub fn each(&self) -> [(&'static str, &WebhookKey); 3] {
+        [
+            ("post_call_key", &self.post_call),
+            ("client_data_key", &self.client_data),
+            ("search_data_key", &self.search_data),
+        ]
+    }
+
+    fn each_mut(&mut self) -> [(&'static str, &mut WebhookKey); 3] {
+        [
+            ("post_call_key", &mut self.post_call),
+            ("client_data_key", &mut self.client_data),
+            ("search_data_key", &mut self.search_data),
+        ]
+    }
+}
+
+/// Body size limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest post-call body, in bytes.
+    pub post_call_max_bytes: u64,
+    /// Largest client-data or search-data body, in bytes.
+    pub webhook_max_bytes: usize,
+}
+
+/// Connection and request timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Time to receive a request head.
+    pub client_request: Duration,
+    /// Time for a client to close after the response.
+    pub client_disconnect: Duration,
+    /// Idle keep-alive (zero: off).
+    pub keep_alive: Duration,
+    /// Longest time to receive a body.
+    pub body: Duration,
+    /// Grace period for in-flight requests at shutdown.
+    pub shutdown: Duration,
+}
+
+/// Which clients may call the webhooks.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkPolicy {
+    /// Allowed client addresses; empty allows any.
+    pub allowlist: Vec<IpNet>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub bind: SocketAddr,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Where raw post-call events are kept.
+    pub payload_dir: PathBuf,
+    /// The memory store.
+    pub store: StoreConfig,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter directives.
+    pub log_filter: String,
+    /// The webhooks' secrets.
+    pub secrets: WebhookSecrets,
+    /// The ElevenLabs API key, if given.
+    pub elevenlabs_api_key: Option<RedactedText>,
+    /// Body limits.
+    pub limits: Limits,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// HTTP workers (0: one per core).
+    pub workers: usize,
+    /// How long client-data may wait for the store.
+    pub greeting_budget: Duration,
+    /// How many memories search returns.
+    pub search_k: usize,
+    /// Past tolerance of signature timestamps, in seconds.
+    pub signature_tolerance_secs: u64,
+    /// Future tolerance of signature timestamps, in seconds.
+    pub signature_future_secs: u64,
+    /// Client-IP policy.
+    pub network: NetworkPolicy,
+    /// The configuration file read, if any.
+    pub config_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then `file` (or the file named by
+    /// `RECALL_CONFIG` in `env`, or `./recall.toml` when it exists), then
+    /// `env`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first bad setting.
+    pub fn load(file: Option<&Path>, env: &EnvVars) -> Result<Self, ConfigError> {
+        let file: Option<PathBuf> = match file {
+            Some(path) => Some(path.to_owned()),
+            None => match env.get(CONFIG_ENV).filter(|v| !v.is_empty()) {
+                Some(path) => Some(PathBuf::from(path)),
+                None => {
+                    let default = PathBuf::from("recall.toml");
+                    default.is_file().then_some(default)
+                }
+            },
+        };
+        let mut figment = Figment::new();
+        if let Some(path) = &file {
+            if !path.is_file() {
+                return Err(ConfigError::new(format!(
+                    "configuration file {} (--config or {CONFIG_ENV}) does not exist or is not a file",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(env.clone());
+        let values: BTreeMap<String, Value> = figment.extract().map_err(|e| {
+            ConfigError::new(format!(
+                "cannot read the configuration{}: {e}",
+                file.as_ref()
+                    .map(|p| format!(" file {}", p.display()))
+                    .unwrap_or_default()
+            ))
+        })?;
+        let mut raw = BTreeMap::new();
+        for (key, value) in values {
+            if find(&key).is_none() {
+                return Err(ConfigError::new(format!(
+                    "unknown setting `{key}` in {}; known settings: {}",
+                    file.as_ref()
+                        .map_or_else(|| "the configuration".into(), |p| p.display().to_string()),
+                    SETTINGS
+                        .iter()
+                        .map(|s| s.key)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            raw.insert(key.clone(), scalar_text(&key, &value)?);
+        }
+        let mut config = Self::from_raw(&raw)?;
+        config.config_file = file;
+        Ok(config)
+    }
+
+    fn from_raw(raw: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |key: &str| -> String {
+            raw.get(key)
+                .cloned()
+                .or_else(|| find(key).and_then(|s| s.default).map(str::to_owned))
+                .unwrap_or_default()
+        };
+        let opt = |key: &str| -> Option<String> {
+            raw.get(key)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+
+        let bind_text = get("bind");
+        let bind: SocketAddr = bind_text.trim().parse().map_err(|_| {
+            ConfigError::invalid(
+                "bind",
+                &bind_text,
+                "an IP address and port such as 127.0.0.1:8080 or [::1]:8080",
+            )
+        })?;
+
+        let data_dir = PathBuf::from(get("data_dir").trim());
+        if data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("data_dir", "", "a directory path"));
+        }
+        let payload_dir = opt("payload_dir")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("payloads"));
+
+        let store_text = get("store");
+        let store = match store_text.trim() {
+            "embedded" => StoreConfig::Embedded {
+                path: opt("embedded_db_path")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| data_dir.join("recall.db")),
+            },
+            "openmemory" => StoreConfig::OpenMemory {
+                url: openmemory_url(&get("openmemory_url"))?,
+                key: opt("openmemory_key").map(RedactedText),
+                timeout: Duration::from_millis(number(
+                    "openmemory_timeout_ms",
+                    &get("openmemory_timeout_ms"),
+                    1,
+                    600_000,
+                )?),
+            },
+            "memory" => StoreConfig::Memory,
+            other => {
+                return Err(ConfigError::invalid(
+                    "store",
+                    other,
+                    "embedded, openmemory or memory",
+                ));
+            }
+        };
+
+        let format_text = get("log_format");
+        let log_format = match format_text.trim() {
+            "auto" => LogFormat::Auto,
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError::invalid(
+                    "log_format",
+                    other,
+                    "auto, pretty or json",
+                ));
+            }
+        };
+        let log_filter = get("log_filter");
+        if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
+            return Err(ConfigError::invalid(
+                "log_filter",
+                &log_filter,
+                "tracing directives such as info or info,recall_server=debug",
+            ));
+        }
+
+        let secrets = WebhookSecrets {
+            post_call: webhook_key("post_call_key", raw.get("post_call_key"))?,
+            client_data: webhook_key("client_data_key", raw.get("client_data_key"))?,
+            search_data: webhook_key("search_data_key", raw.get("search_data_key"))?,
+        };
+
+        const GIB: u64 = 1 << 30;
+        let limits = Limits {
+            post_call_max_bytes: number(
+                "post_call_max_bytes",
+                &get("post_call_max_bytes"),
+                1024,
+                4 * GIB,
+            )?,
+            webhook_max_bytes: usize::try_from(number(
+                "webhook_max_bytes",
+                &get("webhook_max_bytes"),
+                256,
+                16 << 20,
+            )?)
+            .unwrap_or(usize::MAX),
+        };
+        let timeouts = Timeouts {
+            client_request: Duration::from_millis(number(
+                "request_timeout_ms",
+                &get("request_timeout_ms"),
+                1,
+                600_000,
+            )?),
+            client_disconnect: Duration::from_millis(number(
+                "disconnect_timeout_ms",
+                &get("disconnect_timeout_ms"),
+                1,
+                600_000,
+            )?),
+            keep_alive: Duration::from_secs(number(
+                "keep_alive_secs",
+                &get("keep_alive_secs"),
+                0,
+                3600,
+            )?),
+            body: Duration::from_secs(number(
+                "body_timeout_secs",
+                &get("body_timeout_secs"),
+                1,
+                3600,
+            )?),
+            shutdown: Duration::from_secs(number(
+                "shutdown_timeout_secs",
+                &get("shutdown_timeout_secs"),
+                0,
+                3600,
+            )?),
+        };
+        let workers = usize::try_from(number("workers", &get("workers"), 0, 1024)?).unwrap_or(1);
+        let greeting_budget = Duration::from_millis(number(
+            "greeting_budget_ms",
+            &get("greeting_budget_ms"),
+            1,
+            60_000,
+        )?);
+        let search_k = usize::try_from(number("search_k", &get("search_k"), 1, 100)?).unwrap_or(5);
+        let signature_tolerance_secs = number(
+            "signature_tolerance_secs",
+            &get("signature_tolerance_secs"),
+            1,
+            7 * 24 * 3600,
+        )?;
+        let signature_future_secs = number(
+            "signature_future_secs",
+            &get("signature_future_secs"),
+            0,
+            24 * 3600,
+        )?;
+        let network = NetworkPolicy {
+            allowlist: nets("ip_allowlist", &get("ip_allowlist"))?,
+            trusted_proxies: nets("trusted_proxies", &get("trusted_proxies"))?,
+        };
+
+        Ok(Self {
+            bind,
+            data_dir,
+            payload_dir,
+            store,
+            log_format,
+            log_filter,
+            secrets,
+            elevenlabs_api_key: opt("elevenlabs_api_key").map(RedactedText),
+            limits,
+            timeouts,
+            workers,
+            greeting_budget,
+            search_k,
+            signature_tolerance_secs,
+            signature_future_secs,
+            network,
+            config_file: None,
+        })
+    }
+
+    /// The path of the file holding generated secrets.
+    pub fn generated_secrets_path(&self) -> PathBuf {
+        self.data_dir.join(GENERATED_SECRETS_FILE)
+    }
+
+    /// Fills the webhook secrets that are not configured: from the data
+    /// directory's generated-secrets file when it exists, else freshly
+    /// generated and saved there (mode 0600). Refuses when the server binds
+    /// a non-loopback address without configured secrets.
+    ///
+    /// Returns whether secrets were generated now.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] for a non-loopback bind without secrets, or when
+    /// the file cannot be read or written.
+    pub fn resolve_secrets(&mut self) -> Result<bool, ConfigError> {
+        let missing: Vec<&'static str> = self
+            .secrets
+            .each()
+            .into_iter()
+            .filter(|(_, k)| k.source == SecretSource::Missing)
+            .map(|(name, _)| name)
+            .collect();
+        if missing.is_empty() {
+            return Ok(false);
+        }
+        if !self.bind.ip().is_loopback() {
+            let names: Vec<String> = missing
+                .iter()
+                .map(|k| find(k).map_or((*k).to_owned(), |s| s.env.to_owned()))
+                .collect();
+            return Err(ConfigError::new(format!(
+                "refusing to listen on {} (not a loopback address) without configured webhook secrets: set {}",
+                self.bind,
+                names.join(", ")
+            )));
+        }
+        let path = self.generated_secrets_path();
+        let mut saved = crate::secrets_file::read(&path).map_err(|e| {
+            ConfigError::new(format!(
+                "cannot read generated secrets {}: {e}",
+                path.display()
+            ))
+        })?;
+        let mut generated = false;
+        for (name, key) in self.secrets.each_mut() {
+            if key.source != SecretSource::Missing {
+                continue;
+            }
+            let value = match saved.get(name) {
+                Some(value) => value.clone(),
+                None => {
+                    generated = true;
+                    let fresh = Secret::generate().map_err(|e| {
+                        ConfigError::new(format!("cannot generate a secret for `{name}`: {e}"))
+                    })?;
+                    let value = fresh.expose().to_owned();
+                    saved.insert(name.to_owned(), value.clone());
+                    value
+                }
+            };
+            let secret = Secret::new(value).map_err(|e| {
+                ConfigError::new(format!(
+                    "the generated secret `{name}` in {} is unusable: {e}",
+                    path.display()
+                ))
+            })?;
+            *key = WebhookKey {
+                secrets: Secrets::single(secret),
+                source: SecretSource::Generated,
+            };
+        }
+        if generated {
+            crate::secrets_file::write(&path, &saved).map_err(|e| {
+                ConfigError::new(format!(
+                    "cannot save generated secrets to {}: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+        Ok(generated)
+    }
+
+    /// The effective configuration as `recall.toml` lines, secrets
+    /// redacted, each with its environment variable.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        let mut line = |key: &str, value: String| {
+            let env = find(key).map_or("", |s| s.env);
+            let _ = writeln!(out, "{key} = {value}    # {env}");
+        };
+        let quoted = |s: &str| format!("{s:?}");
+        line("bind", quoted(&self.bind.to_string()));
+        line("store", quoted(self.store.name()));
+        line("data_dir", quoted(&self.data_dir.display().to_string()));
+        if let StoreConfig::Embedded { path } = &self.store {
+            line("embedded_db_path", quoted(&path.display().to_string()));
+        }
+        line(
+            "payload_dir",
+            quoted(&self.payload_dir.display().to_string()),
+        );
+        if let StoreConfig::OpenMemory { url, key, timeout } = &self.store {
+            line("openmemory_url", quoted(url));
+            line(
+                "openmemory_key",
+                quoted(if key.is_some() { "[redacted]" } else { "" }),
+            );
+            line("openmemory_timeout_ms", timeout.as_millis().to_string());
+        }
+        for (name, key) in self.secrets.each() {
+            let shown = match key.source {
+                SecretSource::Missing => format!(
+                    "\"\" (not set: `recall serve` generates one into {})",
+                    self.generated_secrets_path().display()
+                ),
+                SecretSource::Generated => format!(
+                    "\"[redacted]\" (generated, kept in {})",
+                    self.generated_secrets_path().display()
+                ),
+                SecretSource::Configured => {
+                    format!("\"[redacted]\" ({} secret(s))", key.secrets.len())
+                }
+            };
+            line(name, shown);
+        }
+        line(
+            "elevenlabs_api_key",
+            quoted(if self.elevenlabs_api_key.is_some() {
+                "[redacted]"
+            } else {
+                ""
+            }),
+        );
+        line(
+            "log_format",
+            quoted(match self.log_format {
+                LogFormat::Auto => "auto",
+                LogFormat::Pretty => "pretty",
+                LogFormat::Json => "json",
+            }),
+        );
+        line("log_filter", quoted(&self.log_filter));
+        line(
+            "post_call_max_bytes",
+            self.limits.post_call_max_bytes.to_string(),
+        );
+        line(
+            "webhook_max_bytes",
+            self.limits.webhook_max_bytes.to_string(),
+        );
+        line(
+            "request_timeout_ms",
+            self.timeouts.client_request.as_millis().to_string(),
+        );
+        line(
+            "disconnect_timeout_ms",
+            self.timeouts.client_disconnect.as_millis().to_string(),
+        );
+        line(
+            "keep_alive_secs",
+            self.timeouts.keep_alive.as_secs().to_string(),
+        );
+        line(
+            "body_timeout_secs",
+            self.timeouts.body.as_secs().to_string(),
+        );
+        line(
+            "shutdown_timeout_secs",
+            self.timeouts.shutdown.as_secs().to_string(),
+        );
+        line("workers", self.workers.to_string());
+        line(
+            "greeting_budget_ms",
+            self.greeting_budget.as_millis().to_string(),
+        );
+        line("search_k", self.search_k.to_string());
+        line(
+            "signature_tolerance_secs",
+            self.signature_tolerance_secs.to_string(),
+        );
+        line(
+            "signature_future_secs",
+            self.signature_future_secs.to_string(),
+        );
+        let join = |nets: &[IpNet]| {
+            quoted(
+                &nets
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
+        };
+        line("ip_allowlist", join(&self.network.allowlist));
+        line("trusted_proxies", join(&self.network.trusted_proxies));
+        out
+    }
+}
+
+/// The name of the generated-secrets file inside the data directory.
+pub const GENERATED_SECRETS_FILE: &str = "webhook-secrets.toml";
+
+fn scalar_text(key: &str, value: &Value) -> Result<String, ConfigError> {
+    match value {
+        Value::String(_, s) => Ok(s.clone()),
+        Value::Char(_, c) => Ok(c.to_string()),
+        Value::Bool(_, b) => Ok(b.to_string()),
+        Value::Num(_, n) => match (n.to_u128(), n.to_i128(), n.to_f64()) {
+            (Some(u), _, _) => Ok(u.to_string()),
+            (None, Some(i), _) => Ok(i.to_string()),
+            (None, None, Some(f)) => Ok(f.to_string()),
+            _ => Err(ConfigError::invalid(key, "?", "a number")),
+        },
+        Value::Array(_, items) => items
+            .iter()
+            .map(|item| scalar_text(key, item))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.join(",")),
+        Value::Empty(..) => Ok(String::new()),
+        Value::Dict(..) => Err(ConfigError::invalid(
+            key,
+            "a table",
+            "a string, a number or a list",
+        )),
+    }
+}
+
+fn number(key: &str, text: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+    let allowed = format!("a whole number from {min} to {max}");
+    let value: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::invalid(key, text, &allowed))?;
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::invalid(key, text, &allowed))
+    }
+}
+
+fn nets(key: &str, text: &str) -> Result<Vec<IpNet>, ConfigError> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>().map_err(|_| {
+                ConfigError::invalid(
+                    key,
+                    item,
+                    "comma-separated IP addresses or CIDR ranges such as 34.67.146.145 or 10.0.0.0/8",
+                )
+            })
+        })
+        .collect()
+}
+
+fn webhook_key(key: &str, raw: Option<&String>) -> Result<WebhookKey, ConfigError> {
+    let items: Vec<&str> = raw
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if items.is_empty() {
+        return Ok(WebhookKey {
+            secrets: Secrets::default(),
+            source: SecretSource::Missing,
+        });
+    }
+    let secrets = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            Secret::new(item).map_err(|e| {
+                ConfigError::invalid(
+                    key,
+                    "",
+                    &format!(
+                        "one or more comma-separated secrets without control characters (secret #{}: {e})",
+                        i + 1
+                    ),
+                )
+            })
+        })
+        .collect::<Result<Secrets, _>>()?;
+    Ok(WebhookKey {
+        secrets,
+        source: SecretSource::Configured,
+    })
+}
+
+fn openmemory_url(text: &str) -> Result<String, ConfigError> {
+    let text = text.trim();
+    let allowed = "a port number (1-65535) on localhost, or a URL such as http://openmemory:8080";
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return match text.parse::<u16>() {
+            Ok(port) if port > 0 => Ok(format!("http://127.0.0.1:{port}")),
+            _ => Err(ConfigError::invalid("openmemory_url", text, allowed)),
+        };
+    }
+    match url::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            Ok(text.trim_end_matches('/').to_owned())
+        }
+        _ => Err(ConfigError::invalid("openmemory_url", text, allowed)),
+    }
+}
+
+/// Whether an address is on this machine only.
+pub fn is_loopback(ip: IpAddr) -> bool {
+    ip.is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::load(None, &EnvVars::from_pairs(vars.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_serve_loopback_on_the_embedded_store_under_data() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.bind, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            c.store,
+            StoreConfig::Embedded {
+                path: PathBuf::from("./data/recall.db")
+            }
+        );
+        assert_eq!(c.payload_dir, PathBuf::from("./data/payloads"));
+        assert_eq!(c.limits.post_call_max_bytes, 64 << 20);
+        assert_eq!(c.limits.webhook_max_bytes, 64 << 10);
+        assert_eq!(c.secrets.post_call.source, SecretSource::Missing);
+    }
+
+    #[test]
+    fn seed_names_and_rotation_lists_are_read() {
+        let c = load(&[
+            ("ELEVENLABS_POST_CALL_KEY", "wsec_new, wsec_old"),
+            ("ELEVENLABS_CLIENT_DATA_KEY", "cd"),
+            ("OPENMEMORY_PORT", "9000"),
+            ("RECALL_STORE", "openmemory"),
+            ("PAYLOAD_STORAGE_PATH", "/tmp/p"),
+        ])
+        .unwrap();
+        assert_eq!(c.secrets.post_call.secrets.len(), 2);
+        assert_eq!(c.secrets.client_data.source, SecretSource::Configured);
+        assert_eq!(c.payload_dir, PathBuf::from("/tmp/p"));
+        match c.store {
+            StoreConfig::OpenMemory { url, .. } => assert_eq!(url, "http://127.0.0.1:9000"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_values_name_the_setting_and_what_is_allowed() {
+        let e = load(&[("RECALL_STORE", "postgres")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("RECALL_STORE") && e.contains("embedded, openmemory or memory"),
+            "{e}"
+        );
+        let e = load(&[("RECALL_BIND", "localhost")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("RECALL_BIND"), "{e}");
+        let e = load(&[("RECALL_SEARCH_K", "0")]).unwrap_err().to_string();
+        assert!(
+            e.contains("RECALL_SEARCH_K") && e.contains("1 to 100"),
+            "{e}"
+        );
+        let e = load(&[("RECALL_IP_ALLOWLIST", "1.2.3.4,nope")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("RECALL_IP_ALLOWLIST") && e.contains("nope"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors_or_descriptions() {
+        let e = load(&[("ELEVENLABS_POST_CALL_KEY", "ok,bad\u{7}secret")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ELEVENLABS_POST_CALL_KEY") && !e.contains("secret\u{7}"),
+            "{e}"
+        );
+        let c = load(&[("ELEVENLABS_SEARCH_DATA_KEY", "hunter2-very-secret")]).unwrap();
+        assert!(!c.describe().contains("hunter2"));
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_toml_file_is_layered_under_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("recall.toml");
+        std::fs::write(&path, "bind = \"127.0.0.1:9999\"\nsearch_k = 7\n").unwrap();
+        let c = Config::load(
+            Some(&path),
+            &EnvVars::from_pairs([("RECALL_SEARCH_K", "3")]),
+        )
+        .unwrap();
+        assert_eq!(c.bind.port(), 9999);
+        assert_eq!(c.search_k, 3);
+        std::fs::write(&path, "bnd = \"x\"\n").unwrap();
+        let e = Config::load(Some(&path), &EnvVars::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown setting `bnd`"), "{e}");
+    }
+}

@@ -1,0 +1,181 @@
+//! Prometheus metrics served at `GET /metrics` (OpenMetrics text format):
+//! requests by route and status, latency histograms by route, and the
+//! service's own counters (pending post-call events, store errors,
+//! greeting fallbacks, ...) read at scrape time.
+
+use std::fmt;
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use recall_service::Service;
+
+/// The labels of a request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The route pattern (`/webhook/post-call`) or `other`.
+    pub route: String,
+    /// The HTTP method.
+    pub method: String,
+    /// The status code.
+    pub status: u16,
+}
+
+/// The labels of a latency histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The route pattern or `other`.
+    pub route: String,
+}
+
+type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 100 µs to ~6.5 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 17))
+}
+
+/// The server's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: HistogramFamily,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// Metrics for a server running `service`.
+    pub fn new(service: Service) -> Self {
+        let mut registry = Registry::with_prefix("recall");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route, method and status",
+            requests.clone(),
+        );
+        let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by route",
+            latency.clone(),
+        );
+        registry.register_collector(Box::new(ServiceCollector(Arc::new(service))));
+        Self {
+            registry,
+            requests,
+            latency,
+        }
+    }
+
+    /// Records one answered request.
+    pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                method: method.to_owned(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Reads the service's counters at scrape time.
+struct ServiceCollector(Arc<Service>);
+
+impl fmt::Debug for ServiceCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ServiceCollector")
+    }
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), fmt::Error> {
+    let metric = ConstCounter::new(value);
+    let metric_encoder = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+    metric.encode(metric_encoder)
+}
+
+impl Collector for ServiceCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
+        let stats = self.0.stats();
+        let pending = ConstGauge::new(i64::try_from(self.0.pending_count()).unwrap_or(i64::MAX));
+        let metric_encoder = encoder.encode_descriptor(
+            "post_call_pending_events",
+            "Post-call events stored but not yet turned into memories",
+            None,
+            pending.metric_type(),
+        )?;
+        pending.encode(metric_encoder)?;
+        let e = &mut encoder;
+        counter(
+            e,
+            "store_errors",
+            "Memory-store calls that failed",
+            stats.store_errors(),
+        )?;
+        counter(
+            e,
+            "greeting_fallbacks",
+            "Greetings answered with defaults because the store was slow or failing",
+            stats.greeting_fallbacks(),
+        )?;
+        counter(
+            e,
+            "post_call_events_stored",
+            "Post-call events written durably (duplicates excluded)",
+            stats.events_stored(),
+        )?;
+        counter(
+            e,
+            "post_call_events_processed",
+            "Post-call events turned into memories",
+            stats.events_processed(),
+        )?;
+        counter(
+            e,
+            "post_call_duplicates",
+            "Redelivered post-call events acknowledged without change",
+            stats.duplicates(),
+        )?;
+        counter(
+            e,
+            "post_call_retries",
+            "Post-call processing attempts that failed and will be retried",
+            stats.retries(),
+        )?;
+        counter(
+            e,
+            "post_call_failures",
+            "Post-call events whose processing failed for good",
+            stats.processing_failures(),
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,190 @@
+//! The HTTP surface.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /webhook/client-data` | greet a ringing caller |
+//! | `POST /webhook/search-data` | the agent's memory tool |
+//! | `POST /webhook/post-call` | store a finished call's event durably |
+//! | `GET /health` | the process is alive |
+//! | `GET /ready` | the store answers and the payload directory is writable |
+//! | `GET /metrics` | Prometheus metrics |
+
+pub mod post_call;
+pub mod small;
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use tracing::Instrument as _;
+
+use crate::error::ApiError;
+use crate::net::client_ip;
+use crate::startup::AppState;
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/webhook/client-data")
+            .route(web::post().to(small::client_data))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/webhook/search-data")
+            .route(web::post().to(small::search_data))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/webhook/post-call")
+            .route(web::post().to(post_call::post_call))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/health")
+            .route(web::get().to(health))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/ready")
+            .route(web::get().to(ready))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route {} {}", req.method(), req.path()),
+    )
+    .error_response()
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.path()),
+    )
+    .error_response()
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    match state.service.ready().await {
+        Ok(()) => Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            Err(ApiError::unavailable(
+                "not ready: the memory store or the payload directory is unavailable",
+            ))
+        }
+    }
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics.render())
+}
+
+/// The routes whose label is their path; anything else is `other`, so
+/// that scanners cannot blow up the metrics' cardinality.
+const KNOWN_ROUTES: &[&str] = &[
+    "/webhook/client-data",
+    "/webhook/search-data",
+    "/webhook/post-call",
+    "/health",
+    "/ready",
+    "/metrics",
+];
+
+/// Middleware around every request: one span (with the conversation id
+/// once a handler knows it), the client-IP allowlist for the webhooks, and
+/// the request metrics.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let route = KNOWN_ROUTES
+        .iter()
+        .copied()
+        .find(|r| *r == req.path())
+        .unwrap_or("other");
+    let method = req.method().as_str().to_owned();
+    let span = tracing::info_span!(
+        "request",
+        %method,
+        route,
+        status = tracing::field::Empty,
+        conversation_id = tracing::field::Empty,
+        caller = tracing::field::Empty,
+    );
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+
+    let response = async {
+        if let Some(state) = &state
+            && route.starts_with("/webhook/")
+            && !state.config.network.allowlist.is_empty()
+        {
+            let peer = req.peer_addr().map(|a| a.ip());
+            let forwarded = req
+                .headers()
+                .get("X-Forwarded-For")
+                .and_then(|v| v.to_str().ok());
+            let allowed = peer.is_some_and(|peer| {
+                let ip = client_ip(peer, forwarded, &state.config.network.trusted_proxies);
+                state
+                    .config
+                    .network
+                    .allowlist
+                    .iter()
+                    .any(|n| n.contains(ip))
+            });
+            if !allowed {
+                tracing::warn!(peer = ?peer, "client address not in the allowlist");
+                let error = ApiError::forbidden("this client address may not call the webhooks");
+                let response = error.error_response();
+                return Ok(req.into_response(response));
+            }
+        }
+        next.call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body)
+    }
+    .instrument(span.clone())
+    .await;
+
+    let status = match &response {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => e.as_response_error().status_code().as_u16(),
+    };
+    span.record("status", status);
+    let elapsed = started.elapsed();
+    if let Some(state) = &state {
+        state
+            .metrics
+            .observe(route, &method, status, elapsed.as_secs_f64());
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+            "answered"
+        );
+    });
+    response
+}

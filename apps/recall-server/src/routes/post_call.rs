@@ -1,0 +1,87 @@
+//! `POST /webhook/post-call`: verify the `ElevenLabs-Signature` while the
+//! body streams to a staged file, and only then hand the event to the
+//! service, which stores it durably and acknowledges it. The body is never
+//! held whole in memory (audio events are tens of MiB).
+
+use actix_web::web;
+use actix_web::{HttpRequest, HttpResponse};
+use futures_util::StreamExt as _;
+use recall_service::IngestError;
+use recall_signature::SIGNATURE_HEADER;
+
+use crate::auth::{header, now_unix, reject};
+use crate::error::ApiError;
+use crate::routes::small::{announced_length, body_timeout};
+use crate::startup::AppState;
+
+/// Receives one post-call event.
+pub async fn post_call(
+    req: HttpRequest,
+    mut payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let config = &state.config;
+    let limit = config.limits.post_call_max_bytes;
+
+    // Header and clock first: a request that cannot be authentic is
+    // refused before a single body byte is read or written.
+    let mut verifier = state
+        .post_call
+        .start(header(&req, SIGNATURE_HEADER), now_unix())
+        .map_err(|e| reject(&e))?;
+    if announced_length(&req).is_some_and(|n| n > limit) {
+        return Err(ApiError::too_large(limit));
+    }
+
+    let mut staged = state.service.payloads().stage().await.map_err(|e| {
+        tracing::error!(error = %e, "cannot stage a post-call event");
+        ApiError::internal()
+    })?;
+    let receive = async {
+        let mut received: u64 = 0;
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::bad_request("body_unreadable", format!("cannot read the body: {e}"))
+            })?;
+            received += chunk.len() as u64;
+            if received > limit {
+                return Err(ApiError::too_large(limit));
+            }
+            verifier.update(&chunk);
+            staged.write(&chunk).await.map_err(|e| {
+                tracing::error!(error = %e, "cannot write a staged post-call event");
+                ApiError::internal()
+            })?;
+        }
+        Ok(())
+    };
+    tokio::time::timeout(config.timeouts.body, receive)
+        .await
+        .map_err(|_| body_timeout(config.timeouts.body))??;
+    // A bad signature drops `staged`, which removes its file.
+    verifier.finish().map_err(|e| reject(&e))?;
+
+    match state.service.ingest(staged).await {
+        Ok(ack) => {
+            tracing::Span::current().record("conversation_id", ack.conversation_id.as_str());
+            tracing::info!(
+                event_type = %ack.event_type,
+                duplicate = ack.duplicate,
+                "post-call event stored"
+            );
+            Ok(HttpResponse::Ok().json(serde_json::json!({
+                "status": if ack.duplicate { "duplicate" } else { "stored" },
+                "conversation_id": ack.conversation_id.as_str(),
+                "type": ack.event_type.to_string(),
+            })))
+        }
+        Err(IngestError::Invalid(reason)) => {
+            tracing::info!(%reason, "post-call event refused");
+            Err(ApiError::bad_request("invalid_event", reason))
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot store a post-call event");
+            Err(ApiError::internal())
+        }
+    }
+}

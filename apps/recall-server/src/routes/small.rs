@@ -1,0 +1,153 @@
+//! The two small webhooks: client-data (greet a ringing caller) and
+//! search-data (the agent's memory tool). Bodies are read whole, up to the
+//! configured limit (64 KiB by default), authenticated, then parsed.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::web::{self, BytesMut};
+use actix_web::{HttpRequest, HttpResponse};
+use futures_util::StreamExt as _;
+use recall_model::{ClientDataRequest, SearchDataRequest};
+use recall_service::SearchError;
+
+use crate::auth::check_small_webhook;
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// The body length announced by `Content-Length`, if any.
+pub fn announced_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The error for a client too slow to send its body.
+pub fn body_timeout(limit: Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        format!(
+            "the request body was not received within {} s",
+            limit.as_secs()
+        ),
+    )
+}
+
+/// Reads a whole body of at most `limit` bytes within `timeout`.
+///
+/// # Errors
+/// 413 past the limit (announced or actual), 408 when too slow, 400 when
+/// the connection breaks.
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+    timeout: Duration,
+) -> Result<BytesMut, ApiError> {
+    let limit_u64 = u64::try_from(limit).unwrap_or(u64::MAX);
+    if announced_length(req).is_some_and(|n| n > limit_u64) {
+        return Err(ApiError::too_large(limit_u64));
+    }
+    let read = async {
+        let mut body = BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::bad_request("body_unreadable", format!("cannot read the body: {e}"))
+            })?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::too_large(limit_u64));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| body_timeout(timeout))?
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "the body is empty; a JSON object is expected",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("the body is not valid JSON for this webhook: {e}"),
+        )
+    })
+}
+
+/// `POST /webhook/client-data`: answers 200 with the caller's greeting,
+/// or with the defaults when the caller is unknown, withheld or the store
+/// is failing.
+pub async fn client_data(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let config = &state.config;
+    let body = read_body(
+        &req,
+        payload,
+        config.limits.webhook_max_bytes,
+        config.timeouts.body,
+    )
+    .await?;
+    check_small_webhook(&req, &state.client_data, &body)?;
+    let request: ClientDataRequest = parse_json(&body)?;
+    if let Ok(caller) = request.caller() {
+        tracing::Span::current().record("caller", caller.masked());
+    }
+    let greeting = state.service.greet(&request).await;
+    tracing::info!(outcome = ?greeting.outcome, "greeted");
+    Ok(HttpResponse::Ok().json(greeting.response))
+}
+
+/// `POST /webhook/search-data`: the caller's profile and most relevant
+/// memories.
+pub async fn search_data(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let config = &state.config;
+    let body = read_body(
+        &req,
+        payload,
+        config.limits.webhook_max_bytes,
+        config.timeouts.body,
+    )
+    .await?;
+    check_small_webhook(&req, &state.search_data, &body)?;
+    let request: SearchDataRequest = parse_json(&body)?;
+    if let Some(Ok(conversation)) = request.conversation() {
+        tracing::Span::current().record("conversation_id", conversation.as_str());
+    }
+    if let Ok(caller) = request.caller() {
+        tracing::Span::current().record("caller", caller.masked());
+    }
+    match state.service.search(&request).await {
+        Ok(response) => Ok(HttpResponse::Ok().json(response)),
+        Err(SearchError::InvalidCaller(reason)) => Err(ApiError::bad_request(
+            "invalid_user_id",
+            format!(
+                "{reason}; user_id must be the caller's E.164 number, filled from the dynamic variable system__caller_id"
+            ),
+        )),
+        Err(SearchError::InvalidQuery(reason)) => {
+            Err(ApiError::bad_request("invalid_query", reason))
+        }
+        Err(SearchError::Store(error)) => {
+            tracing::warn!(%error, "search failed in the memory store");
+            Err(ApiError::unavailable(
+                "the memory store is unavailable; try again shortly",
+            ))
+        }
+    }
+}

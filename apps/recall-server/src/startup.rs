@@ -1,0 +1,237 @@
+//! Building and running the server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+use recall_memory::{InMemoryStore, MemoryStore};
+use recall_service::{PayloadStore, Service, ServiceConfig};
+use recall_signature::{Tolerance, Verifier};
+
+use crate::config::{Config, StoreConfig};
+use crate::metrics::Metrics;
+use crate::routes;
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    /// The use cases.
+    pub service: Service,
+    /// Verifies post-call signatures.
+    pub post_call: Verifier,
+    /// Authenticates client-data.
+    pub client_data: Verifier,
+    /// Authenticates search-data.
+    pub search_data: Verifier,
+    /// The configuration in force.
+    pub config: Config,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+/// Opens the configured memory store.
+///
+/// # Errors
+/// When the store cannot be opened (bad path, bad URL).
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MemoryStore>> {
+    Ok(match &config.store {
+        StoreConfig::Memory => Arc::new(InMemoryStore::new()),
+        StoreConfig::Embedded { path } => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            Arc::new(
+                recall_embedded::EmbeddedStore::open(path).with_context(|| {
+                    format!("cannot open the embedded store {}", path.display())
+                })?,
+            )
+        }
+        StoreConfig::OpenMemory { url, key, timeout } => {
+            let mut om = recall_memory::openmemory::OpenMemoryConfig::from_port_or_url(url)
+                .context("invalid setting `openmemory_url` (OPENMEMORY_PORT)")?
+                .read_timeout(*timeout)
+                .write_timeout(*timeout);
+            if let Some(key) = key {
+                om = om
+                    .with_api_key(key.expose())
+                    .context("invalid setting `openmemory_key` (OPENMEMORY_KEY)")?;
+            }
+            Arc::new(
+                recall_memory::openmemory::OpenMemoryStore::new(om)
+                    .context("cannot set up the OpenMemory client")?,
+            )
+        }
+    })
+}
+
+/// The service configuration derived from the server's.
+///
+/// # Errors
+/// When a derived setting is out of range.
+pub fn service_config(config: &Config) -> anyhow::Result<ServiceConfig> {
+    let defaults = ServiceConfig::default();
+    let service = ServiceConfig {
+        greet_budget: config.greeting_budget,
+        search_default_k: config.search_k,
+        search_max_k: defaults.search_max_k.max(config.search_k),
+        ..defaults
+    };
+    service.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(service)
+}
+
+/// Opens the store and the payload store and builds the service (for the
+/// server and for `recall replay` / `recall forget`).
+///
+/// # Errors
+/// When the store or the payload directory cannot be opened.
+pub fn open_service(
+    config: &Config,
+    store: Option<Arc<dyn MemoryStore>>,
+) -> anyhow::Result<Service> {
+    let store = match store {
+        Some(store) => store,
+        None => open_store(config)?,
+    };
+    let payloads = PayloadStore::open(&config.payload_dir).with_context(|| {
+        format!(
+            "cannot open the payload directory {} (PAYLOAD_STORAGE_PATH)",
+            config.payload_dir.display()
+        )
+    })?;
+    Ok(Service::new(store, payloads, service_config(config)?))
+}
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+    service: Service,
+    generated_secrets: bool,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Builds the server on the configured store: resolves the webhook
+    /// secrets (generating them on a loopback first run), opens the stores
+    /// and binds the address (port 0 picks a free port).
+    ///
+    /// # Errors
+    /// Refused secrets, a store or directory that cannot be opened, an
+    /// address that cannot be bound.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_store(config, None).await
+    }
+
+    /// [`build`](Self::build), on the given store instead of the
+    /// configured one (tests share a store across restarts).
+    ///
+    /// # Errors
+    /// As [`build`](Self::build).
+    pub async fn build_with_store(
+        mut config: Config,
+        store: Option<Arc<dyn MemoryStore>>,
+    ) -> anyhow::Result<Self> {
+        let generated_secrets = config.resolve_secrets()?;
+        let service = open_service(&config, store)?;
+
+        let listener = TcpListener::bind(config.bind)
+            .with_context(|| format!("cannot listen on {} (RECALL_BIND)", config.bind))?;
+        let port = listener.local_addr()?.port();
+
+        let tolerance = Tolerance::new(
+            std::time::Duration::from_secs(config.signature_tolerance_secs),
+            std::time::Duration::from_secs(config.signature_future_secs),
+        );
+        let verifier = |secrets: &recall_signature::Secrets| {
+            Verifier::new(secrets.clone()).with_tolerance(tolerance)
+        };
+        let state = web::Data::new(AppState {
+            service: service.clone(),
+            post_call: verifier(&config.secrets.post_call.secrets),
+            client_data: verifier(&config.secrets.client_data.secrets),
+            search_data: verifier(&config.secrets.search_data.secrets),
+            metrics: Metrics::new(service.clone()),
+            config: config.clone(),
+        });
+
+        let timeouts = config.timeouts;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(from_fn(routes::observe))
+                .configure(routes::configure)
+        })
+        .client_request_timeout(timeouts.client_request)
+        .client_disconnect_timeout(timeouts.client_disconnect)
+        .keep_alive(if timeouts.keep_alive.is_zero() {
+            actix_web::http::KeepAlive::Disabled
+        } else {
+            actix_web::http::KeepAlive::Timeout(timeouts.keep_alive)
+        })
+        .shutdown_timeout(timeouts.shutdown.as_secs());
+        if config.workers > 0 {
+            server = server.workers(config.workers);
+        }
+        let server = server.listen(listener)?.run();
+        tracing::info!(
+            address = %config.bind,
+            port,
+            store = config.store.name(),
+            payloads = %config.payload_dir.display(),
+            "recall is listening"
+        );
+        Ok(Self {
+            port,
+            server,
+            service,
+            generated_secrets,
+        })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Whether this build generated the webhook secrets (a first run).
+    pub fn generated_secrets(&self) -> bool {
+        self.generated_secrets
+    }
+
+    /// The service (tests drive the worker through it).
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Runs until SIGTERM/SIGINT (or [`handle`](Self::handle)`.stop()`):
+    /// then stops accepting, lets in-flight requests finish, and stops the
+    /// post-call worker, leaving unprocessed events on disk for the next
+    /// start.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let worker = self.service.spawn_worker();
+        let result = self.server.await;
+        worker.shutdown().await;
+        tracing::info!("recall stopped");
+        result
+    }
+}

@@ -1,0 +1,9 @@
+//! The server over real HTTP: each test starts it in-process on port 0.
+
+mod auth;
+mod config;
+mod first_run;
+mod helpers;
+mod inputs;
+mod lifecycle;
+mod resilience;
