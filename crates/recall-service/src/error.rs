@@ -49,5 +49,5 @@ pub enum ServiceError {
 }
 
 pub(crate) fn join_error(e: tokio::task::JoinError) -> io::Error {
-    io::Error::other(format!("background task failed: {e}"))
+    io::Error::other(e)
 }

@@ -155,7 +155,7 @@ impl Service {
             }
             let key = (event.conversation.clone(), event.kind.clone());
             let step = self.process_one(&event.conversation, &kind).await;
-            self.settle(key, step, &mut report);
+            self.settle(&key, step, &mut report);
         }
         tracing::info!(?report, "replay finished");
         Ok(report)
@@ -220,7 +220,7 @@ impl Service {
             }
             let kind = WebhookType::parse(&key.1);
             let step = self.process_one(&key.0, &kind).await;
-            self.settle(key, step, &mut report);
+            self.settle(&key, step, &mut report);
         }
         if report != ProcessReport::default() {
             tracing::debug!(?report, "processing pass");
@@ -229,15 +229,15 @@ impl Service {
     }
 
     /// Records how processing ended: markers, queue, counters, report.
-    fn settle(&self, key: EventKey, step: Step, report: &mut ProcessReport) {
-        let (conversation, kind) = &key;
+    fn settle(&self, key: &EventKey, step: Step, report: &mut ProcessReport) {
+        let (conversation, kind) = key;
         match step {
             Step::Done {
                 outcome,
                 written,
                 unchanged,
             } => {
-                self.pending().remove(&key);
+                self.pending().remove(key);
                 self.stats().add_event_processed();
                 report.processed += 1;
                 report.memories_written += written;
@@ -249,7 +249,7 @@ impl Service {
                 if let Err(e) = write_atomic(&dir, &format!("{kind}.failed"), reason.as_bytes()) {
                     tracing::error!(%conversation, event_type = %kind, error = %e, "could not record a processing failure");
                 }
-                self.pending().remove(&key);
+                self.pending().remove(key);
                 self.stats().add_processing_failure();
                 report.failed += 1;
                 tracing::error!(%conversation, event_type = %kind, reason, "event processing failed; not retried");
