@@ -15,6 +15,7 @@ use std::time::Duration;
 use figment::providers::{Format, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
+use recall_service::ServiceConfig;
 use recall_signature::{Secret, Secrets};
 
 use crate::net::IpNet;
@@ -202,7 +203,55 @@ pub const SETTINGS: &[Setting] = &[
         "search_k",
         "RECALL_SEARCH_K",
         Some("5"),
-        "how many memories search-data returns at most (1 to 100)",
+        "how many memories search-data returns when the tool does not say (1 to search_max_k)",
+    ),
+    setting(
+        "search_max_k",
+        "RECALL_SEARCH_MAX_K",
+        Some("20"),
+        "the most memories search-data ever returns (1 to 100)",
+    ),
+    setting(
+        "greeting",
+        "RECALL_GREETING",
+        Some(recall_service::DEFAULT_GREETING),
+        "first message for a known caller; {{user_name}}, {{last_call_title}}, {{last_call_summary}}, {{user_profile_summary}} are filled in; `none` sends no first-message override",
+    ),
+    setting(
+        "greeting_without_last_call",
+        "RECALL_GREETING_WITHOUT_LAST_CALL",
+        Some(recall_service::DEFAULT_GREETING_WITHOUT_LAST_CALL),
+        "used instead when the greeting mentions the last call but there is none",
+    ),
+    setting(
+        "greeting_templates",
+        "RECALL_GREETING_TEMPLATES",
+        Some("{}"),
+        "greetings per agent: a TOML table, or a JSON object in the environment, agent id -> template",
+    ),
+    setting(
+        "dynamic_variables",
+        "RECALL_DYNAMIC_VARIABLES",
+        Some("{}"),
+        "extra dynamic variables sent with every greeting: a TOML table, or a JSON object in the environment",
+    ),
+    setting(
+        "name_fields",
+        "RECALL_NAME_FIELDS",
+        None,
+        "comma-separated data-collection field ids that hold the caller's name (default: first_name, name, caller_name, full_name, ...)",
+    ),
+    setting(
+        "retry_initial_ms",
+        "RECALL_RETRY_INITIAL_MS",
+        Some("1000"),
+        "first retry delay of a post-call event after a store failure, in ms (doubles each time)",
+    ),
+    setting(
+        "retry_max_secs",
+        "RECALL_RETRY_MAX_SECS",
+        Some("300"),
+        "longest retry delay of a post-call event, in seconds",
     ),
     setting(
         "signature_tolerance_secs",
@@ -488,10 +537,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// HTTP workers (0: one per core).
     pub workers: usize,
-    /// How long client-data may wait for the store.
-    pub greeting_budget: Duration,
-    /// How many memories search returns.
-    pub search_k: usize,
+    /// The use cases' settings (greetings, budgets, search sizes, retry).
+    pub service: ServiceConfig,
     /// Past tolerance of signature timestamps, in seconds.
     pub signature_tolerance_secs: u64,
     /// Future tolerance of signature timestamps, in seconds.
@@ -694,13 +741,7 @@ impl Config {
             )?),
         };
         let workers = usize::try_from(number("workers", &get("workers"), 0, 1024)?).unwrap_or(1);
-        let greeting_budget = Duration::from_millis(number(
-            "greeting_budget_ms",
-            &get("greeting_budget_ms"),
-            1,
-            60_000,
-        )?);
-        let search_k = usize::try_from(number("search_k", &get("search_k"), 1, 100)?).unwrap_or(5);
+        let service = service_config(&get, &opt)?;
         let signature_tolerance_secs = number(
             "signature_tolerance_secs",
             &get("signature_tolerance_secs"),
@@ -730,8 +771,7 @@ impl Config {
             limits,
             timeouts,
             workers,
-            greeting_budget,
-            search_k,
+            service,
             signature_tolerance_secs,
             signature_future_secs,
             network,
@@ -911,11 +951,35 @@ impl Config {
             self.timeouts.shutdown.as_secs().to_string(),
         );
         line("workers", self.workers.to_string());
+        let svc = &self.service;
         line(
             "greeting_budget_ms",
-            self.greeting_budget.as_millis().to_string(),
+            svc.greet_budget.as_millis().to_string(),
         );
-        line("search_k", self.search_k.to_string());
+        line("search_k", svc.search_default_k.to_string());
+        line("search_max_k", svc.search_max_k.to_string());
+        line(
+            "greeting",
+            quoted(svc.default_greeting.as_deref().unwrap_or("none")),
+        );
+        line(
+            "greeting_without_last_call",
+            quoted(&svc.greeting_without_last_call),
+        );
+        line(
+            "greeting_templates",
+            serde_json::to_string(&svc.greeting_templates).unwrap_or_default(),
+        );
+        line(
+            "dynamic_variables",
+            serde_json::to_string(&svc.extra_dynamic_variables).unwrap_or_default(),
+        );
+        line("name_fields", quoted(&svc.name_field_ids.join(",")));
+        line(
+            "retry_initial_ms",
+            svc.retry_initial.as_millis().to_string(),
+        );
+        line("retry_max_secs", svc.retry_max.as_secs().to_string());
         line(
             "signature_tolerance_secs",
             self.signature_tolerance_secs.to_string(),
@@ -959,12 +1023,107 @@ fn scalar_text(key: &str, value: &Value) -> Result<String, ConfigError> {
             .collect::<Result<Vec<_>, _>>()
             .map(|v| v.join(",")),
         Value::Empty(..) => Ok(String::new()),
+        Value::Dict(_, dict) if TABLE_KEYS.contains(&key) => {
+            let mut out = BTreeMap::new();
+            for (name, item) in dict {
+                out.insert(name.clone(), scalar_text(key, item)?);
+            }
+            Ok(serde_json::to_string(&out).unwrap_or_default())
+        }
         Value::Dict(..) => Err(ConfigError::invalid(
             key,
             "a table",
             "a string, a number or a list",
         )),
     }
+}
+
+/// The settings whose value is a table (a JSON object in the environment).
+const TABLE_KEYS: &[&str] = &["greeting_templates", "dynamic_variables"];
+
+fn table(key: &str, text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    serde_json::from_str(text).map_err(|_| {
+        ConfigError::invalid(
+            key,
+            text,
+            "a TOML table, or in the environment a JSON object, of names to text, e.g. {\"agent_1\": \"Hello {{user_name}}!\"}",
+        )
+    })
+}
+
+fn service_config(
+    get: &dyn Fn(&str) -> String,
+    opt: &dyn Fn(&str) -> Option<String>,
+) -> Result<ServiceConfig, ConfigError> {
+    let defaults = ServiceConfig::default();
+    let greeting = get("greeting");
+    let config = ServiceConfig {
+        greeting_templates: table("greeting_templates", &get("greeting_templates"))?,
+        default_greeting: if greeting.trim().eq_ignore_ascii_case("none") {
+            None
+        } else {
+            Some(greeting)
+        },
+        greeting_without_last_call: get("greeting_without_last_call"),
+        greet_budget: Duration::from_millis(number(
+            "greeting_budget_ms",
+            &get("greeting_budget_ms"),
+            1,
+            60_000,
+        )?),
+        extra_dynamic_variables: table("dynamic_variables", &get("dynamic_variables"))?,
+        name_field_ids: match opt("name_fields") {
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            None => defaults.name_field_ids.clone(),
+        },
+        search_default_k: usize::try_from(number("search_k", &get("search_k"), 1, 100)?)
+            .unwrap_or(5),
+        search_max_k: usize::try_from(number("search_max_k", &get("search_max_k"), 1, 100)?)
+            .unwrap_or(20),
+        retry_initial: Duration::from_millis(number(
+            "retry_initial_ms",
+            &get("retry_initial_ms"),
+            1,
+            3_600_000,
+        )?),
+        retry_max: Duration::from_secs(number(
+            "retry_max_secs",
+            &get("retry_max_secs"),
+            1,
+            86_400,
+        )?),
+        ..defaults
+    };
+    config.validate().map_err(|e| {
+        let key = match e.setting.split('.').next().unwrap_or_default() {
+            "greeting_templates" => "greeting_templates",
+            "default_greeting" => "greeting",
+            "greeting_without_last_call" => "greeting_without_last_call",
+            "greet_budget" => "greeting_budget_ms",
+            "extra_dynamic_variables" => "dynamic_variables",
+            "name_field_ids" => "name_fields",
+            "search_max_k" => "search_max_k",
+            "search_default_k" => "search_k",
+            "retry_initial" => "retry_initial_ms",
+            "retry_max" => "retry_max_secs",
+            _ => "",
+        };
+        let env = find(key).map_or("", |s| s.env);
+        ConfigError::new(format!(
+            "invalid setting `{key}` ({env}): {} {}",
+            e.setting, e.reason
+        ))
+    })?;
+    Ok(config)
 }
 
 fn number(key: &str, text: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
@@ -1126,6 +1285,58 @@ mod tests {
     }
 
     #[test]
+    fn greetings_and_search_sizes_reach_the_service() {
+        let c = load(&[
+            (
+                "RECALL_GREETING_TEMPLATES",
+                r#"{"agent_1": "Welcome back, {{user_name}}!"}"#,
+            ),
+            ("RECALL_GREETING", "none"),
+            ("RECALL_NAME_FIELDS", "given_name, nickname"),
+            ("RECALL_SEARCH_K", "8"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.service.greeting_templates["agent_1"],
+            "Welcome back, {{user_name}}!"
+        );
+        assert_eq!(c.service.default_greeting, None);
+        assert_eq!(c.service.name_field_ids, ["given_name", "nickname"]);
+        assert_eq!(c.service.search_default_k, 8);
+
+        let e = load(&[("RECALL_GREETING_TEMPLATES", "agent_1=hi")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("RECALL_GREETING_TEMPLATES"), "{e}");
+        let e = load(&[("RECALL_SEARCH_K", "30")]).unwrap_err().to_string();
+        assert!(
+            e.contains("RECALL_SEARCH_K") && e.contains("search_max_k"),
+            "{e}"
+        );
+        let e = load(&[("RECALL_DYNAMIC_VARIABLES", r#"{"user_name": "x"}"#)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("RECALL_DYNAMIC_VARIABLES"), "{e}");
+    }
+
+    #[test]
+    fn tables_in_the_toml_file_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("recall.toml");
+        std::fs::write(
+            &path,
+            "[greeting_templates]\nagent_7 = \"Hello again {{user_name}}\"\n[dynamic_variables]\ncompany = \"Acme\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), &EnvVars::default()).unwrap();
+        assert_eq!(
+            c.service.greeting_templates["agent_7"],
+            "Hello again {{user_name}}"
+        );
+        assert_eq!(c.service.extra_dynamic_variables["company"], "Acme");
+    }
+
+    #[test]
     fn secrets_never_appear_in_errors_or_descriptions() {
         let e = load(&[("ELEVENLABS_POST_CALL_KEY", "ok,bad\u{7}secret")])
             .unwrap_err()
@@ -1150,7 +1361,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.bind.port(), 9999);
-        assert_eq!(c.search_k, 3);
+        assert_eq!(c.service.search_default_k, 3);
         std::fs::write(&path, "bnd = \"x\"\n").unwrap();
         let e = Config::load(Some(&path), &EnvVars::default())
             .unwrap_err()

@@ -119,8 +119,20 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(async {
                 let service = recall_server::open_service(&config, None)?;
                 let report = service.replay(conversation.as_ref()).await?;
-                println!("{report:?}");
-                anyhow::Ok(ExitCode::SUCCESS)
+                println!(
+                    "replayed: {} processed, {} failed, {} to retry, {} skipped; {} memories written, {} unchanged",
+                    report.processed,
+                    report.failed,
+                    report.retrying,
+                    report.skipped,
+                    report.memories_written,
+                    report.memories_unchanged
+                );
+                anyhow::Ok(if report.failed + report.retrying == 0 {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                })
             })
         }
         Some(Command::Forget { number }) => {
@@ -129,7 +141,14 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(async {
                 let service = recall_server::open_service(&config, None)?;
                 let report = service.forget(&caller).await?;
-                println!("forgot {}: {report:?}", caller.masked());
+                println!(
+                    "forgot {}: {} memories, {} conversations, {} stored events, {} audio files removed",
+                    caller.masked(),
+                    report.memories,
+                    report.conversations,
+                    report.payloads,
+                    report.audio
+                );
                 anyhow::Ok(ExitCode::SUCCESS)
             })
         }

@@ -8,7 +8,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use recall_memory::{InMemoryStore, MemoryStore};
-use recall_service::{PayloadStore, Service, ServiceConfig};
+use recall_service::{PayloadStore, Service};
 use recall_signature::{Tolerance, Verifier};
 
 use crate::config::{Config, StoreConfig};
@@ -68,22 +68,6 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MemoryStore>> {
     })
 }
 
-/// The service configuration derived from the server's.
-///
-/// # Errors
-/// When a derived setting is out of range.
-pub fn service_config(config: &Config) -> anyhow::Result<ServiceConfig> {
-    let defaults = ServiceConfig::default();
-    let service = ServiceConfig {
-        greet_budget: config.greeting_budget,
-        search_default_k: config.search_k,
-        search_max_k: defaults.search_max_k.max(config.search_k),
-        ..defaults
-    };
-    service.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(service)
-}
-
 /// Opens the store and the payload store and builds the service (for the
 /// server and for `recall replay` / `recall forget`).
 ///
@@ -103,7 +87,7 @@ pub fn open_service(
             config.payload_dir.display()
         )
     })?;
-    Ok(Service::new(store, payloads, service_config(config)?))
+    Ok(Service::new(store, payloads, config.service.clone()))
 }
 
 /// A built server, bound and ready to run.

@@ -1,0 +1,543 @@
+//! The `/api` handlers. Parameters are parsed into domain values first; a
+//! bad one is a 400 naming it, before anything is read or changed.
+
+use std::path::Path;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::stream;
+use recall_calls::{AnalyticsQuery, CallQuery, CallsError, MAX_LIMIT};
+use recall_memory::{ListRequest, MAX_RESULTS, MemoryError, MemoryFilter};
+use recall_model::ui::{CallSummary, MemoryDisplay, TranscriptMessage, User};
+use recall_model::{AgentId, ConversationId, MemorySector, PhoneNumber, UnixTimestamp};
+use serde::{Deserialize, Serialize};
+
+use super::{AdminState, NEXT_CURSOR_HEADER};
+use crate::error::ApiError;
+
+/// One call with its transcript (`GET /api/calls/{conversation_id}`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallDetailResponse {
+    /// The call, as in the list.
+    #[schema(value_type = super::openapi::CallSummaryDoc)]
+    pub call: CallSummary,
+    /// Its transcript in order (turns without text are left out).
+    #[schema(value_type = Vec<super::openapi::TranscriptMessageDoc>)]
+    pub transcript: Vec<TranscriptMessage>,
+    /// Whether the call's audio is stored (`GET .../audio`).
+    pub has_audio: bool,
+    /// When the call started (or failed to), RFC 3339 UTC.
+    #[schema(format = DateTime, example = "2025-02-14T12:48:17Z")]
+    pub start_time: String,
+    /// The caller's number, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "+16129782029")]
+    pub caller_phone: Option<String>,
+}
+
+/// Calls on one UTC day (`GET /api/analytics/daily`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DailyCallsResponse {
+    /// The day, `YYYY-MM-DD` (UTC).
+    #[schema(example = "2025-02-14")]
+    pub day: String,
+    /// Calls that day, initiation failures included.
+    pub calls: u64,
+    /// Successful calls that day.
+    pub successful: u64,
+}
+
+/// What `DELETE /api/users/{phone}` erased.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ForgetResponse {
+    /// The caller erased.
+    #[schema(example = "+16129782029")]
+    pub phone_number: String,
+    /// Memories erased from the store.
+    pub memories: u64,
+    /// Conversations whose stored events were removed.
+    pub conversations: u64,
+    /// Stored events (raw payloads) removed.
+    pub payloads: u64,
+    /// Audio files removed.
+    pub audio: u64,
+    /// Calls removed from the call index.
+    pub indexed_calls: u64,
+}
+
+/// Query of `GET /api/users/{phone}/memories`.
+#[derive(Debug, Default, Deserialize)]
+struct MemoriesParams {
+    sector: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// Query of `GET /api/calls`.
+#[derive(Debug, Default, Deserialize)]
+struct CallsParams {
+    phone: Option<String>,
+    agent: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// Query of `GET /api/analytics` and `/api/analytics/daily`.
+#[derive(Debug, Default, Deserialize)]
+struct AnalyticsParams {
+    agent: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+    web::Query::<T>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| ApiError::bad_request("invalid_query", format!("query string: {e}")))
+}
+
+/// A present, non-blank parameter.
+fn given(value: Option<&String>) -> Option<&str> {
+    value.map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+fn parse_phone(raw: &str) -> Result<PhoneNumber, ApiError> {
+    // A `+` sent percent-encoded in the path arrives as `%2B`.
+    let raw = match raw.get(..3) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("%2b") => format!("+{}", &raw[3..]),
+        _ => raw.to_owned(),
+    };
+    PhoneNumber::parse(&raw).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_phone",
+            "phone: must be an E.164 number such as +16129782029 ('+', a digit 1-9, then 1 to 14 digits)",
+        )
+    })
+}
+
+fn parse_limit(raw: Option<&String>, max: usize) -> Result<Option<u32>, ApiError> {
+    let Some(raw) = given(raw) else {
+        return Ok(None);
+    };
+    match raw.parse::<u32>() {
+        Ok(n) if n >= 1 && n as usize <= max => Ok(Some(n)),
+        _ => Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit: must be a whole number from 1 to {max} (got {raw:?})"),
+        )),
+    }
+}
+
+fn parse_time(name: &'static str, raw: Option<&String>) -> Result<Option<UnixTimestamp>, ApiError> {
+    let Some(raw) = given(raw) else {
+        return Ok(None);
+    };
+    let parsed = if raw.bytes().all(|b| b.is_ascii_digit()) {
+        raw.parse::<i64>()
+            .ok()
+            .and_then(|s| UnixTimestamp::from_secs(s).ok())
+    } else {
+        UnixTimestamp::parse_rfc3339(raw).ok()
+    };
+    parsed.map(Some).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_time",
+            format!(
+                "{name}: must be an RFC 3339 date-time such as 2025-02-14T12:48:17Z or unix seconds"
+            ),
+        )
+    })
+}
+
+fn parse_agent(raw: Option<&String>) -> Result<Option<AgentId>, ApiError> {
+    given(raw)
+        .map(|raw| {
+            AgentId::parse(raw)
+                .map_err(|e| ApiError::bad_request("invalid_agent", format!("agent: {}", e.rule())))
+        })
+        .transpose()
+}
+
+fn parse_range(
+    from: Option<&String>,
+    to: Option<&String>,
+) -> Result<(Option<UnixTimestamp>, Option<UnixTimestamp>), ApiError> {
+    let from = parse_time("from", from)?;
+    let to = parse_time("to", to)?;
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(ApiError::bad_request(
+            "invalid_time",
+            "from: must not be later than to",
+        ));
+    }
+    Ok((from, to))
+}
+
+fn parse_conversation(raw: &str) -> Result<ConversationId, ApiError> {
+    ConversationId::parse(raw).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_conversation_id",
+            format!("conversation_id: {}", e.rule()),
+        )
+    })
+}
+
+fn index_error(error: &CallsError) -> ApiError {
+    match error {
+        CallsError::InvalidCursor => ApiError::bad_request(
+            "invalid_cursor",
+            "cursor: not a cursor returned in X-Next-Cursor by this API",
+        ),
+        CallsError::InvalidLimit(n) => ApiError::bad_request(
+            "invalid_limit",
+            format!("limit: must be a whole number from 1 to {MAX_LIMIT} (got {n})"),
+        ),
+        other => {
+            tracing::error!(error = %other, "call index failed");
+            ApiError::internal()
+        }
+    }
+}
+
+fn store_error(error: &MemoryError) -> ApiError {
+    match error {
+        MemoryError::Rejected(reason) if reason.contains("cursor") => ApiError::bad_request(
+            "invalid_cursor",
+            "cursor: not a cursor returned in X-Next-Cursor by this API",
+        ),
+        e if e.is_retryable() => {
+            tracing::warn!(error = %e, "memory store unavailable");
+            ApiError::unavailable("the memory store is unavailable; retry later")
+        }
+        e => {
+            tracing::error!(error = %e, "memory store failed");
+            ApiError::internal()
+        }
+    }
+}
+
+fn with_cursor(mut response: HttpResponse, cursor: Option<String>) -> HttpResponse {
+    if let Some(value) = cursor.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        response.headers_mut().insert(
+            header::HeaderName::from_static("x-next-cursor"),
+            value,
+        );
+    }
+    debug_assert!(NEXT_CURSOR_HEADER.eq_ignore_ascii_case("x-next-cursor"));
+    response
+}
+
+/// `GET /api/users/{phone}`.
+pub(super) async fn get_user(
+    path: web::Path<String>,
+    state: web::Data<AdminState>,
+) -> Result<HttpResponse, ApiError> {
+    let phone = parse_phone(&path)?;
+    let profile = state
+        .store
+        .profile(&phone)
+        .await
+        .map_err(|e| store_error(&e))?;
+    let calls = state
+        .index
+        .list_calls(CallQuery {
+            phone: Some(phone.clone()),
+            limit: Some(20),
+            ..CallQuery::default()
+        })
+        .await
+        .map_err(|e| index_error(&e))?;
+    if profile.memory_count == 0 && calls.items.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "phone: no caller with this number is known",
+        ));
+    }
+    let last_call_summary = calls
+        .items
+        .iter()
+        .filter(|c| !c.initiation_failed)
+        .find_map(|c| c.summary.clone());
+    Ok(HttpResponse::Ok().json(User {
+        phone_number: phone,
+        name: profile.name,
+        profile_summary: profile.summary,
+        last_call_summary,
+    }))
+}
+
+/// `GET /api/users/{phone}/memories`.
+pub(super) async fn list_memories(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AdminState>,
+) -> Result<HttpResponse, ApiError> {
+    let phone = parse_phone(&path)?;
+    let params: MemoriesParams = query(&req)?;
+    let sector = given(params.sector.as_ref())
+        .map(|s| {
+            MemorySector::parse(s).map_err(|e| {
+                ApiError::bad_request("invalid_sector", format!("sector: {}", e.rule()))
+            })
+        })
+        .transpose()?;
+    let limit = parse_limit(params.limit.as_ref(), MAX_RESULTS)?.unwrap_or(50) as usize;
+    let request = ListRequest {
+        filter: MemoryFilter {
+            sector,
+            ..MemoryFilter::default()
+        },
+        limit,
+        cursor: given(params.cursor.as_ref()).map(str::to_owned),
+    };
+    let page = state
+        .store
+        .list(&phone, &request)
+        .await
+        .map_err(|e| store_error(&e))?;
+    let items: Vec<MemoryDisplay> = page
+        .items
+        .into_iter()
+        .map(|m| MemoryDisplay::new(m.content, m.sector, m.salience, Some(m.created_at)))
+        .collect();
+    Ok(with_cursor(
+        HttpResponse::Ok().json(items),
+        page.next_cursor,
+    ))
+}
+
+/// `DELETE /api/users/{phone}`.
+pub(super) async fn delete_user(
+    path: web::Path<String>,
+    state: web::Data<AdminState>,
+) -> Result<HttpResponse, ApiError> {
+    let phone = parse_phone(&path)?;
+    let report = state.service.forget(&phone).await.map_err(|e| {
+        tracing::warn!(error = %e, "forget failed");
+        ApiError::unavailable("the caller could not be erased; nothing was deleted; retry later")
+    })?;
+    // The index knows conversations the service may not attribute to the
+    // caller (initiation failures): their folders go too.
+    let indexed = state
+        .index
+        .forget_caller(&phone)
+        .await
+        .map_err(|e| index_error(&e))?;
+    let root = state.payload_dir.clone();
+    let ids = indexed.clone();
+    let (extra_conversations, extra_payloads, extra_audio) =
+        tokio::task::spawn_blocking(move || remove_left_over(&root, &ids))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "forget task failed");
+                ApiError::internal()
+            })?
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot remove a conversation folder");
+                ApiError::internal()
+            })?;
+    tracing::info!(caller = %phone.masked(), ?report, indexed = indexed.len(), "caller erased by an operator");
+    Ok(HttpResponse::Ok().json(ForgetResponse {
+        phone_number: phone.as_str().to_owned(),
+        memories: report.memories,
+        conversations: report.conversations + extra_conversations,
+        payloads: report.payloads + extra_payloads,
+        audio: report.audio + extra_audio,
+        indexed_calls: indexed.len() as u64,
+    }))
+}
+
+/// Removes the folders of `ids` still present; counts folders, event files
+/// and audio files removed.
+fn remove_left_over(root: &Path, ids: &[ConversationId]) -> std::io::Result<(u64, u64, u64)> {
+    let (mut folders, mut events, mut audio) = (0, 0, 0);
+    for id in ids {
+        let dir = root.join(id.as_str());
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if name == "audio.mp3" {
+                audio += 1;
+            } else if name.ends_with(".json") {
+                events += 1;
+            }
+        }
+        std::fs::remove_dir_all(&dir)?;
+        folders += 1;
+    }
+    Ok((folders, events, audio))
+}
+
+/// `GET /api/calls`.
+pub(super) async fn list_calls(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+) -> Result<HttpResponse, ApiError> {
+    let params: CallsParams = query(&req)?;
+    let phone = given(params.phone.as_ref()).map(parse_phone).transpose()?;
+    let agent = parse_agent(params.agent.as_ref())?;
+    let (from, to) = parse_range(params.from.as_ref(), params.to.as_ref())?;
+    let limit = parse_limit(params.limit.as_ref(), MAX_LIMIT as usize)?;
+    let page = state
+        .index
+        .list_calls(CallQuery {
+            phone,
+            agent,
+            from,
+            to,
+            limit,
+            cursor: given(params.cursor.as_ref()).map(str::to_owned),
+        })
+        .await
+        .map_err(|e| index_error(&e))?;
+    let items: Vec<CallSummary> = page.items.iter().map(|c| c.to_summary()).collect();
+    Ok(with_cursor(HttpResponse::Ok().json(items), page.next_cursor))
+}
+
+/// `GET /api/calls/{conversation_id}`.
+pub(super) async fn get_call(
+    path: web::Path<String>,
+    state: web::Data<AdminState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_conversation(&path)?;
+    let detail = state
+        .index
+        .get_call(&id)
+        .await
+        .map_err(|e| index_error(&e))?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "conversation_id: no call with this id is indexed",
+            )
+        })?;
+    Ok(HttpResponse::Ok().json(CallDetailResponse {
+        call: detail.call.to_summary(),
+        transcript: detail.transcript.iter().map(|t| t.to_message()).collect(),
+        has_audio: detail.call.has_audio,
+        start_time: detail.call.start_time.to_rfc3339(),
+        caller_phone: detail.call.caller.map(|c| c.as_str().to_owned()),
+    }))
+}
+
+/// `GET /api/calls/{conversation_id}/audio`: streams `audio.mp3`.
+pub(super) async fn get_audio(
+    path: web::Path<String>,
+    state: web::Data<AdminState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_conversation(&path)?;
+    let file_path = state.payload_dir.join(id.as_str()).join("audio.mp3");
+    let file = match tokio::fs::File::open(&file_path).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "conversation_id: no audio is stored for this call",
+            ));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open stored audio");
+            return Err(ApiError::internal());
+        }
+    };
+    let len = file.metadata().await.map(|m| m.len()).ok();
+    let body = stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt as _;
+        let mut buf = vec![0u8; 64 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(web::Bytes::from(buf)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type("audio/mpeg")
+        .insert_header((header::CACHE_CONTROL, "private, no-store"));
+    if let Some(len) = len {
+        response.no_chunking(len);
+    }
+    Ok(response.streaming(body))
+}
+
+fn analytics_query(req: &HttpRequest) -> Result<AnalyticsQuery, ApiError> {
+    let params: AnalyticsParams = query(req)?;
+    let agent = parse_agent(params.agent.as_ref())?;
+    let (from, to) = parse_range(params.from.as_ref(), params.to.as_ref())?;
+    Ok(AnalyticsQuery { agent, from, to })
+}
+
+/// `GET /api/analytics`.
+pub(super) async fn analytics(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+) -> Result<HttpResponse, ApiError> {
+    let analytics = state
+        .index
+        .analytics(analytics_query(&req)?)
+        .await
+        .map_err(|e| index_error(&e))?;
+    Ok(HttpResponse::Ok().json(analytics.to_ui()))
+}
+
+/// `GET /api/analytics/daily`.
+pub(super) async fn daily(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+) -> Result<HttpResponse, ApiError> {
+    let days = state
+        .index
+        .daily(analytics_query(&req)?)
+        .await
+        .map_err(|e| index_error(&e))?;
+    let days: Vec<DailyCallsResponse> = days
+        .into_iter()
+        .map(|d| DailyCallsResponse {
+            day: d.day,
+            calls: d.calls,
+            successful: d.successful,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(days))
+}
+
+/// Any other `/api` path.
+pub(super) async fn api_not_found(req: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError as _;
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route {} {}", req.method(), req.path()),
+    )
+    .error_response()
+}
+
+/// A known `/api` path with a method it does not take.
+pub(super) async fn api_method_not_allowed(req: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError as _;
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.path()),
+    )
+    .error_response()
+}
