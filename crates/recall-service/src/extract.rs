@@ -10,6 +10,11 @@ use serde_json::Value;
 
 use crate::ServiceConfig;
 
+/// Metadata key of the time (unix seconds) a memory's call happened, kept
+/// by Recall itself so that ordering never depends on how a store fills
+/// `created_at`.
+pub(crate) const LEARNT_AT: &str = "learnt_at";
+
 /// The longest fact value kept, in characters.
 const MAX_FACT_CHARS: usize = 2_000;
 
@@ -63,6 +68,30 @@ fn truncate(text: &str, max: usize) -> String {
     out
 }
 
+/// Drops the facts that an existing, newer fact with the same key must
+/// win over: a call processed late (a retry, a replay, an out-of-order
+/// delivery) never supersedes what a later call taught. `existing` maps a
+/// fact key to the newest time it was learnt from another conversation.
+pub(crate) fn drop_stale_facts(
+    memories: Vec<NewMemory>,
+    existing: &std::collections::HashMap<String, i64>,
+) -> (Vec<NewMemory>, usize) {
+    let before = memories.len();
+    let kept: Vec<NewMemory> = memories
+        .into_iter()
+        .filter(|m| {
+            let (Some(fact), Some(at)) = (&m.fact, m.occurred_at) else {
+                return true;
+            };
+            existing
+                .get(fact.key.as_str())
+                .is_none_or(|newest| *newest <= at.as_secs())
+        })
+        .collect();
+    let dropped = before - kept.len();
+    (kept, dropped)
+}
+
 /// The memories a call leaves: one permanent semantic fact per non-null
 /// data-collection result, and one episodic memory of the call (its
 /// summary, else a digest of the caller's own words).
@@ -80,7 +109,7 @@ pub(crate) fn call_memories(
             m = m.agent(agent.clone());
         }
         if let Some(at) = occurred {
-            m = m.occurred_at(at);
+            m = m.occurred_at(at).meta(LEARNT_AT, at.as_secs());
         }
         m
     };

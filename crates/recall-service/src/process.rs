@@ -1,18 +1,21 @@
 //! Processing stored events off the request path: memories from
 //! transcriptions, audio decoding, retries with backoff, replay.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter};
 
-use recall_memory::{AddOutcome, MemoryError};
-use recall_model::{ConversationId, PostCallEvent, PostCallWebhookRequest, WebhookType};
+use recall_memory::{AddOutcome, ListRequest, MAX_RESULTS, MemoryError};
+use recall_model::{
+    ConversationId, MemorySector, PostCallEvent, PostCallWebhookRequest, WebhookType,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::envelope::{BodyError, decode_audio};
 use crate::error::join_error;
-use crate::extract::{call_memories, identify};
+use crate::extract::{LEARNT_AT, call_memories, drop_stale_facts, identify};
 use crate::payload::{
     AUDIO_FILE, CALLER_FILE, EventState, persist, remove_if_exists, temp_beside, write_atomic,
 };
@@ -391,6 +394,23 @@ impl Service {
             return io_retry(&e);
         }
         let memories = call_memories(&data, conversation, event_time, self.config());
+        let memories = if memories.iter().any(|m| m.fact.is_some()) {
+            match self.fact_times(&caller, conversation).await {
+                Ok(existing) => {
+                    let (kept, stale) = drop_stale_facts(memories, &existing);
+                    if stale > 0 {
+                        tracing::info!(%conversation, stale, "facts older than what a later call taught: not written");
+                    }
+                    kept
+                }
+                Err(e) => {
+                    self.stats().add_store_error();
+                    return store_step(&e);
+                }
+            }
+        } else {
+            memories
+        };
         if memories.is_empty() {
             return Step::Done {
                 outcome: "nothing to remember".into(),
@@ -415,6 +435,41 @@ impl Service {
             Err(e) => {
                 self.stats().add_store_error();
                 store_step(&e)
+            }
+        }
+    }
+
+    /// For each of the caller's current facts learnt in another
+    /// conversation, the newest time it was learnt.
+    async fn fact_times(
+        &self,
+        caller: &recall_model::PhoneNumber,
+        conversation: &ConversationId,
+    ) -> Result<HashMap<String, i64>, MemoryError> {
+        let mut times: HashMap<String, i64> = HashMap::new();
+        let mut request = ListRequest::first(MAX_RESULTS);
+        request.filter.sector = Some(MemorySector::Semantic);
+        loop {
+            let page = self.store().list(caller, &request).await?;
+            for memory in &page.items {
+                let (Some(fact), Some(at)) = (
+                    &memory.fact,
+                    memory
+                        .metadata
+                        .get(LEARNT_AT)
+                        .and_then(serde_json::Value::as_i64),
+                ) else {
+                    continue;
+                };
+                if memory.conversation_id.as_ref() == Some(conversation) {
+                    continue;
+                }
+                let newest = times.entry(fact.key.as_str().to_owned()).or_insert(at);
+                *newest = (*newest).max(at);
+            }
+            match page.next_cursor {
+                Some(cursor) => request.cursor = Some(cursor),
+                None => return Ok(times),
             }
         }
     }

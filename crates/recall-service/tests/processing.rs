@@ -85,6 +85,66 @@ async fn a_later_call_supersedes_the_callers_name() {
 }
 
 #[tokio::test]
+async fn an_older_call_processed_late_does_not_supersede_a_newer_fact() {
+    let h = Harness::new();
+    // The later call arrives (or is retried) first...
+    remember(
+        &h.service,
+        &Call::new("conv_later", MARGARET)
+            .start(1_739_900_000)
+            .fact("first_name", "Maggie"),
+    )
+    .await;
+    // ...then the earlier one, which also taught something new.
+    remember(
+        &h.service,
+        &Call::new("conv_earlier", MARGARET)
+            .start(1_739_000_000)
+            .fact("first_name", "Margaret")
+            .fact("dentist", "Dr Okafor"),
+    )
+    .await;
+    let g = h
+        .service
+        .greet(&ringing(MARGARET, "agent_front_desk"))
+        .await;
+    assert_eq!(g.response.dynamic_variables.user_name, "Maggie");
+    assert!(
+        g.response
+            .dynamic_variables
+            .user_profile_summary
+            .contains("Dr Okafor")
+    );
+}
+
+#[tokio::test]
+async fn replay_after_the_store_lost_everything_keeps_the_newest_name() {
+    let h = Harness::new();
+    // Conversation ids sort in the opposite order to the calls.
+    remember(
+        &h.service,
+        &Call::new("conv_z", MARGARET)
+            .start(1_739_000_000)
+            .fact("first_name", "Margaret"),
+    )
+    .await;
+    remember(
+        &h.service,
+        &Call::new("conv_a", MARGARET)
+            .start(1_739_900_000)
+            .fact("first_name", "Maggie"),
+    )
+    .await;
+    h.store.erase_user(&phone(MARGARET)).await.unwrap();
+    h.service.replay(None).await.unwrap();
+    let g = h
+        .service
+        .greet(&ringing(MARGARET, "agent_front_desk"))
+        .await;
+    assert_eq!(g.response.dynamic_variables.user_name, "Maggie");
+}
+
+#[tokio::test]
 async fn the_agents_words_are_never_taken_as_facts_about_the_caller() {
     let h = Harness::new();
     let call = Call::new("conv_1", MARGARET).transcript(json!([
