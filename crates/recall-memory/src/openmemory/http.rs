@@ -193,11 +193,17 @@ impl Http {
         })
     }
 
-    /// The URL of `segments` below the base URL, each segment encoded.
+    /// The URL of `segments` below the base URL, each segment encoded,
+    /// `+` included (as `%2B`, like the recorded requests: a `+` decodes
+    /// to a space in some places of OpenMemory).
     pub fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(segments);
+        }
+        if url.path().contains('+') {
+            let encoded = url.path().replace('+', "%2B");
+            url.set_path(&encoded);
         }
         url
     }

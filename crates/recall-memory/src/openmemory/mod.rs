@@ -228,6 +228,11 @@ impl OpenMemoryStore {
         );
         let answer = not_found_as(self.http.send(&call).await?, id)?;
         let wire: WireMemory = answer.json()?;
+        if wire.id != id.as_str() {
+            return Err(MemoryError::Incompatible(
+                "OpenMemory answered GET /memory/:id with another memory than asked for: run OpenMemory v1.2 or v1.3".to_owned(),
+            ));
+        }
         wire.into_row(user)
             .ok_or_else(|| MemoryError::NotFound(id.clone()))
     }
