@@ -1,5 +1,480 @@
-//! An in-memory [`MemoryStore`](crate::MemoryStore) (being written).
+//! An in-memory [`MemoryStore`]: the real rules, kept in a map.
+//!
+//! [`InMemoryStore`] is not a mock. It keeps every rule of the port
+//! (scoping per caller, supersession, idempotency, newest-first paging
+//! with stable cursors, deterministic ranking) and passes the same
+//! conformance suite as the production stores, so services and other
+//! projects can test against it. It can also be told to fail or to be
+//! slow, to test what a service does when its store misbehaves.
 
-/// An in-memory store (being written).
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use recall_model::{PhoneNumber, UnixTimestamp};
+
+use crate::store::{
+    AddOutcome, IdempotencyKey, ListRequest, Memory, MemoryError, MemoryId, MemoryPage,
+    MemoryStore, MemoryUpdate, NewMemory, ScoredMemory, SearchQuery, UserProfile,
+};
+use crate::text::{Bm25, terms};
+
+/// A thread-safe [`MemoryStore`] held in memory.
+///
+/// Cheap to construct; clones share the same memories, so a test can keep
+/// one clone to inspect or to inject failures while the code under test
+/// holds another (for example as an `Arc<dyn MemoryStore>`).
+///
+/// Behaviour beyond the port's rules:
+/// * Ids are `mem_` followed by a simple UUID v4.
+/// * `created_at` is the memory's `occurred_at`, else the time of the write.
+/// * Search ranks by BM25 text relevance (see [`crate::text`]) weighted by
+///   salience decayed to the query's time: `relevance × (0.25 + 0.75 ×
+///   salience × decay)`. A memory that matches no query term is not
+///   returned; a query with no terms (blank, or only words such as `the`)
+///   returns the most salient memories after decay. Ties go to the newer
+///   memory, then to the smaller id.
+/// * An idempotency key stays written when its memory is later superseded
+///   or deleted, so replaying an old event cannot bring back a fact that
+///   has since changed; [`erase_user`](MemoryStore::erase_user) forgets
+///   the caller's keys too.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use recall_memory::{InMemoryStore, MemoryError, MemoryStore};
+///
+/// let store = InMemoryStore::new();
+/// store.set_unavailable(true);
+/// assert!(matches!(store.health().await, Err(MemoryError::Unavailable(_))));
+/// store.set_unavailable(false);
+/// assert!(store.health().await.is_ok());
+/// # }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct InMemoryStore {
+    inner: Arc<Inner>,
+}
+
 #[derive(Debug, Default)]
-pub struct InMemoryStore {}
+struct Inner {
+    state: RwLock<State>,
+    unavailable: AtomicBool,
+    fail_writes: AtomicBool,
+    latency: Mutex<Duration>,
+    next_seq: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    users: HashMap<PhoneNumber, UserMemories>,
+}
+
+#[derive(Debug, Default)]
+struct UserMemories {
+    /// In write order.
+    entries: Vec<Entry>,
+    /// Every idempotency key written for the user, with the memory as it
+    /// was first written.
+    keys: HashMap<IdempotencyKey, Memory>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    memory: Memory,
+    seq: u64,
+}
+
+impl Entry {
+    /// The list order key: larger is newer.
+    fn order(&self) -> (UnixTimestamp, u64) {
+        (self.memory.created_at, self.seq)
+    }
+}
+
+/// The prefix of every cursor this store issues (a version, so a cursor
+/// from a future format is rejected rather than misread).
+const CURSOR_PREFIX: &str = "im1.";
+
+fn encode_cursor((at, seq): (UnixTimestamp, u64)) -> String {
+    format!("{CURSOR_PREFIX}{}.{seq}", at.as_secs())
+}
+
+fn decode_cursor(cursor: &str) -> Result<(UnixTimestamp, u64), MemoryError> {
+    let bad = || MemoryError::Rejected("cursor: not a cursor issued by this store".into());
+    let rest = cursor.strip_prefix(CURSOR_PREFIX).ok_or_else(bad)?;
+    let (secs, seq) = rest.split_once('.').ok_or_else(bad)?;
+    let secs: i64 = secs.parse().map_err(|_| bad())?;
+    let seq: u64 = seq.parse().map_err(|_| bad())?;
+    let at = UnixTimestamp::from_secs(secs).map_err(|_| bad())?;
+    Ok((at, seq))
+}
+
+fn new_id() -> MemoryId {
+    let id = format!("mem_{}", uuid::Uuid::new_v4().simple());
+    MemoryId::new(id).expect("a mem_ id of 36 ASCII characters is a valid key")
+}
+
+impl InMemoryStore {
+    /// An empty, healthy store without added latency.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes every call, `health` included, fail with
+    /// [`MemoryError::Unavailable`] while `unavailable` is true (to test a
+    /// store that is down, then recovers). Stored memories are kept.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.inner.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    /// Makes every write (`add`, `add_batch`, `update`, `delete`,
+    /// `erase_user`) fail with [`MemoryError::Unavailable`] and change
+    /// nothing while `fail` is true; reads keep working.
+    pub fn set_fail_writes(&self, fail: bool) {
+        self.inner.fail_writes.store(fail, Ordering::SeqCst);
+    }
+
+    /// Delays every call by `latency` (a `tokio` sleep, so it follows a
+    /// paused test clock) before it answers; `Duration::ZERO` removes the
+    /// delay.
+    pub fn set_latency(&self, latency: Duration) {
+        *self
+            .inner
+            .latency
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = latency;
+    }
+
+    /// How many memories the store holds across all callers.
+    pub fn total_memories(&self) -> usize {
+        self.read(|state| state.users.values().map(|u| u.entries.len()).sum())
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self
+            .inner
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self
+            .inner
+            .state
+            .write()
+            .unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Applies injected latency and failures before a call.
+    async fn enter(&self, is_write: bool) -> Result<(), MemoryError> {
+        let latency = *self
+            .inner
+            .latency
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        if self.inner.unavailable.load(Ordering::SeqCst) {
+            return Err(MemoryError::Unavailable(
+                "in-memory store set unavailable".into(),
+            ));
+        }
+        if is_write && self.inner.fail_writes.load(Ordering::SeqCst) {
+            return Err(MemoryError::Unavailable(
+                "in-memory store set to fail writes".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn add_locked(&self, state: &mut State, user: &PhoneNumber, new: NewMemory) -> AddOutcome {
+        let memories = state.users.entry(user.clone()).or_default();
+        if let Some(key) = &new.idempotency_key
+            && let Some(first) = memories.keys.get(key)
+        {
+            return AddOutcome::Duplicate(first.clone());
+        }
+        let now = UnixTimestamp::now();
+        let memory = Memory {
+            id: new_id(),
+            user_id: user.clone(),
+            decay_lambda: new.effective_decay(),
+            content: new.content,
+            sector: new.sector,
+            salience: new.salience,
+            tags: new.tags,
+            metadata: new.metadata,
+            agent_id: new.agent_id,
+            conversation_id: new.conversation_id,
+            fact: new.fact,
+            created_at: new.occurred_at.unwrap_or(now),
+            updated_at: now,
+        };
+        let mut replaced = Vec::new();
+        if let Some(fact) = &memory.fact {
+            memories.entries.retain(|e| {
+                let same = e.memory.fact.as_ref().is_some_and(|f| f.key == fact.key);
+                if same {
+                    replaced.push(e.memory.id.clone());
+                }
+                !same
+            });
+        }
+        if let Some(key) = new.idempotency_key {
+            memories.keys.insert(key, memory.clone());
+        }
+        let seq = self.inner.next_seq.fetch_add(1, Ordering::SeqCst);
+        memories.entries.push(Entry {
+            memory: memory.clone(),
+            seq,
+        });
+        if replaced.is_empty() {
+            AddOutcome::Created(memory)
+        } else {
+            AddOutcome::Superseded { memory, replaced }
+        }
+    }
+}
+
+#[async_trait]
+impl MemoryStore for InMemoryStore {
+    async fn add(&self, user: &PhoneNumber, memory: NewMemory) -> Result<AddOutcome, MemoryError> {
+        self.enter(true).await?;
+        memory.validate()?;
+        Ok(self.write(|state| self.add_locked(state, user, memory)))
+    }
+
+    /// Adds all or nothing: every memory is validated before any is
+    /// written, and the batch is written under one lock.
+    async fn add_batch(
+        &self,
+        user: &PhoneNumber,
+        memories: Vec<NewMemory>,
+    ) -> Result<Vec<AddOutcome>, MemoryError> {
+        self.enter(true).await?;
+        for (i, memory) in memories.iter().enumerate() {
+            memory.validate().map_err(|e| match e {
+                MemoryError::Rejected(reason) => {
+                    MemoryError::Rejected(format!("memories[{i}].{reason}"))
+                }
+                other => other,
+            })?;
+        }
+        Ok(self.write(|state| {
+            memories
+                .into_iter()
+                .map(|m| self.add_locked(state, user, m))
+                .collect()
+        }))
+    }
+
+    async fn search(
+        &self,
+        user: &PhoneNumber,
+        query: &SearchQuery,
+    ) -> Result<Vec<ScoredMemory>, MemoryError> {
+        self.enter(false).await?;
+        let now = query.now.unwrap_or_else(UnixTimestamp::now);
+        let query_terms = terms(&query.text);
+        let candidates: Vec<Memory> = self.read(|state| {
+            state.users.get(user).map_or_else(Vec::new, |u| {
+                u.entries
+                    .iter()
+                    .filter(|e| query.filter.matches(&e.memory))
+                    .map(|e| e.memory.clone())
+                    .collect()
+            })
+        });
+        let weight = |m: &Memory| {
+            let age = now.as_secs() - m.created_at.as_secs();
+            m.salience.get() * m.decay_lambda.factor(age)
+        };
+        let mut scored: Vec<ScoredMemory> = if query_terms.is_empty() {
+            candidates
+                .into_iter()
+                .map(|memory| ScoredMemory {
+                    score: weight(&memory),
+                    memory,
+                })
+                .collect()
+        } else {
+            let docs: Vec<Vec<String>> = candidates.iter().map(|m| terms(&m.content)).collect();
+            let relevance = Bm25::new(&docs).scores(&query_terms);
+            candidates
+                .into_iter()
+                .zip(relevance)
+                .filter(|(_, r)| *r > 0.0)
+                .map(|(memory, r)| ScoredMemory {
+                    score: r * (0.25 + 0.75 * weight(&memory)),
+                    memory,
+                })
+                .collect()
+        };
+        scored.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| b.memory.created_at.cmp(&a.memory.created_at))
+                .then_with(|| a.memory.id.cmp(&b.memory.id))
+        });
+        scored.truncate(query.effective_k());
+        Ok(scored)
+    }
+
+    async fn list(
+        &self,
+        user: &PhoneNumber,
+        request: &ListRequest,
+    ) -> Result<MemoryPage, MemoryError> {
+        self.enter(false).await?;
+        let after = request.cursor.as_deref().map(decode_cursor).transpose()?;
+        let limit = request.effective_limit();
+        Ok(self.read(|state| {
+            let Some(u) = state.users.get(user) else {
+                return MemoryPage {
+                    items: Vec::new(),
+                    next_cursor: None,
+                };
+            };
+            let mut page: Vec<&Entry> = u
+                .entries
+                .iter()
+                .filter(|e| after.is_none_or(|c| e.order() < c))
+                .filter(|e| request.filter.matches(&e.memory))
+                .collect();
+            page.sort_by_key(|e| std::cmp::Reverse(e.order()));
+            let more = page.len() > limit;
+            page.truncate(limit);
+            MemoryPage {
+                next_cursor: more
+                    .then(|| page.last().map(|e| encode_cursor(e.order())))
+                    .flatten(),
+                items: page.into_iter().map(|e| e.memory.clone()).collect(),
+            }
+        }))
+    }
+
+    async fn get(&self, user: &PhoneNumber, id: &MemoryId) -> Result<Memory, MemoryError> {
+        self.enter(false).await?;
+        self.read(|state| {
+            state
+                .users
+                .get(user)
+                .and_then(|u| u.entries.iter().find(|e| e.memory.id == *id))
+                .map(|e| e.memory.clone())
+                .ok_or_else(|| MemoryError::NotFound(id.clone()))
+        })
+    }
+
+    async fn update(
+        &self,
+        user: &PhoneNumber,
+        id: &MemoryId,
+        update: MemoryUpdate,
+    ) -> Result<Memory, MemoryError> {
+        self.enter(true).await?;
+        if let Some(content) = &update.content {
+            // The same content rules as a new memory.
+            NewMemory::new(content.as_str(), recall_model::MemorySector::Semantic).validate()?;
+        }
+        self.write(|state| {
+            let entry = state
+                .users
+                .get_mut(user)
+                .and_then(|u| u.entries.iter_mut().find(|e| e.memory.id == *id))
+                .ok_or_else(|| MemoryError::NotFound(id.clone()))?;
+            let m = &mut entry.memory;
+            if let Some(content) = update.content {
+                m.content = content;
+            }
+            if let Some(salience) = update.salience {
+                m.salience = salience;
+            }
+            if let Some(tags) = update.tags {
+                m.tags = tags;
+            }
+            if let Some(metadata) = update.metadata {
+                m.metadata.extend(metadata);
+            }
+            m.updated_at = UnixTimestamp::now().max(m.updated_at);
+            Ok(m.clone())
+        })
+    }
+
+    async fn delete(&self, user: &PhoneNumber, id: &MemoryId) -> Result<(), MemoryError> {
+        self.enter(true).await?;
+        self.write(|state| {
+            let u = state
+                .users
+                .get_mut(user)
+                .ok_or_else(|| MemoryError::NotFound(id.clone()))?;
+            let at = u
+                .entries
+                .iter()
+                .position(|e| e.memory.id == *id)
+                .ok_or_else(|| MemoryError::NotFound(id.clone()))?;
+            u.entries.remove(at);
+            Ok(())
+        })
+    }
+
+    async fn erase_user(&self, user: &PhoneNumber) -> Result<u64, MemoryError> {
+        self.enter(true).await?;
+        Ok(self.write(|state| {
+            state
+                .users
+                .remove(user)
+                .map_or(0, |u| u.entries.len() as u64)
+        }))
+    }
+
+    async fn profile(&self, user: &PhoneNumber) -> Result<UserProfile, MemoryError> {
+        self.enter(false).await?;
+        Ok(self.read(|state| match state.users.get(user) {
+            None => UserProfile::from_facts(user.clone(), [], 0),
+            Some(u) => UserProfile::from_facts(
+                user.clone(),
+                u.entries
+                    .iter()
+                    .filter_map(|e| e.memory.fact.as_ref().map(|f| (f, e.memory.created_at))),
+                u.entries.len() as u64,
+            ),
+        }))
+    }
+
+    async fn health(&self) -> Result<(), MemoryError> {
+        self.enter(false).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_foreign_text() {
+        let at = UnixTimestamp::from_secs(1_700_000_000).unwrap();
+        assert_eq!(decode_cursor(&encode_cursor((at, 42))).unwrap(), (at, 42));
+        for bad in [
+            "", "im1.", "im1.x.1", "im1.5", "im2.5.1", "im1.-5.1", "im1.5.-1",
+        ] {
+            let err = decode_cursor(bad).unwrap_err();
+            assert!(
+                matches!(&err, MemoryError::Rejected(m) if m.starts_with("cursor:")),
+                "{bad:?} gave {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ids_are_prefixed_and_unique() {
+        let a = new_id();
+        let b = new_id();
+        assert!(a.as_str().starts_with("mem_"));
+        assert_eq!(a.as_str().len(), 36);
+        assert_ne!(a, b);
+    }
+}

@@ -6,6 +6,7 @@
 
 pub mod in_memory;
 pub mod store;
+pub mod text;
 
 #[cfg(feature = "openmemory")]
 pub mod openmemory;
