@@ -32,6 +32,8 @@ const EVENT_EXT: &str = "json";
 const DONE_EXT: &str = "done";
 const FAILED_EXT: &str = "failed";
 const PART_EXT: &str = "part";
+/// Bytes gathered before a staged body is written to disk.
+const STAGE_BUFFER: usize = 256 * 1024;
 
 /// Where raw events are kept (`PAYLOAD_STORAGE_PATH`).
 ///
@@ -93,7 +95,7 @@ impl PayloadStore {
             .open(&path)
             .await?;
         Ok(StagedEvent {
-            file,
+            file: tokio::io::BufWriter::with_capacity(STAGE_BUFFER, file),
             guard: TempGuard::new(path),
             len: 0,
         })
@@ -250,7 +252,7 @@ pub struct StoredEvent {
 /// only once [`Service::ingest`](crate::Service::ingest) has stored it.
 #[derive(Debug)]
 pub struct StagedEvent {
-    file: tokio::fs::File,
+    file: tokio::io::BufWriter<tokio::fs::File>,
     guard: TempGuard,
     len: u64,
 }
@@ -276,7 +278,7 @@ impl StagedEvent {
     /// Flushes and fsyncs the body; the file stays guarded.
     pub(crate) async fn finish(mut self) -> io::Result<TempGuard> {
         self.file.flush().await?;
-        self.file.sync_all().await?;
+        self.file.get_mut().sync_all().await?;
         Ok(self.guard)
     }
 }
