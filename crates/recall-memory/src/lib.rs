@@ -15,6 +15,8 @@ pub mod openmemory;
 pub mod conformance;
 
 pub use in_memory::InMemoryStore;
+#[cfg(feature = "openmemory")]
+pub use openmemory::{OpenMemoryConfig, OpenMemoryStore};
 pub use store::{
     AddOutcome, Fact, FactKey, IdempotencyKey, ListRequest, MAX_CONTENT_LEN, MAX_KEY_LEN,
     MAX_RESULTS, Memory, MemoryError, MemoryFilter, MemoryId, MemoryPage, MemoryStore,
