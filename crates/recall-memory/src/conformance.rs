@@ -73,11 +73,12 @@ pub async fn run_all<S: MemoryStore + ?Sized>(store: &S) {
 
 /// Panics with the suite's message format.
 macro_rules! rule {
-    ($cond:expr, $($msg:tt)+) => {
-        if !$cond {
+    ($cond:expr, $($msg:tt)+) => {{
+        let holds: bool = $cond;
+        if !holds {
             panic!("conformance: {}", format!($($msg)+));
         }
-    };
+    }};
 }
 
 /// Unwraps a store call that must succeed.
