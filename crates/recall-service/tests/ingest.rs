@@ -319,3 +319,13 @@ async fn a_withheld_caller_leaves_the_payload_and_no_memory() {
     let done = std::fs::read_to_string(h.path("conv_anon/post_call_transcription.done")).unwrap();
     assert!(done.contains(NoIdentity::Withheld.as_str()), "{done}");
 }
+
+#[tokio::test]
+async fn bodies_left_half_received_by_a_crash_are_removed_at_start_up() {
+    let h = Harness::new();
+    std::fs::write(h.path("_incoming/0000.part"), b"{\"type\":\"post_call_tr").unwrap();
+    let restarted = h.restart();
+    assert!(files_in(&h.path("_incoming")).is_empty());
+    assert_eq!(restarted.process_pending().await, Default::default());
+    assert!(restarted.ready().await.is_ok());
+}
