@@ -129,6 +129,11 @@ pub const SETTINGS: &[Setting] = &[
         "search-data tool shared secret(s), comma-separated for rotation",
     ),
     secret(
+        "admin_token",
+        "RECALL_ADMIN_TOKEN",
+        "operator API and dashboard bearer token(s), comma-separated; unset turns /api and /dashboard off",
+    ),
+    secret(
         "elevenlabs_api_key",
         "ELEVENLABS_API_KEY",
         "ElevenLabs API key (accepted for compatibility with the seed; not needed to serve)",
@@ -543,6 +548,9 @@ pub struct Config {
     pub signature_tolerance_secs: u64,
     /// Future tolerance of signature timestamps, in seconds.
     pub signature_future_secs: u64,
+    /// Bearer tokens of the operator API and dashboard
+    /// (`RECALL_ADMIN_TOKEN`); empty turns them off.
+    pub admin_tokens: Secrets,
     /// Client-IP policy.
     pub network: NetworkPolicy,
     /// The configuration file read, if any.
@@ -775,6 +783,7 @@ impl Config {
             signature_tolerance_secs,
             signature_future_secs,
             network,
+            admin_tokens: webhook_key("admin_token", raw.get("admin_token"))?.secrets,
             config_file: None,
         })
     }
@@ -905,6 +914,14 @@ impl Config {
             };
             line(name, shown);
         }
+        line(
+            "admin_token",
+            if self.admin_tokens.is_empty() {
+                "\"\" (not set: /api and /dashboard are off)".to_owned()
+            } else {
+                format!("\"[redacted]\" ({} token(s))", self.admin_tokens.len())
+            },
+        );
         line(
             "elevenlabs_api_key",
             quoted(if self.elevenlabs_api_key.is_some() {

@@ -128,7 +128,18 @@ impl Application {
         store: Option<Arc<dyn MemoryStore>>,
     ) -> anyhow::Result<Self> {
         let generated_secrets = config.resolve_secrets()?;
-        let service = open_service(&config, store)?;
+        let store = match store {
+            Some(store) => store,
+            None => open_store(&config)?,
+        };
+        let service = open_service(&config, Some(store.clone()))?;
+        let admin = crate::admin::AdminState {
+            tokens: config.admin_tokens.clone(),
+            service: service.clone(),
+            store,
+            index: crate::admin::open_index(&config).await?,
+            payload_dir: config.payload_dir.clone(),
+        };
 
         let listener = TcpListener::bind(config.bind)
             .with_context(|| format!("cannot listen on {} (RECALL_BIND)", config.bind))?;
@@ -155,6 +166,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .wrap(from_fn(routes::observe))
+                .configure(|cfg| crate::admin::configure(cfg, admin.clone()))
                 .configure(routes::configure)
         })
         .client_request_timeout(timeouts.client_request)

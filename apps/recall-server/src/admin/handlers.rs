@@ -21,10 +21,10 @@ use crate::error::ApiError;
 #[serde(rename_all = "camelCase")]
 pub struct CallDetailResponse {
     /// The call, as in the list.
-    #[schema(value_type = super::openapi::CallSummaryDoc)]
+    #[schema(value_type = super::openapi::schemas::CallSummary)]
     pub call: CallSummary,
     /// Its transcript in order (turns without text are left out).
-    #[schema(value_type = Vec<super::openapi::TranscriptMessageDoc>)]
+    #[schema(value_type = Vec<super::openapi::schemas::TranscriptMessage>)]
     pub transcript: Vec<TranscriptMessage>,
     /// Whether the call's audio is stored (`GET .../audio`).
     pub has_audio: bool,
@@ -226,10 +226,9 @@ fn store_error(error: &MemoryError) -> ApiError {
 
 fn with_cursor(mut response: HttpResponse, cursor: Option<String>) -> HttpResponse {
     if let Some(value) = cursor.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        response.headers_mut().insert(
-            header::HeaderName::from_static("x-next-cursor"),
-            value,
-        );
+        response
+            .headers_mut()
+            .insert(header::HeaderName::from_static("x-next-cursor"), value);
     }
     debug_assert!(NEXT_CURSOR_HEADER.eq_ignore_ascii_case("x-next-cursor"));
     response
@@ -388,7 +387,16 @@ pub(super) async fn list_calls(
     state: web::Data<AdminState>,
 ) -> Result<HttpResponse, ApiError> {
     let params: CallsParams = query(&req)?;
-    let phone = given(params.phone.as_ref()).map(parse_phone).transpose()?;
+    // An unencoded `+` in a query string reads as a space.
+    let phone = params
+        .phone
+        .as_deref()
+        .map(|p| match p.strip_prefix(' ') {
+            Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => format!("+{rest}"),
+            _ => p.trim().to_owned(),
+        })
+        .filter(|p| !p.is_empty());
+    let phone = phone.as_deref().map(parse_phone).transpose()?;
     let agent = parse_agent(params.agent.as_ref())?;
     let (from, to) = parse_range(params.from.as_ref(), params.to.as_ref())?;
     let limit = parse_limit(params.limit.as_ref(), MAX_LIMIT as usize)?;
@@ -405,7 +413,10 @@ pub(super) async fn list_calls(
         .await
         .map_err(|e| index_error(&e))?;
     let items: Vec<CallSummary> = page.items.iter().map(|c| c.to_summary()).collect();
-    Ok(with_cursor(HttpResponse::Ok().json(items), page.next_cursor))
+    Ok(with_cursor(
+        HttpResponse::Ok().json(items),
+        page.next_cursor,
+    ))
 }
 
 /// `GET /api/calls/{conversation_id}`.

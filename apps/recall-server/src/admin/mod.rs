@@ -92,23 +92,25 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AdminState) {
         return;
     }
     let data = web::Data::new(state);
-    let resource = |path: &str| {
-        web::resource(path).default_service(web::to(handlers::api_method_not_allowed))
-    };
+    let resource =
+        |path: &str| web::resource(path).default_service(web::to(handlers::api_method_not_allowed));
     cfg.service(
         web::scope("/api")
-            .app_data(data.clone())
+            .app_data(data)
             .wrap(from_fn(require_token))
             .service(
                 resource("/users/{phone}")
                     .route(web::get().to(handlers::get_user))
                     .route(web::delete().to(handlers::delete_user)),
             )
-            .service(resource("/users/{phone}/memories").route(web::get().to(handlers::list_memories)))
+            .service(
+                resource("/users/{phone}/memories").route(web::get().to(handlers::list_memories)),
+            )
             .service(resource("/calls").route(web::get().to(handlers::list_calls)))
             .service(resource("/calls/{conversation_id}").route(web::get().to(handlers::get_call)))
             .service(
-                resource("/calls/{conversation_id}/audio").route(web::get().to(handlers::get_audio)),
+                resource("/calls/{conversation_id}/audio")
+                    .route(web::get().to(handlers::get_audio)),
             )
             .service(resource("/analytics").route(web::get().to(handlers::analytics)))
             .service(resource("/analytics/daily").route(web::get().to(handlers::daily)))
@@ -144,4 +146,63 @@ fn bearer(headers: &actix_web::http::header::HeaderMap) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Opens the call index `<data_dir>/calls.db`. A new index is filled from
+/// the payloads already stored (an upgrade, or a deleted index), so it is
+/// never silently empty.
+///
+/// # Errors
+/// When the data directory or the index cannot be created or read.
+pub async fn open_index(config: &crate::config::Config) -> anyhow::Result<CallIndex> {
+    use anyhow::Context as _;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let path = config.data_dir.join(recall_calls::INDEX_FILE_NAME);
+    let fresh = !path.exists();
+    let index = CallIndex::open(&path)
+        .await
+        .with_context(|| format!("cannot open the call index {}", path.display()))?;
+    if fresh {
+        let report = index.reindex(&config.payload_dir).await.with_context(|| {
+            format!(
+                "cannot index the payloads in {}",
+                config.payload_dir.display()
+            )
+        })?;
+        tracing::info!(?report, path = %path.display(), "call index created");
+    }
+    Ok(index)
+}
+
+/// Records an event just acknowledged by the post-call webhook in the call
+/// index (registered by [`configure`] as `web::Data<CallIndex>`). Never
+/// fails the webhook: the event is already stored durably, and `recall
+/// reindex` rebuilds the index from the payloads; failures are logged.
+pub async fn index_ingested(
+    req: &actix_web::HttpRequest,
+    payloads: &recall_service::PayloadStore,
+    ack: &recall_service::IngestAck,
+) {
+    let Some(index) = req.app_data::<web::Data<CallIndex>>() else {
+        return;
+    };
+    let kind = ack.event_type.as_str();
+    let result = match kind {
+        "post_call_audio" => index.record_audio(&ack.conversation_id).await,
+        "post_call_transcription" | "call_initiation_failure" => {
+            let path = payloads.event_path(&ack.conversation_id, kind);
+            match tokio::fs::read(&path).await {
+                Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    Ok(event) => index.record_event(&event).await,
+                    Err(e) => Err(recall_calls::CallsError::InvalidEvent(e.to_string())),
+                },
+                Err(source) => Err(recall_calls::CallsError::Io { path, source }),
+            }
+        }
+        _ => Ok(()),
+    };
+    if let Err(error) = result {
+        tracing::warn!(%error, event_type = kind, "call index not updated; `recall reindex` repairs it");
+    }
 }

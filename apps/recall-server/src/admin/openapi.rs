@@ -1,0 +1,519 @@
+//! The OpenAPI 3 document of the whole HTTP surface, generated with
+//! `utoipa` from Rust types and served at `GET /openapi.json`.
+//!
+//! The schemas of the seed's UI models and of the webhooks' bodies are
+//! declared in [`schemas`] (the model crate carries no OpenAPI code); the
+//! server's tests check that each one describes exactly what the real type
+//! serializes, and that every documented operation is answered by the
+//! server with the documented method, so the document cannot drift.
+
+use std::sync::OnceLock;
+
+use actix_web::HttpResponse;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use super::handlers::{CallDetailResponse, DailyCallsResponse, ForgetResponse};
+
+/// Schemas of JSON bodies whose Rust types live in other crates.
+pub mod schemas {
+    use serde::Serialize;
+    use utoipa::ToSchema;
+
+    /// `{"error": code, "message": ...}`: every error of every route.
+    #[derive(Serialize, ToSchema)]
+    pub struct ErrorBody {
+        /// A machine-readable code, e.g. `invalid_phone`.
+        #[schema(example = "invalid_phone")]
+        pub error: String,
+        /// What was wrong, naming the parameter or rule.
+        pub message: String,
+    }
+
+    /// A status answer (`/health`, `/ready`).
+    #[derive(Serialize, ToSchema)]
+    pub struct Status {
+        /// `ok` or `ready`.
+        #[schema(example = "ok")]
+        pub status: String,
+    }
+
+    /// A caller (the seed's `User`).
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct User {
+        /// E.164 number.
+        #[schema(example = "+16129782029")]
+        pub phone_number: String,
+        /// The caller's name.
+        pub name: Option<String>,
+        /// What is known about the caller (`key: value` facts).
+        pub profile_summary: Option<String>,
+        /// The summary of the caller's latest connected call.
+        pub last_call_summary: Option<String>,
+    }
+
+    /// A memory sector.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Sector {
+        /// Facts.
+        Semantic,
+        /// Events.
+        Episodic,
+        /// How-to.
+        Procedural,
+        /// Feelings.
+        Emotional,
+        /// Meta-thoughts.
+        Reflective,
+    }
+
+    /// `High` (salience ≥ 0.8), `Medium` (≥ 0.5) or `Low`.
+    #[derive(Serialize, ToSchema)]
+    pub enum SalienceLabel {
+        /// Salience ≥ 0.8.
+        High,
+        /// 0.5 ≤ salience < 0.8.
+        Medium,
+        /// Salience < 0.5.
+        Low,
+    }
+
+    /// A memory (the seed's `MemoryDisplay`).
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct MemoryDisplay {
+        /// The memory's text.
+        pub content: String,
+        /// Its sector.
+        pub sector: Sector,
+        /// 0.0 to 1.0.
+        #[schema(minimum = 0.0, maximum = 1.0)]
+        pub salience: f64,
+        /// When it was made, RFC 3339 UTC.
+        #[schema(format = DateTime)]
+        pub timestamp: Option<String>,
+        /// From `salience`: High ≥ 0.8, Medium ≥ 0.5, else Low.
+        pub salience_label: SalienceLabel,
+    }
+
+    /// Who spoke.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Role {
+        /// The agent.
+        Agent,
+        /// The caller.
+        User,
+    }
+
+    /// One transcript turn (the seed's `TranscriptMessage`).
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct TranscriptMessage {
+        /// Who spoke.
+        pub role: Role,
+        /// What was said.
+        pub message: String,
+        /// Seconds since the call started.
+        pub time_in_call_secs: f64,
+        /// Whether the speaker was interrupted.
+        pub interrupted: bool,
+    }
+
+    /// One call (the seed's `CallSummary`).
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct CallSummary {
+        /// The conversation id.
+        pub conversation_id: String,
+        /// The agent id.
+        pub agent_id: String,
+        /// ElevenLabs' status; `failed` for a call that never connected.
+        pub status: String,
+        /// Length in seconds.
+        pub duration: Option<f64>,
+        /// Cost as ElevenLabs reports it.
+        pub cost: Option<f64>,
+        /// The analysis' summary.
+        pub summary: Option<String>,
+        /// The analysis' title.
+        pub title: Option<String>,
+        /// `call_successful` was `success` (true) or `failure` (false);
+        /// false for a call that never connected; absent when unknown.
+        pub successful: Option<bool>,
+    }
+
+    /// How often one collected value occurred.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct DataCollected {
+        /// The data-collection field id.
+        pub field_id: String,
+        /// The value collected (any JSON value).
+        pub value: serde_json::Value,
+        /// In how many calls.
+        pub count: u64,
+    }
+
+    /// Aggregates over calls (the seed's `CallAnalytics`).
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct CallAnalytics {
+        /// Calls in range, initiation failures included.
+        pub total_calls: u64,
+        /// Calls whose analysis said `success`, divided by `totalCalls`
+        /// (0.0 to 1.0; 0 without calls).
+        pub success_rate: f64,
+        /// Mean duration in seconds of the calls that report one.
+        pub avg_duration: f64,
+        /// Sum of the calls' cost.
+        pub total_cost: f64,
+        /// Collected values and how many calls collected each, most
+        /// frequent first; null values are not counted.
+        pub data_collected: Vec<DataCollected>,
+    }
+
+    /// The conversation-initiation request ElevenLabs sends.
+    #[derive(Serialize, ToSchema)]
+    pub struct ClientDataRequest {
+        /// The caller's number (E.164), or a withheld marker.
+        pub caller_id: Option<String>,
+        /// The agent.
+        pub agent_id: Option<String>,
+        /// The number called.
+        pub called_number: Option<String>,
+        /// Twilio's call SID.
+        pub call_sid: Option<String>,
+    }
+
+    /// The conversation-initiation answer.
+    #[derive(Serialize, ToSchema)]
+    pub struct ClientDataResponse {
+        /// Always `conversation_initiation_client_data`.
+        #[serde(rename = "type")]
+        #[schema(example = "conversation_initiation_client_data")]
+        pub kind: String,
+        /// Scalar values for the agent's dynamic variables.
+        pub dynamic_variables: std::collections::BTreeMap<String, serde_json::Value>,
+        /// Overrides (first message, prompt, language, voice).
+        pub conversation_config_override: Option<serde_json::Value>,
+    }
+
+    /// The search tool's request.
+    #[derive(Serialize, ToSchema)]
+    pub struct SearchDataRequest {
+        /// What the agent looks for.
+        pub query: Option<String>,
+        /// The caller (from `system__caller_id`).
+        pub user_id: Option<String>,
+        /// The agent.
+        pub agent_id: Option<String>,
+        /// The conversation.
+        pub conversation_id: Option<String>,
+        /// Free context.
+        pub context: Option<serde_json::Value>,
+    }
+
+    /// The caller as the agent sees it.
+    #[derive(Serialize, ToSchema)]
+    pub struct ProfileData {
+        /// Name.
+        pub name: Option<String>,
+        /// Known facts.
+        pub summary: Option<String>,
+        /// E.164 number.
+        pub phone_number: Option<String>,
+    }
+
+    /// One memory as the agent sees it.
+    #[derive(Serialize, ToSchema)]
+    pub struct MemoryItem {
+        /// Text.
+        pub content: String,
+        /// Sector.
+        pub sector: Sector,
+        /// 0.0 to 1.0.
+        pub salience: f64,
+        /// RFC 3339 UTC.
+        #[schema(format = DateTime)]
+        pub timestamp: Option<String>,
+    }
+
+    /// The search tool's answer.
+    #[derive(Serialize, ToSchema)]
+    pub struct SearchDataResponse {
+        /// The caller's profile, when known.
+        pub profile: Option<ProfileData>,
+        /// The most relevant memories, best first.
+        pub memories: Vec<MemoryItem>,
+    }
+
+    /// A post-call webhook envelope (`post_call_transcription`,
+    /// `post_call_audio` or `call_initiation_failure`).
+    #[derive(Serialize, ToSchema)]
+    pub struct PostCallEvent {
+        /// The event type.
+        #[serde(rename = "type")]
+        #[schema(example = "post_call_transcription")]
+        pub kind: String,
+        /// Unix seconds.
+        pub event_timestamp: i64,
+        /// The event's data (see ElevenLabs' documentation).
+        pub data: serde_json::Value,
+    }
+
+    /// The post-call acknowledgement.
+    #[derive(Serialize, ToSchema)]
+    pub struct PostCallAck {
+        /// `stored`, or `duplicate` when already stored.
+        #[schema(example = "stored")]
+        pub status: String,
+        /// The event's conversation.
+        pub conversation_id: String,
+        /// The event type.
+        #[serde(rename = "type")]
+        pub kind: String,
+    }
+}
+
+/// Operations documented for routes whose handlers live elsewhere in the
+/// server; the attributes are the documentation, the functions never run.
+#[allow(dead_code)]
+mod paths {
+    use super::schemas::*;
+    use super::{CallDetailResponse, DailyCallsResponse, ForgetResponse};
+
+    #[utoipa::path(post, path = "/webhook/client-data", tag = "webhooks",
+        request_body = ClientDataRequest,
+        security(("webhookSecret" = []), ("elevenLabsSignature" = [])),
+        responses(
+            (status = 200, description = "Greeting variables (defaults when the store is down)", body = ClientDataResponse),
+            (status = 400, description = "Body is not a valid request", body = ErrorBody),
+            (status = 401, description = "Missing or wrong secret", body = ErrorBody),
+            (status = 413, description = "Body too large", body = ErrorBody),
+        ))]
+    fn client_data() {}
+
+    #[utoipa::path(post, path = "/webhook/search-data", tag = "webhooks",
+        request_body = SearchDataRequest,
+        security(("webhookSecret" = []), ("elevenLabsSignature" = [])),
+        responses(
+            (status = 200, description = "The caller's profile and relevant memories", body = SearchDataResponse),
+            (status = 400, description = "Missing query or caller", body = ErrorBody),
+            (status = 401, description = "Missing or wrong secret", body = ErrorBody),
+            (status = 413, description = "Body too large", body = ErrorBody),
+            (status = 503, description = "Memory store unavailable", body = ErrorBody),
+        ))]
+    fn search_data() {}
+
+    #[utoipa::path(post, path = "/webhook/post-call", tag = "webhooks",
+        request_body = PostCallEvent,
+        security(("elevenLabsSignature" = [])),
+        responses(
+            (status = 200, description = "Stored durably (or already stored)", body = PostCallAck),
+            (status = 400, description = "Not a valid event", body = ErrorBody),
+            (status = 401, description = "Bad or missing signature", body = ErrorBody),
+            (status = 413, description = "Body too large", body = ErrorBody),
+        ))]
+    fn post_call() {}
+
+    #[utoipa::path(get, path = "/health", tag = "operations",
+        responses((status = 200, description = "The process is alive", body = Status)))]
+    fn health() {}
+
+    #[utoipa::path(get, path = "/ready", tag = "operations",
+        responses(
+            (status = 200, description = "Store reachable, payload directory writable", body = Status),
+            (status = 503, description = "Not ready", body = ErrorBody),
+        ))]
+    fn ready() {}
+
+    #[utoipa::path(get, path = "/metrics", tag = "operations",
+        responses((status = 200, description = "Prometheus / OpenMetrics text",
+            content_type = "application/openmetrics-text", body = String)))]
+    fn metrics() {}
+
+    #[utoipa::path(get, path = "/openapi.json", tag = "operations",
+        responses((status = 200, description = "This document", body = Object)))]
+    fn openapi() {}
+
+    #[utoipa::path(get, path = "/api/users/{phone}", tag = "operator",
+        params(("phone" = String, Path, description = "E.164 number, e.g. +16129782029")),
+        security(("adminToken" = [])),
+        responses(
+            (status = 200, description = "The caller", body = User),
+            (status = 400, description = "phone is not E.164", body = ErrorBody),
+            (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+            (status = 404, description = "No caller known by this number", body = ErrorBody),
+        ))]
+    fn get_user() {}
+
+    #[utoipa::path(delete, path = "/api/users/{phone}", tag = "operator",
+        params(("phone" = String, Path, description = "E.164 number")),
+        security(("adminToken" = [])),
+        responses(
+            (status = 200, description = "What was erased", body = ForgetResponse),
+            (status = 400, description = "phone is not E.164", body = ErrorBody),
+            (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+            (status = 503, description = "Store unavailable: nothing was erased", body = ErrorBody),
+        ))]
+    fn delete_user() {}
+
+    #[utoipa::path(get, path = "/api/users/{phone}/memories", tag = "operator",
+        params(
+            ("phone" = String, Path, description = "E.164 number"),
+            ("sector" = Option<Sector>, Query, description = "Only this sector"),
+            ("limit" = Option<u32>, Query, description = "Page size, 1 to 100 (default 50)"),
+            ("cursor" = Option<String>, Query, description = "X-Next-Cursor of the previous page"),
+        ),
+        security(("adminToken" = [])),
+        responses(
+            (status = 200, description = "Memories, newest first", body = Vec<MemoryDisplay>,
+                headers(("X-Next-Cursor" = String, description = "Cursor of the next page; absent on the last"))),
+            (status = 400, description = "Bad phone, sector, limit or cursor", body = ErrorBody),
+            (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        ))]
+    fn list_memories() {}
+
+    #[utoipa::path(get, path = "/api/calls", tag = "operator",
+        params(
+            ("phone" = Option<String>, Query, description = "Only this caller (E.164)"),
+            ("agent" = Option<String>, Query, description = "Only this agent"),
+            ("from" = Option<String>, Query, description = "At or after (RFC 3339 or unix seconds)"),
+            ("to" = Option<String>, Query, description = "At or before (RFC 3339 or unix seconds)"),
+            ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)"),
+            ("cursor" = Option<String>, Query, description = "X-Next-Cursor of the previous page"),
+        ),
+        security(("adminToken" = [])),
+        responses(
+            (status = 200, description = "Calls, newest first", body = Vec<CallSummary>,
+                headers(("X-Next-Cursor" = String, description = "Cursor of the next page; absent on the last"))),
+            (status = 400, description = "Bad phone, agent, from, to, limit or cursor", body = ErrorBody),
+            (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        ))]
+    fn list_calls() {}
+
+    #[utoipa::path(get, path = "/api/calls/{conversation_id}", tag = "operator",
+        params(("conversation_id" = String, Path, description = "The conversation")),
+        security(("adminToken" = [])),
+        responses(
+            (status = 200, description = "The call with its transcript", body = CallDetailResponse),
+            (status = 400, description = "Not a valid conversation id", body = ErrorBody),
+            (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+            (status = 404, description = "No such call", body = ErrorBody),
+        ))]
+    fn get_call() {}
+
+    #[utoipa::path(get, path = "/api/calls/{conversation_id}/audio", tag = "operator",
+        params(("conversation_id" = String, Path, description = "The conversation")),
+        security(("adminToken" = [])),
+        responses(
+            (status = 200, description = "The call's audio", content_type = "audio/mpeg", body = Vec<u8>),
+            (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+            (status = 404, description = "No audio stored", body = ErrorBody),
+        ))]
+    fn get_audio() {}
+
+    #[utoipa::path(get, path = "/api/analytics", tag = "operator",
+        params(
+            ("agent" = Option<String>, Query, description = "Only this agent"),
+            ("from" = Option<String>, Query, description = "At or after (RFC 3339 or unix seconds)"),
+            ("to" = Option<String>, Query, description = "At or before (RFC 3339 or unix seconds)"),
+        ),
+        security(("adminToken" = [])),
+        responses(
+            (status = 200, description = "Aggregates", body = CallAnalytics),
+            (status = 400, description = "Bad agent, from or to", body = ErrorBody),
+            (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        ))]
+    fn analytics() {}
+
+    #[utoipa::path(get, path = "/api/analytics/daily", tag = "operator",
+        params(
+            ("agent" = Option<String>, Query, description = "Only this agent"),
+            ("from" = Option<String>, Query, description = "At or after (RFC 3339 or unix seconds)"),
+            ("to" = Option<String>, Query, description = "At or before (RFC 3339 or unix seconds)"),
+        ),
+        security(("adminToken" = [])),
+        responses(
+            (status = 200, description = "Calls and successes per UTC day, oldest first", body = Vec<DailyCallsResponse>),
+            (status = 400, description = "Bad agent, from or to", body = ErrorBody),
+            (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        ))]
+    fn daily() {}
+
+    #[utoipa::path(get, path = "/dashboard", tag = "operator",
+        responses((status = 200, description = "The dashboard (HTML)", content_type = "text/html", body = String)))]
+    fn dashboard() {}
+}
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "adminToken",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "webhookSecret",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Api-Key"))),
+        );
+        components.add_security_scheme(
+            "elevenLabsSignature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("ElevenLabs-Signature"))),
+        );
+    }
+}
+
+/// The document's generator.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Recall",
+        description = "Long-term memory of callers for ElevenLabs voice agents: the three webhooks, operations endpoints and the operator read API."
+    ),
+    paths(
+        paths::client_data, paths::search_data, paths::post_call,
+        paths::health, paths::ready, paths::metrics, paths::openapi,
+        paths::get_user, paths::delete_user, paths::list_memories,
+        paths::list_calls, paths::get_call, paths::get_audio,
+        paths::analytics, paths::daily, paths::dashboard,
+    ),
+    components(schemas(
+        schemas::ErrorBody, schemas::Status, schemas::User, schemas::Sector,
+        schemas::SalienceLabel, schemas::MemoryDisplay, schemas::Role,
+        schemas::TranscriptMessage, schemas::CallSummary, schemas::DataCollected,
+        schemas::CallAnalytics, schemas::ClientDataRequest, schemas::ClientDataResponse,
+        schemas::SearchDataRequest, schemas::ProfileData, schemas::MemoryItem,
+        schemas::SearchDataResponse, schemas::PostCallEvent, schemas::PostCallAck,
+        CallDetailResponse, DailyCallsResponse, ForgetResponse,
+    )),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "webhooks", description = "Called by ElevenLabs"),
+        (name = "operations", description = "Health, readiness, metrics, this document"),
+        (name = "operator", description = "Read API and dashboard; off unless RECALL_ADMIN_TOKEN is set"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as JSON, built once.
+pub fn document() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_json()
+            .unwrap_or_else(|e| format!("{{\"error\":\"openapi\",\"message\":\"{e}\"}}"))
+    })
+}
+
+/// `GET /openapi.json`.
+pub(super) async fn serve() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document())
+}
