@@ -256,7 +256,7 @@ impl ServiceConfig {
 mod tests {
     use super::*;
 
-    fn setting_of(config: ServiceConfig) -> String {
+    fn setting_of(config: &ServiceConfig) -> String {
         config.validate().unwrap_err().setting
     }
 
@@ -264,49 +264,49 @@ mod tests {
     fn each_bad_setting_is_named() {
         let d = ServiceConfig::default;
         assert_eq!(
-            setting_of(ServiceConfig {
+            setting_of(&ServiceConfig {
                 search_default_k: 30,
                 ..d()
             }),
             "search_default_k"
         );
         assert_eq!(
-            setting_of(ServiceConfig {
+            setting_of(&ServiceConfig {
                 search_max_k: 101,
                 ..d()
             }),
             "search_max_k"
         );
         assert_eq!(
-            setting_of(ServiceConfig {
+            setting_of(&ServiceConfig {
                 greet_budget: Duration::ZERO,
                 ..d()
             }),
             "greet_budget"
         );
         assert_eq!(
-            setting_of(ServiceConfig {
+            setting_of(&ServiceConfig {
                 retry_max: Duration::from_millis(10),
                 ..d()
             }),
             "retry_max"
         );
         assert_eq!(
-            setting_of(ServiceConfig {
+            setting_of(&ServiceConfig {
                 extra_dynamic_variables: BTreeMap::from([("user_name".into(), "x".into())]),
                 ..d()
             }),
             "extra_dynamic_variables.user_name"
         );
         assert_eq!(
-            setting_of(ServiceConfig {
+            setting_of(&ServiceConfig {
                 greeting_templates: BTreeMap::from([("../a".into(), "Hi".into())]),
                 ..d()
             }),
             "greeting_templates.../a"
         );
         assert_eq!(
-            setting_of(ServiceConfig {
+            setting_of(&ServiceConfig {
                 default_greeting: Some(" ".into()),
                 ..d()
             }),
