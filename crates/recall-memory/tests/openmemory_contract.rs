@@ -180,10 +180,20 @@ async fn a_tenant_mismatch_on_any_request_is_incompatible_never_empty() {
             "expected Incompatible, got {r:?}"
         );
     };
-    incompatible(store.search(&me, &SearchQuery::new("name", 5)).await.map(drop));
+    incompatible(
+        store
+            .search(&me, &SearchQuery::new("name", 5))
+            .await
+            .map(drop),
+    );
     incompatible(store.list(&me, &ListRequest::first(5)).await.map(drop));
     incompatible(store.profile(&me).await.map(drop));
-    incompatible(store.get(&me, &id("e707d1c8-d533-4d64-b248-a2ef6b05c285")).await.map(drop));
+    incompatible(
+        store
+            .get(&me, &id("e707d1c8-d533-4d64-b248-a2ef6b05c285"))
+            .await
+            .map(drop),
+    );
     incompatible(
         store
             .delete(&me, &id("e707d1c8-d533-4d64-b248-a2ef6b05c285"))
@@ -191,7 +201,10 @@ async fn a_tenant_mismatch_on_any_request_is_incompatible_never_empty() {
     );
     incompatible(
         store
-            .add(&me, NewMemory::new("Caller likes tea", MemorySector::Semantic))
+            .add(
+                &me,
+                NewMemory::new("Caller likes tea", MemorySector::Semantic),
+            )
             .await
             .map(drop),
     );
@@ -225,13 +238,19 @@ async fn a_missing_or_wrong_key_is_rejected_naming_the_key() {
             matches!(&err, MemoryError::Rejected(m) if m.contains("API key")),
             "{fixture}: expected Rejected naming the API key, got {err:?}"
         );
-        assert!(!err.to_string().contains("testkey999"), "the key must not leak");
+        assert!(
+            !err.to_string().contains("testkey999"),
+            "the key must not leak"
+        );
     }
 }
 
 #[tokio::test]
 async fn an_unknown_route_means_an_incompatible_server() {
-    for fixture in ["61-unknown-route-with-key", "63-unknown-method-on-known-path"] {
+    for fixture in [
+        "61-unknown-route-with-key",
+        "63-unknown-method-on-known-path",
+    ] {
         let server = MockServer::start().await;
         Mock::given(method("GET"))
             .and(path("/memory/all"))
@@ -315,7 +334,9 @@ async fn what_the_server_ignores_on_add_is_restored_on_read() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     Mock::given(method("POST"))
         .and(path("/memory/add"))
-        .and(body_partial_json(json!({"metadata": {"sector": "reflective"}})))
+        .and(body_partial_json(
+            json!({"metadata": {"sector": "reflective"}}),
+        ))
         .respond_with(recording_add(seen.clone(), vec![add.body().clone()]))
         .expect(1)
         .mount(&server)
@@ -367,7 +388,10 @@ async fn summarised_content_is_restored_from_the_envelope() {
         .mount(&server)
         .await;
     let memory = store(&server)
-        .add(&user(USER1), NewMemory::new(long.clone(), MemorySector::Episodic))
+        .add(
+            &user(USER1),
+            NewMemory::new(long.clone(), MemorySector::Episodic),
+        )
         .await
         .unwrap()
         .memory()
@@ -411,7 +435,10 @@ async fn a_deduplicated_add_is_stored_for_the_caller_and_never_reports_the_merge
             .await;
         let content = merged.request.body["content"].as_str().unwrap().to_owned();
         let outcome = store(&server)
-            .add(&user(caller), NewMemory::new(content.clone(), MemorySector::Semantic))
+            .add(
+                &user(caller),
+                NewMemory::new(content.clone(), MemorySector::Semantic),
+            )
             .await
             .unwrap();
         let AddOutcome::Created(memory) = outcome else {
@@ -419,7 +446,10 @@ async fn a_deduplicated_add_is_stored_for_the_caller_and_never_reports_the_merge
         };
         assert_ne!(memory.id.as_str(), merged_id, "{fixture}");
         assert_eq!(memory.user_id, user(caller), "{fixture}");
-        assert_eq!(memory.content, content, "{fixture}: the marker must not show");
+        assert_eq!(
+            memory.content, content,
+            "{fixture}: the marker must not show"
+        );
         let sent = seen.lock().unwrap().clone();
         let resent = sent[1]["content"].as_str().unwrap();
         assert!(
@@ -457,7 +487,10 @@ async fn blank_content_is_rejected_without_a_request() {
         .add(&user(USER1), NewMemory::new("  ", MemorySector::Semantic))
         .await
         .unwrap_err();
-    assert!(matches!(&err, MemoryError::Rejected(m) if m.contains("content")), "{err:?}");
+    assert!(
+        matches!(&err, MemoryError::Rejected(m) if m.contains("content")),
+        "{err:?}"
+    );
     assert_eq!(emulator.requests(), 0);
 }
 
@@ -473,7 +506,9 @@ async fn search_keeps_only_the_callers_live_rows_and_ranks_them() {
         Mock::given(method("POST"))
             .and(path("/memory/query"))
             .and(header("content-type", "application/json"))
-            .and(body_partial_json(json!({"filters": {"user_id": USER1}, "user_id": USER1})))
+            .and(body_partial_json(
+                json!({"filters": {"user_id": USER1}, "user_id": USER1}),
+            ))
             .respond_with(recorded.answer())
             .expect(1)
             .mount(&server)
@@ -498,7 +533,10 @@ async fn search_keeps_only_the_callers_live_rows_and_ranks_them() {
         assert!(!ids.is_empty(), "{query_fixture}");
         for f in &found {
             assert_eq!(f.memory.user_id, user(USER1));
-            assert!(live.iter().any(|i| i["id"] == f.memory.id.as_str()), "{query_fixture}: {ids:?}");
+            assert!(
+                live.iter().any(|i| i["id"] == f.memory.id.as_str()),
+                "{query_fixture}: {ids:?}"
+            );
         }
         assert!(found.windows(2).all(|w| w[0].score >= w[1].score));
         if query_fixture.starts_with("20") {
@@ -530,7 +568,10 @@ async fn search_finds_a_memory_the_global_vector_search_crowded_out() {
         .await
         .unwrap();
     assert_eq!(found.len(), 1);
-    assert_eq!(found[0].memory.id.as_str(), "597d175e-9ac2-4b59-b258-a4e6f0b64880");
+    assert_eq!(
+        found[0].memory.id.as_str(),
+        "597d175e-9ac2-4b59-b258-a4e6f0b64880"
+    );
 }
 
 #[tokio::test]
@@ -605,11 +646,17 @@ async fn get_maps_the_recorded_answers() {
     assert_eq!(memory.tags, ["profile", "first_name"]);
     assert_eq!(memory.created_at.as_secs(), 1_795_672_584);
     let forbidden = store.get(&user(USER2), &e707).await;
-    assert!(matches!(forbidden, Err(MemoryError::NotFound(_))), "{forbidden:?}");
+    assert!(
+        matches!(forbidden, Err(MemoryError::NotFound(_))),
+        "{forbidden:?}"
+    );
     let unknown = store
         .get(&user(USER1), &id("00000000-0000-0000-0000-000000000000"))
         .await;
-    assert!(matches!(unknown, Err(MemoryError::NotFound(_))), "{unknown:?}");
+    assert!(
+        matches!(unknown, Err(MemoryError::NotFound(_))),
+        "{unknown:?}"
+    );
 }
 
 #[tokio::test]
@@ -668,7 +715,11 @@ async fn update_patches_the_recorded_shape_and_reads_the_row_back() {
         ..MemoryUpdate::default()
     };
     let memory = store(&server)
-        .update(&user(USER1), &id("b7a582d8-272c-4fb7-9be5-f1f53b5dd4bc"), update)
+        .update(
+            &user(USER1),
+            &id("b7a582d8-272c-4fb7-9be5-f1f53b5dd4bc"),
+            update,
+        )
         .await
         .unwrap();
     assert_eq!(memory.content, "Maria prefers to be called back after 6pm");
@@ -698,7 +749,10 @@ async fn update_maps_the_recorded_errors() {
             .await;
         let result = store(&server).update(&user(USER1), &b7a5, change()).await;
         if expect_not_found {
-            assert!(matches!(result, Err(MemoryError::NotFound(_))), "{fixture}: {result:?}");
+            assert!(
+                matches!(result, Err(MemoryError::NotFound(_))),
+                "{fixture}: {result:?}"
+            );
         } else {
             assert!(
                 matches!(&result, Err(MemoryError::Unavailable(m)) if m.contains("500")),
@@ -710,36 +764,74 @@ async fn update_maps_the_recorded_errors() {
 
 #[tokio::test]
 async fn delete_maps_the_recorded_answers() {
-    for (fixture, ok) in [
-        ("38-delete-memory", true),
-        ("37-delete-wrong-user", false),
-        ("39-delete-again-404", false),
-    ] {
+    let row_1a06 = items("26-list-all-user1")
+        .into_iter()
+        .find(|i| i["id"] == "1a06e01d-e598-4b92-87b8-c87f1aebe319")
+        .unwrap();
+    // (delete fixture, the get's answer, deleted?, DELETE requests sent)
+    let cases = [
+        ("38-delete-memory", answer(row_1a06.clone()), true, 1),
+        // Found, then gone before the DELETE: not found.
+        ("39-delete-again-404", answer(row_1a06.clone()), false, 1),
+        // Another caller's memory or a deleted one: no DELETE is sent.
+        (
+            "37-delete-wrong-user",
+            load("15-get-dedup-target-as-user2").answer(),
+            false,
+            0,
+        ),
+        (
+            "39-delete-again-404",
+            load("41-get-deleted-404").answer(),
+            false,
+            0,
+        ),
+    ];
+    for (fixture, get_answer, deleted, deletes) in cases {
         let server = MockServer::start().await;
         let recorded = load(fixture);
-        let owner = if fixture.starts_with("37") { USER2 } else { USER1 };
+        let owner = if fixture.starts_with("37") {
+            USER2
+        } else {
+            USER1
+        };
+        Mock::given(method("GET"))
+            .and(path(recorded.path()))
+            .and(query_param("user_id", owner))
+            .respond_with(get_answer)
+            .expect(1)
+            .mount(&server)
+            .await;
         Mock::given(method("DELETE"))
             .and(path(recorded.path()))
             .and(query_param("user_id", owner))
             .and(header("x-api-key", KEY))
             .respond_with(recorded.answer())
-            .expect(1)
+            .expect(deletes)
             .mount(&server)
             .await;
         let result = store(&server)
             .delete(&user(owner), &id("1a06e01d-e598-4b92-87b8-c87f1aebe319"))
             .await;
-        if ok {
+        if deleted {
             assert!(result.is_ok(), "{fixture}: {result:?}");
         } else {
-            assert!(matches!(result, Err(MemoryError::NotFound(_))), "{fixture}: {result:?}");
+            assert!(
+                matches!(result, Err(MemoryError::NotFound(_))),
+                "{fixture}: {result:?}"
+            );
         }
+        server.verify().await;
     }
 }
 
 #[tokio::test]
 async fn erase_user_returns_the_recorded_counts() {
     let server = MockServer::start().await;
+    list_of(USER2)
+        .respond_with(answer(json!({"items": []})))
+        .mount(&server)
+        .await;
     let first = load("48-delete-user-memories");
     Mock::given(method("DELETE"))
         .and(path(first.path()))
@@ -775,7 +867,10 @@ async fn a_slow_read_times_out_and_is_retried() {
         .list(&user(USER1), &ListRequest::first(5))
         .await
         .unwrap_err();
-    assert!(matches!(err, MemoryError::Timeout(d) if d == Duration::from_millis(50)), "{err:?}");
+    assert!(
+        matches!(err, MemoryError::Timeout(d) if d == Duration::from_millis(50)),
+        "{err:?}"
+    );
     assert!(err.is_retryable());
 }
 
@@ -794,7 +889,10 @@ async fn a_slow_add_times_out_and_is_not_retried() {
     let store =
         OpenMemoryStore::new(config(&server).write_timeout(Duration::from_millis(50))).unwrap();
     let err = store
-        .add(&user(USER1), NewMemory::new("Caller likes tea", MemorySector::Semantic))
+        .add(
+            &user(USER1),
+            NewMemory::new("Caller likes tea", MemorySector::Semantic),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, MemoryError::Timeout(_)), "{err:?}");
@@ -829,7 +927,10 @@ async fn an_add_without_a_key_is_sent_once_even_when_the_server_fails() {
         .mount(&server)
         .await;
     let err = store(&server)
-        .add(&user(USER1), NewMemory::new("Caller likes tea", MemorySector::Semantic))
+        .add(
+            &user(USER1),
+            NewMemory::new("Caller likes tea", MemorySector::Semantic),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, MemoryError::Unavailable(_)), "{err:?}");
@@ -869,7 +970,10 @@ async fn a_refused_connection_is_unavailable() {
         .get(&user(USER1), &id("e707d1c8-d533-4d64-b248-a2ef6b05c285"))
         .await
         .unwrap_err();
-    assert!(matches!(&err, MemoryError::Unavailable(m) if !m.contains("16125550101")), "{err:?}");
+    assert!(
+        matches!(&err, MemoryError::Unavailable(m) if !m.contains("16125550101")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

@@ -104,9 +104,8 @@ impl OpenMemoryConfig {
         } else {
             format!("http://{raw}")
         };
-        let url = Url::parse(&with_scheme).map_err(|_| {
-            ValueError::new(FIELD, "must be a port, host:port or http URL", raw)
-        })?;
+        let url = Url::parse(&with_scheme)
+            .map_err(|_| ValueError::new(FIELD, "must be a port, host:port or http URL", raw))?;
         Self::new(url)
     }
 
@@ -277,7 +276,15 @@ mod tests {
 
     #[test]
     fn bad_addresses_name_the_setting() {
-        for raw in ["", "0", "70000", "https://om", "ftp://om", "http://u:p@om", "http://om?x=1"] {
+        for raw in [
+            "",
+            "0",
+            "70000",
+            "https://om",
+            "ftp://om",
+            "http://u:p@om",
+            "http://om?x=1",
+        ] {
             let err = OpenMemoryConfig::from_port_or_url(raw).unwrap_err();
             assert_eq!(err.field(), "openmemory_url", "{raw}");
         }
@@ -302,7 +309,11 @@ mod tests {
     fn validate_rejects_zero_timeouts_and_unbounded_retries() {
         let c = OpenMemoryConfig::from_port_or_url("1").unwrap();
         assert!(c.validate().is_ok());
-        let err = c.clone().read_timeout(Duration::ZERO).validate().unwrap_err();
+        let err = c
+            .clone()
+            .read_timeout(Duration::ZERO)
+            .validate()
+            .unwrap_err();
         assert_eq!(err.field(), "openmemory_read_timeout");
         let err = c.max_retries(6).validate().unwrap_err();
         assert_eq!(err.field(), "openmemory_max_retries");

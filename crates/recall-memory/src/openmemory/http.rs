@@ -208,7 +208,6 @@ impl Http {
         url
     }
 
-
     /// How many times idempotent operations are retried.
     pub fn max_retries(&self) -> u32 {
         self.max_retries

@@ -150,7 +150,12 @@ impl OpenMemoryStore {
     /// release's `403 tenant_mismatch` is [`MemoryError::Incompatible`];
     /// a missing or wrong key is [`MemoryError::Rejected`].
     pub async fn check_compatibility(&self) -> Result<(), MemoryError> {
-        let call = Call::new(Method::GET, self.http.url(&["health"]), Kind::Read, "GET /health");
+        let call = Call::new(
+            Method::GET,
+            self.http.url(&["health"]),
+            Kind::Read,
+            "GET /health",
+        );
         let health: HealthResponse = self.http.send(&call).await?.ok()?.json()?;
         if health.ok != Some(true) {
             return Err(MemoryError::Unavailable(
@@ -187,8 +192,8 @@ impl OpenMemoryStore {
         url
     }
 
-    /// Every row of `user` (up to [`MAX_SCAN`]), newest first; rows that
-    /// are not provably the caller's are dropped.
+    /// Every row of `user` (up to [`MAX_SCAN`]), newest first, tombstones
+    /// included; rows that are not provably the caller's are dropped.
     async fn rows(&self, user: &PhoneNumber) -> Result<Vec<StoredRow>, MemoryError> {
         let mut rows = Vec::new();
         let mut seen = HashSet::new();
@@ -218,7 +223,14 @@ impl OpenMemoryStore {
         Ok(rows)
     }
 
-    /// One row of `user` by id.
+    /// Every memory row of `user` (no tombstones), newest first.
+    async fn memory_rows(&self, user: &PhoneNumber) -> Result<Vec<StoredRow>, MemoryError> {
+        let mut rows = self.rows(user).await?;
+        rows.retain(|r| !r.is_tombstone());
+        Ok(rows)
+    }
+
+    /// One memory row of `user` by id (a tombstone is not found).
     async fn row(&self, user: &PhoneNumber, id: &MemoryId) -> Result<StoredRow, MemoryError> {
         let call = Call::new(
             Method::GET,
@@ -234,6 +246,7 @@ impl OpenMemoryStore {
             ));
         }
         wire.into_row(user)
+            .filter(|r| !r.is_tombstone())
             .ok_or_else(|| MemoryError::NotFound(id.clone()))
     }
 
@@ -583,7 +596,7 @@ impl MemoryStore for OpenMemoryStore {
                     .collect::<HashMap<String, f64>>(),
             )
         };
-        let (semantic, rows) = tokio::join!(server, self.rows(user));
+        let (semantic, rows) = tokio::join!(server, self.memory_rows(user));
         let rows = rows?;
         // A slow or failing vector search degrades to text relevance; a
         // server this adapter cannot use is still an error.
@@ -657,14 +670,18 @@ impl MemoryStore for OpenMemoryStore {
     ) -> Result<MemoryPage, MemoryError> {
         let after = request.cursor.as_deref().map(parse_cursor).transpose()?;
         let limit = request.effective_limit();
-        let rows = self.rows(user).await?;
+        let rows = self.memory_rows(user).await?;
         let mut items = rows
             .iter()
             .filter(|r| request.filter.matches(&r.memory))
             .filter(|r| match &after {
                 None => true,
                 Some((secs, ms, id)) => {
-                    let key = (r.memory.created_at.as_secs(), r.written_ms, r.memory.id.as_str());
+                    let key = (
+                        r.memory.created_at.as_secs(),
+                        r.written_ms,
+                        r.memory.id.as_str(),
+                    );
                     key < (*secs, *ms, id.as_str())
                 }
             });
@@ -699,6 +716,15 @@ impl MemoryStore for OpenMemoryStore {
 
     async fn delete(&self, user: &PhoneNumber, id: &MemoryId) -> Result<(), MemoryError> {
         let _guard = self.lock_for(user).lock().await;
+        let row = self.row(user, id).await?;
+        // Keep the memory's idempotency keys (in a tombstone written
+        // first), so replaying its event cannot write it again.
+        if let Some(envelope) = &row.envelope {
+            let keep = envelope.writes_to_keep(&row.memory);
+            if !keep.is_empty() {
+                self.insert(user, &Envelope::tombstone(user, keep)).await?;
+            }
+        }
         if self.delete_row(user, id).await? {
             Ok(())
         } else {
@@ -708,7 +734,15 @@ impl MemoryStore for OpenMemoryStore {
 
     async fn erase_user(&self, user: &PhoneNumber) -> Result<u64, MemoryError> {
         let _guard = self.lock_for(user).lock().await;
-        let mut total = 0;
+        // Tombstones go too (the caller's keys are forgotten) but are not
+        // memories, so they are not counted.
+        let tombstones = self
+            .rows(user)
+            .await?
+            .iter()
+            .filter(|r| r.is_tombstone())
+            .count() as u64;
+        let mut total: u64 = 0;
         loop {
             let call = Call::new(
                 Method::DELETE,
@@ -719,7 +753,7 @@ impl MemoryStore for OpenMemoryStore {
             let erased: EraseResponse = self.http.send(&call).await?.ok()?.json()?;
             total += erased.deleted;
             if erased.deleted < ERASE_BATCH {
-                return Ok(total);
+                return Ok(total.saturating_sub(tombstones));
             }
         }
     }
@@ -727,7 +761,7 @@ impl MemoryStore for OpenMemoryStore {
     async fn profile(&self, user: &PhoneNumber) -> Result<UserProfile, MemoryError> {
         // OpenMemory's own summary stays a placeholder on v1.3; the
         // profile is built from the facts kept in the envelopes.
-        let rows = self.rows(user).await?;
+        let rows = self.memory_rows(user).await?;
         let mut newest: HashMap<&str, (&crate::store::Fact, UnixTimestamp)> = HashMap::new();
         for row in &rows {
             if let Some(fact) = &row.memory.fact {

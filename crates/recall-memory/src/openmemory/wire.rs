@@ -156,6 +156,10 @@ pub(crate) struct Envelope {
     /// so replaying an old event cannot bring back a replaced fact.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retired: Vec<RetiredWrite>,
+    /// Set on a row that only keeps the idempotency keys of deleted
+    /// memories; never shown as a memory.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tombstone: bool,
 }
 
 /// An idempotency key whose memory was superseded, and that memory as it
@@ -184,6 +188,7 @@ impl Envelope {
             fact: memory.fact.clone(),
             idempotency_key: None,
             retired: Vec::new(),
+            tombstone: false,
         }
     }
 
@@ -204,7 +209,43 @@ impl Envelope {
             fact: memory.fact.clone(),
             idempotency_key: memory.idempotency_key.clone(),
             retired: Vec::new(),
+            tombstone: false,
         }
+    }
+
+    /// A row keeping the idempotency keys of `retired` deleted memories,
+    /// so replaying their events cannot write them again.
+    pub fn tombstone(user: &PhoneNumber, retired: Vec<RetiredWrite>) -> Self {
+        Self {
+            v: ENVELOPE_VERSION,
+            user_id: user.as_str().to_owned(),
+            content: "Recall keeps the idempotency keys of deleted memories here".to_owned(),
+            sector: MemorySector::Reflective,
+            salience: Salience::MIN,
+            decay_lambda: DecayLambda::PERMANENT,
+            tags: vec!["recall_tombstone".to_owned()],
+            metadata: Metadata::new(),
+            agent_id: None,
+            conversation_id: None,
+            occurred_at: None,
+            fact: None,
+            idempotency_key: None,
+            retired,
+            tombstone: true,
+        }
+    }
+
+    /// The writes this memory's deletion must keep: its own key and the
+    /// keys it carries for memories it replaced.
+    pub fn writes_to_keep(&self, memory: &Memory) -> Vec<RetiredWrite> {
+        let mut out = self.retired.clone();
+        if let Some(key) = &self.idempotency_key {
+            out.push(RetiredWrite {
+                key: key.clone(),
+                memory: memory.clone(),
+            });
+        }
+        out
     }
 
     /// The `metadata` object sent to OpenMemory: `sector` (which forces
@@ -240,6 +281,13 @@ pub(crate) struct StoredRow {
     pub envelope: Option<Envelope>,
     /// The server's `created_at` in milliseconds: the write order.
     pub written_ms: i64,
+}
+
+impl StoredRow {
+    /// Whether the row only keeps keys of deleted memories.
+    pub fn is_tombstone(&self) -> bool {
+        self.envelope.as_ref().is_some_and(|e| e.tombstone)
+    }
 }
 
 impl WireMemory {
@@ -433,7 +481,10 @@ mod tests {
         assert_eq!(m.salience, Salience::HIGH);
         assert!(m.decay_lambda.is_permanent());
         assert_eq!(m.created_at.as_secs(), 1_700_000_000);
-        assert_eq!(m.metadata.get("source"), Some(&Value::from("data_collection")));
+        assert_eq!(
+            m.metadata.get("source"),
+            Some(&Value::from("data_collection"))
+        );
         assert_eq!(m.tags, ["profile"]);
     }
 }

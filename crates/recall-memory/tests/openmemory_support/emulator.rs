@@ -239,8 +239,7 @@ impl Respond for Emulator {
         if self.tenant_bound {
             let supplied = query_param(req, "user_id").is_some()
                 || body.as_ref().is_some_and(|b| {
-                    b.get("user_id").is_some()
-                        || b.pointer("/filters/user_id").is_some()
+                    b.get("user_id").is_some() || b.pointer("/filters/user_id").is_some()
                 });
             if supplied {
                 return err(
@@ -402,10 +401,18 @@ fn query(state: &mut State, body: Option<Value>) -> ResponseTemplate {
     // The real server exits on a body it cannot parse (fixtures 69, 70);
     // an emulator cannot, so it answers 500 and the test fails loudly.
     let Some(b) = body else {
-        return err(500, json!({"err": "emulator: the real server would have crashed"}));
+        return err(
+            500,
+            json!({"err": "emulator: the real server would have crashed"}),
+        );
     };
-    let cache_key = json!([b.get("query"), b.get("k"), b.get("filters"), b.get("user_id")])
-        .to_string();
+    let cache_key = json!([
+        b.get("query"),
+        b.get("k"),
+        b.get("filters"),
+        b.get("user_id")
+    ])
+    .to_string();
     if let Some(cached) = state.cache.get(&cache_key) {
         return ResponseTemplate::new(200).set_body_json(cached.clone());
     }

@@ -1,0 +1,204 @@
+//! Behaviour of the OpenMemory adapter beyond the conformance suite,
+//! against the stateful emulator of OpenMemory v1.3.0 and its quirks
+//! (global dedup, a query cache that ignores writes, patches that keep the
+//! old dedup hash).
+
+#![cfg(feature = "openmemory")]
+
+mod openmemory_support;
+
+use std::time::Duration;
+
+use openmemory_support::emulator::Emulator;
+use recall_memory::openmemory::{OpenMemoryConfig, OpenMemoryStore};
+use recall_memory::{
+    AddOutcome, IdempotencyKey, ListRequest, MemoryStore, MemoryUpdate, NewMemory, SearchQuery,
+};
+use recall_model::{MemorySector, PhoneNumber};
+
+const KEY: &str = "testkey123";
+
+async fn setup() -> (wiremock::MockServer, Emulator, OpenMemoryStore) {
+    let (server, emulator) = Emulator::new(Some(KEY)).start().await;
+    let config = OpenMemoryConfig::from_port_or_url(&server.uri())
+        .unwrap()
+        .with_api_key(KEY)
+        .unwrap()
+        .read_timeout(Duration::from_secs(10))
+        .write_timeout(Duration::from_secs(10));
+    (server, emulator, OpenMemoryStore::new(config).unwrap())
+}
+
+fn user(n: &str) -> PhoneNumber {
+    PhoneNumber::parse(n).unwrap()
+}
+
+fn summary(key: &str) -> NewMemory {
+    NewMemory::new(
+        "Caller asked to move the delivery to Friday",
+        MemorySector::Episodic,
+    )
+    .idempotency_key(IdempotencyKey::new(key).unwrap())
+}
+
+#[tokio::test]
+async fn the_same_text_for_two_callers_is_stored_for_each_and_never_crosses() {
+    let (_server, emulator, store) = setup().await;
+    let (maria, john) = (user("+16125550101"), user("+16125550102"));
+    let text = "The caller's name is Maria";
+    let hers = store
+        .add(&maria, NewMemory::new(text, MemorySector::Semantic))
+        .await
+        .unwrap();
+    // OpenMemory merges this into Maria's row and answers her id.
+    let his = store
+        .add(&john, NewMemory::new(text, MemorySector::Semantic))
+        .await
+        .unwrap();
+    assert!(matches!(his, AddOutcome::Created(_)), "{his:?}");
+    assert_ne!(his.memory().id, hers.memory().id);
+    assert_eq!(his.memory().user_id, john);
+    assert_eq!(his.memory().content, text);
+    for (caller, own) in [(&maria, hers.memory()), (&john, his.memory())] {
+        let found = store
+            .search(caller, &SearchQuery::new("caller's name", 5))
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(&found[0].memory, own);
+        let page = store.list(caller, &ListRequest::first(10)).await.unwrap();
+        assert_eq!(page.items, std::slice::from_ref(own));
+    }
+    assert_eq!(emulator.rows_of("+16125550102").len(), 1);
+}
+
+#[tokio::test]
+async fn a_near_duplicate_of_an_own_memory_is_a_memory_of_its_own() {
+    // Fixtures 10 and 11: case, punctuation, order and synonyms dedup.
+    let (_server, _emulator, store) = setup().await;
+    let maria = user("+16125550101");
+    let first = NewMemory::new(
+        "Maria prefers to be called back in the evening",
+        MemorySector::Semantic,
+    );
+    let second = NewMemory::new(
+        "In the evening Maria likes to be called back",
+        MemorySector::Semantic,
+    );
+    store.add(&maria, first).await.unwrap();
+    let outcome = store.add(&maria, second).await.unwrap();
+    assert!(matches!(outcome, AddOutcome::Created(_)), "{outcome:?}");
+    let profile = store.profile(&maria).await.unwrap();
+    assert_eq!(profile.memory_count, 2);
+}
+
+#[tokio::test]
+async fn a_patched_memorys_old_text_can_be_written_again() {
+    // Fixture 32: a patch keeps the old dedup hash.
+    let (_server, _emulator, store) = setup().await;
+    let maria = user("+16125550101");
+    let old = "Maria prefers to be called back in the evening";
+    let m = store
+        .add(&maria, NewMemory::new(old, MemorySector::Semantic))
+        .await
+        .unwrap()
+        .memory()
+        .clone();
+    let update = MemoryUpdate {
+        content: Some("Maria prefers to be called back after 6pm".into()),
+        ..MemoryUpdate::default()
+    };
+    store.update(&maria, &m.id, update).await.unwrap();
+    let again = store
+        .add(&maria, NewMemory::new(old, MemorySector::Semantic))
+        .await
+        .unwrap();
+    assert!(matches!(again, AddOutcome::Created(_)), "{again:?}");
+    let patched = store.get(&maria, &m.id).await.unwrap();
+    assert_eq!(patched.content, "Maria prefers to be called back after 6pm");
+}
+
+#[tokio::test]
+async fn the_servers_query_cache_never_returns_a_deleted_or_stale_memory() {
+    let (_server, _emulator, store) = setup().await;
+    let maria = user("+16125550101");
+    let gone = store
+        .add(
+            &maria,
+            NewMemory::new(
+                "Maria asked about refinancing her mortgage",
+                MemorySector::Episodic,
+            ),
+        )
+        .await
+        .unwrap()
+        .memory()
+        .clone();
+    let kept = store
+        .add(
+            &maria,
+            NewMemory::new("Maria has a savings account", MemorySector::Semantic),
+        )
+        .await
+        .unwrap()
+        .memory()
+        .clone();
+    let query = SearchQuery::new("Maria mortgage", 5);
+    let before = store.search(&maria, &query).await.unwrap();
+    assert_eq!(before[0].memory.id, gone.id);
+    store.delete(&maria, &gone.id).await.unwrap();
+    let update = MemoryUpdate {
+        content: Some("Maria has a savings account and a mortgage".into()),
+        ..MemoryUpdate::default()
+    };
+    store.update(&maria, &kept.id, update).await.unwrap();
+    // The byte-identical query is answered from the server's cache.
+    let after = store.search(&maria, &query).await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].memory.id, kept.id);
+    assert_eq!(
+        after[0].memory.content,
+        "Maria has a savings account and a mortgage"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_memorys_key_stays_written_until_the_caller_is_erased() {
+    let (_server, _emulator, store) = setup().await;
+    let maria = user("+16125550101");
+    let first = store.add(&maria, summary("conv_1/summary")).await.unwrap();
+    store.delete(&maria, &first.memory().id).await.unwrap();
+    // Replaying the event must not bring the deleted memory back.
+    let replay = store.add(&maria, summary("conv_1/summary")).await.unwrap();
+    assert!(replay.is_duplicate(), "{replay:?}");
+    assert_eq!(replay.memory().id, first.memory().id);
+    let page = store.list(&maria, &ListRequest::first(10)).await.unwrap();
+    assert!(
+        page.items.is_empty(),
+        "the key's tombstone is not a memory: {page:?}"
+    );
+    assert_eq!(store.profile(&maria).await.unwrap().memory_count, 0);
+    assert!(
+        store
+            .search(&maria, &SearchQuery::new("idempotency keys deleted", 5))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let other = store
+        .add(
+            &maria,
+            NewMemory::new("Maria has a dog", MemorySector::Semantic),
+        )
+        .await
+        .unwrap();
+    // Erasing counts memories only, and forgets the keys too.
+    assert_eq!(store.erase_user(&maria).await.unwrap(), 1);
+    assert!(store.get(&maria, &other.memory().id).await.is_err());
+    let after_erase = store.add(&maria, summary("conv_1/summary")).await.unwrap();
+    assert!(
+        matches!(after_erase, AddOutcome::Created(_)),
+        "{after_erase:?}"
+    );
+}
