@@ -971,6 +971,19 @@ pub async fn update_changes_only_what_is_given<S: MemoryStore + ?Sized>(store: &
         m.content == "Caller likes bebop jazz" && (m.salience.get() - 0.2).abs() < 1e-9,
         "an update of salience only must keep the content, got {m:?}"
     );
+    let unchanged = ok(
+        "an update changing nothing",
+        store
+            .update(&user, &original.id, MemoryUpdate::default())
+            .await,
+    );
+    rule!(
+        unchanged.content == m.content
+            && unchanged.salience == m.salience
+            && unchanged.tags == m.tags
+            && unchanged.metadata == m.metadata,
+        "an update changing nothing must leave the memory as it was, got {unchanged:?}"
+    );
     erase(store, &[&user]).await;
 }
 
@@ -1280,12 +1293,47 @@ pub async fn facts_supersede_by_key<S: MemoryStore + ?Sized>(store: &S) {
         listed == [note.id.clone(), city.id.clone(), second.id.clone()],
         "after supersession the caller must hold one memory per fact key plus other memories, got {listed:?}"
     );
+    let found = search_ids(store, &user, &SearchQuery::new("Margaret", 10)).await;
+    rule!(
+        !found.contains(&first.id),
+        "search must not return a superseded fact, got {found:?}"
+    );
     let profile = ok("profile", store.profile(&user).await);
     rule!(
         profile.name.as_deref() == Some("Maggie"),
         "the profile name must be the superseding fact's value, got {:?}",
         profile.name
     );
+    // Changing a fact's memory keeps it the holder of its key.
+    let touched = MemoryUpdate {
+        salience: Some(Salience::MAX),
+        ..MemoryUpdate::default()
+    };
+    let touched = ok(
+        "update of a fact",
+        store.update(&user, &second.id, touched).await,
+    );
+    rule!(
+        touched.fact == second.fact,
+        "update must keep the memory's fact, got {:?}",
+        touched.fact
+    );
+    let third = NewMemory::new("Caller's first_name: Meg", MemorySector::Semantic)
+        .fact(fact("first_name", "Meg", true))
+        .occurred_at(before(base, 10));
+    match ok(
+        "add of a fact replacing an updated one",
+        store.add(&user, third).await,
+    ) {
+        AddOutcome::Superseded { replaced, .. } => rule!(
+            replaced == [second.id.clone()],
+            "a fact must supersede the updated holder of its key {}, got {replaced:?}",
+            second.id
+        ),
+        other => panic!(
+            "conformance: a fact must supersede the updated holder of its key, got {other:?}"
+        ),
+    }
     erase(store, &[&user]).await;
 }
 
@@ -1468,6 +1516,14 @@ pub async fn add_batch_applies_rules_in_order<S: MemoryStore + ?Sized>(store: &S
             .idempotency_key(key)
             .occurred_at(before(base, 10)),
     ];
+    let none = ok(
+        "add_batch of nothing",
+        store.add_batch(&user, Vec::new()).await,
+    );
+    rule!(
+        none.is_empty(),
+        "add_batch of nothing must return no outcomes, got {none:?}"
+    );
     let outcomes = ok("add_batch", store.add_batch(&user, batch.clone()).await);
     rule!(
         outcomes.len() == batch.len(),
