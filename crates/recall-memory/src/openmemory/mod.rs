@@ -17,13 +17,19 @@
 //!   therefore also lists the caller's memories, drops anything deleted or
 //!   foreign, and ranks by `relevance × (0.25 + 0.75 × salience × decay)`
 //!   where relevance blends the caller-local BM25 text relevance with the
-//!   server's semantic relevance.
+//!   server's semantic relevance. Memories sharing words with the query
+//!   rank above those found by meaning alone. A slow or failing vector
+//!   search degrades to text relevance instead of failing the call.
 //! * **Filters** (sector, minimum salience, agent) are applied here.
 //! * **Dedup.** The server merges any add whose word set it has seen
 //!   before — even another caller's, or a different fact that collides —
 //!   into the existing row. The adapter never reports that row: it
 //!   re-sends the content with a reference marker so the write is really
 //!   stored for this caller (reads strip the marker via the envelope).
+//! * **Idempotency and supersession** are done here: keys are looked up
+//!   in the caller's memories before writing; a superseding fact carries
+//!   the keys of the facts it replaced, and a deleted memory's keys are
+//!   kept in a tombstone row that reads never show.
 //! * **Scoping.** Every request carries the caller's `user_id`
 //!   (percent-encoded in query strings), and every row read back is
 //!   checked to belong to the caller; anything else is dropped.
