@@ -121,9 +121,9 @@ impl Service {
     }
 
     /// Re-processes the stored events of one conversation, or of all of
-    /// them, whatever their state. Idempotent: memories already written
-    /// are not written again, and a fact superseded since is not brought
-    /// back (the store remembers idempotency keys).
+    /// them, whatever their state, oldest first. Idempotent: memories
+    /// already written are not written again (idempotency keys), and a
+    /// fact is never written over a newer one learnt in a later call.
     pub async fn replay(
         &self,
         conversation: Option<&ConversationId>,
@@ -149,6 +149,14 @@ impl Service {
         {
             return Err(ServiceError::UnknownConversation(c.clone()));
         }
+        let mut events = events;
+        events.sort_by(|a, b| {
+            (a.received_nanos, &a.conversation, &a.kind).cmp(&(
+                b.received_nanos,
+                &b.conversation,
+                &b.kind,
+            ))
+        });
         let mut report = ReplayReport::default();
         for event in events {
             let kind = WebhookType::parse(&event.kind);
@@ -248,10 +256,6 @@ impl Service {
                 tracing::info!(%conversation, event_type = %kind, outcome, written, unchanged, "event processed");
             }
             Step::Failed(reason) => {
-                let dir = self.payloads().conversation_dir(conversation);
-                if let Err(e) = write_atomic(&dir, &format!("{kind}.failed"), reason.as_bytes()) {
-                    tracing::error!(%conversation, event_type = %kind, error = %e, "could not record a processing failure");
-                }
                 self.pending().remove(key);
                 self.stats().add_processing_failure();
                 report.failed += 1;
@@ -308,13 +312,14 @@ impl Service {
                 unchanged: 0,
             },
         };
-        let Step::Done {
-            outcome,
-            written,
-            unchanged,
-        } = step
-        else {
-            return step;
+        let (outcome, written, unchanged) = match step {
+            Step::Done {
+                outcome,
+                written,
+                unchanged,
+            } => (outcome, written, unchanged),
+            Step::Failed(reason) => return self.record_failure(conversation, kind, reason).await,
+            Step::Retry(_) => return step,
         };
         let record = serde_json::json!({
             "processed_at": recall_model::UnixTimestamp::now().as_secs(),
@@ -341,6 +346,28 @@ impl Service {
                 written,
                 unchanged,
             },
+            Ok(Err(e)) | Err(e) => io_retry(&e),
+        }
+    }
+
+    /// Writes `<type>.failed` with the reason, so the event is not retried
+    /// (a replay tries it again). If even that fails, the event stays
+    /// pending rather than be lost.
+    async fn record_failure(
+        &self,
+        conversation: &ConversationId,
+        kind: &WebhookType,
+        reason: String,
+    ) -> Step {
+        let dir = self.payloads().conversation_dir(conversation);
+        let name = format!("{kind}.failed");
+        let text = reason.clone();
+        let written =
+            tokio::task::spawn_blocking(move || write_atomic(&dir, &name, text.as_bytes()))
+                .await
+                .map_err(join_error);
+        match written {
+            Ok(Ok(())) => Step::Failed(reason),
             Ok(Err(e)) | Err(e) => io_retry(&e),
         }
     }
