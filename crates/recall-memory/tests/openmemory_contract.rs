@@ -1010,3 +1010,33 @@ async fn the_key_never_shows_in_debug_output() {
     let store = store(&server);
     assert!(!format!("{store:?}").contains(KEY));
 }
+
+#[tokio::test]
+async fn a_slow_vector_search_degrades_to_text_relevance() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/memory/query"))
+        .respond_with(
+            load("19-query-user1-filters-user_id")
+                .answer()
+                .set_delay(Duration::from_secs(10)),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    list_of(USER1)
+        .respond_with(load("26-list-all-user1").answer())
+        .mount(&server)
+        .await;
+    let store =
+        OpenMemoryStore::new(config(&server).read_timeout(Duration::from_millis(500))).unwrap();
+    let found = store
+        .search(&user(USER1), &SearchQuery::new("Biscuit the dog", 3))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0].memory.id.as_str(),
+        "767d57ed-e703-4349-a277-1bebe043d17b"
+    );
+}

@@ -592,7 +592,9 @@ impl MemoryStore for OpenMemoryStore {
                 "POST /memory/query",
             )
             .json(&body)?
-            .retry(true);
+            // Not retried: search falls back to text relevance rather than
+            // keep a caller waiting for a second try.
+            .retry(false);
             let answer: QueryResponse = self.http.send(&call).await?.ok()?.json()?;
             Ok::<_, MemoryError>(
                 answer
