@@ -21,23 +21,37 @@ const MAX_FACT_CHARS: usize = 2_000;
 /// The caller of a call: `system__caller_id`, else the external number of
 /// an inbound phone call, else `user_id` when it is an E.164 number. A
 /// withheld number is final.
+///
+/// On an outbound call the person called is the external number (the
+/// caller id there is the agent's own line), and memory is never keyed
+/// under the agent's own number: that would pool every customer together.
 pub(crate) fn identify(data: &PostCallData) -> Result<PhoneNumber, NoIdentity> {
-    match data.caller() {
-        Ok(number) => Ok(number),
-        Err(NoIdentity::Withheld) => Err(NoIdentity::Withheld),
-        Err(reason) => {
-            let user_ids = [
-                data.user_id.as_deref(),
-                data.conversation_initiation_client_data
-                    .as_ref()
-                    .and_then(|c| c.user_id.as_deref()),
-            ];
-            user_ids
-                .into_iter()
-                .flatten()
-                .find_map(|raw| classify_caller_id(Some(raw)).ok())
-                .ok_or(reason)
+    let call = data.phone_call();
+    let agent_number = call.and_then(|c| c.agent_number()).map(str::trim);
+    let found = if call.and_then(|c| c.is_inbound()) == Some(false) {
+        classify_caller_id(call.and_then(|c| c.external_number()))
+    } else {
+        match data.caller() {
+            Ok(number) => Ok(number),
+            Err(NoIdentity::Withheld) => Err(NoIdentity::Withheld),
+            Err(reason) => {
+                let user_ids = [
+                    data.user_id.as_deref(),
+                    data.conversation_initiation_client_data
+                        .as_ref()
+                        .and_then(|c| c.user_id.as_deref()),
+                ];
+                user_ids
+                    .into_iter()
+                    .flatten()
+                    .find_map(|raw| classify_caller_id(Some(raw)).ok())
+                    .ok_or(reason)
+            }
         }
+    };
+    match found {
+        Ok(number) if Some(number.as_str()) == agent_number => Err(NoIdentity::Malformed),
+        other => other,
     }
 }
 
@@ -215,6 +229,33 @@ mod tests {
         assert_eq!(identify(&d).unwrap().as_str(), "+16129782029");
         let d = data(r#"{"agent_id":"a","conversation_id":"c","user_id":"user123"}"#);
         assert_eq!(identify(&d), Err(NoIdentity::Missing));
+    }
+
+    #[test]
+    fn an_outbound_call_is_keyed_by_the_person_called_never_the_agents_line() {
+        let d = data(
+            r#"{"agent_id":"a","conversation_id":"c",
+            "metadata":{"phone_call":{"type":"twilio","direction":"outbound",
+              "agent_number":"+15550001111","external_number":"+16129782029"}},
+            "conversation_initiation_client_data":{"dynamic_variables":{"system__caller_id":"+15550001111"}}}"#,
+        );
+        assert_eq!(identify(&d).unwrap().as_str(), "+16129782029");
+        // An inbound call whose caller id is the agent's own line.
+        let d = data(
+            r#"{"agent_id":"a","conversation_id":"c",
+            "metadata":{"phone_call":{"type":"sip_trunking","direction":"inbound",
+              "agent_number":"+15550001111","external_number":"+15550001111"}},
+            "conversation_initiation_client_data":{"dynamic_variables":{"system__caller_id":"+15550001111"}}}"#,
+        );
+        assert_eq!(identify(&d), Err(NoIdentity::Malformed));
+        // Inbound: the caller id.
+        let d = data(
+            r#"{"agent_id":"a","conversation_id":"c",
+            "metadata":{"phone_call":{"type":"twilio","direction":"inbound",
+              "agent_number":"+15550001111","external_number":"+16129782029"}},
+            "conversation_initiation_client_data":{"dynamic_variables":{"system__caller_id":"+16129782029"}}}"#,
+        );
+        assert_eq!(identify(&d).unwrap().as_str(), "+16129782029");
     }
 
     #[test]
