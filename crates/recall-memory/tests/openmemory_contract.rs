@@ -1040,3 +1040,62 @@ async fn a_slow_vector_search_degrades_to_text_relevance() {
         "767d57ed-e703-4349-a277-1bebe043d17b"
     );
 }
+
+#[tokio::test]
+async fn a_sector_filter_is_sent_to_the_server_and_checked_again() {
+    let server = MockServer::start().await;
+    let recorded = load("24-query-user1-sector-filter");
+    Mock::given(method("POST"))
+        .and(path("/memory/query"))
+        .and(body_partial_json(json!({
+            "query": recorded.request.body["query"],
+            "filters": recorded.request.body["filters"],
+        })))
+        .respond_with(recorded.answer())
+        .expect(1)
+        .mount(&server)
+        .await;
+    list_of(USER1)
+        .respond_with(load("26-list-all-user1").answer())
+        .mount(&server)
+        .await;
+    let query = SearchQuery::new("Maria's pet", 8).filter(recall_memory::MemoryFilter {
+        sector: Some(MemorySector::Emotional),
+        ..Default::default()
+    });
+    let found = store(&server).search(&user(USER1), &query).await.unwrap();
+    let ids: Vec<&str> = found.iter().map(|f| f.memory.id.as_str()).collect();
+    assert_eq!(ids, ["767d57ed-e703-4349-a277-1bebe043d17b"]);
+}
+
+#[tokio::test]
+async fn a_caller_with_more_rows_than_one_server_page_is_read_in_full() {
+    // Fixture 29: `l` is the page size and `u` the offset.
+    let server = MockServer::start().await;
+    let template = items("26-list-all-user1")[0].clone();
+    let row = |n: i64| {
+        let mut r = template.clone();
+        r["id"] = json!(format!("00000000-0000-4000-8000-{n:012}"));
+        r["content"] = json!(format!("Call note number {n}"));
+        r["created_at"] = json!(1_795_672_584_000_i64 - n * 1000);
+        r
+    };
+    let first: Vec<Value> = (0..100).map(row).collect();
+    let second: Vec<Value> = (100..105).map(row).collect();
+    list_of(USER1)
+        .and(query_param("l", "100"))
+        .and(query_param("u", "0"))
+        .respond_with(answer(json!({ "items": first })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    list_of(USER1)
+        .and(query_param("l", "100"))
+        .and(query_param("u", "100"))
+        .respond_with(answer(json!({ "items": second })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let profile = store(&server).profile(&user(USER1)).await.unwrap();
+    assert_eq!(profile.memory_count, 105);
+}
