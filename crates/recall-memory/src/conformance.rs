@@ -150,6 +150,21 @@ async fn create<S: MemoryStore + ?Sized>(store: &S, user: &PhoneNumber, new: New
     }
 }
 
+/// Adds a fact whose key another caller already holds: it must be created,
+/// since supersession is per caller.
+async fn create_for_other_caller<S: MemoryStore + ?Sized>(
+    store: &S,
+    user: &PhoneNumber,
+    new: NewMemory,
+) -> Memory {
+    match ok("add of a fact", store.add(user, new).await) {
+        AddOutcome::Created(m) => m,
+        other => panic!(
+            "conformance: supersession is per caller: a fact key only another caller holds must be Created, got {other:?}"
+        ),
+    }
+}
+
 /// Every memory of `user` passing `filter`, by paging through `list`.
 async fn list_all<S: MemoryStore + ?Sized>(
     store: &S,
@@ -1096,7 +1111,7 @@ pub async fn erase_user_counts_and_spares_others<S: MemoryStore + ?Sized>(store:
         NewMemory::new("Erasable note 0", MemorySector::Episodic),
     )
     .await;
-    create(
+    create_for_other_caller(
         store,
         &b,
         NewMemory::new("Caller's first_name: Blake", MemorySector::Semantic).fact(fact(
@@ -1172,8 +1187,7 @@ pub async fn users_are_isolated<S: MemoryStore + ?Sized>(store: &S) {
         NewMemory::new("Caller sells tulips at the market", MemorySector::Semantic),
     )
     .await;
-    // The same fact key for another caller is not a supersession.
-    create(
+    create_for_other_caller(
         store,
         &b,
         NewMemory::new("Caller's first_name: Bob", MemorySector::Semantic).fact(fact(
