@@ -110,3 +110,61 @@ async fn a_bad_value_in_the_environment_stops_start_up() {
         assert!(error.contains(name), "{name}: {error}");
     }
 }
+
+#[test]
+fn every_setting_is_documented_with_its_environment_variable() {
+    let doc = include_str!("../../../../docs/configuration.md");
+    for setting in recall_server::config::SETTINGS {
+        assert!(
+            doc.contains(&format!("| `{}` | `{}` |", setting.key, setting.env)),
+            "docs/configuration.md lacks a row for `{}` ({})",
+            setting.key,
+            setting.env
+        );
+    }
+}
+
+#[tokio::test]
+async fn replay_and_forget_work_on_the_embedded_store_from_the_command_line() {
+    use crate::helpers::{CALLER, CLIENT_DATA_KEY, POST_CALL_KEY, SEARCH_DATA_KEY};
+
+    let dir = tempfile::tempdir().unwrap();
+    let options = || Options::new(dir.path()).var("RECALL_STORE", "embedded");
+    let app = crate::helpers::spawn_with(options()).await;
+    let event = crate::helpers::transcription("conv_cli", CALLER, "Margaret");
+    assert_eq!(app.post_call(&event).await.status(), 200);
+    app.settle().await;
+    app.stop().await;
+    drop(app);
+
+    let cli = |args: &[&str]| {
+        recall()
+            .current_dir(dir.path())
+            .args(args)
+            .env("RECALL_DATA_DIR", dir.path())
+            .env("RECALL_STORE", "embedded")
+            .env("ELEVENLABS_POST_CALL_KEY", POST_CALL_KEY)
+            .env("ELEVENLABS_CLIENT_DATA_KEY", CLIENT_DATA_KEY)
+            .env("ELEVENLABS_SEARCH_DATA_KEY", SEARCH_DATA_KEY)
+            .output()
+            .unwrap()
+    };
+    let replay = cli(&["replay", "--conversation", "conv_cli"]);
+    assert!(replay.status.success(), "{replay:?}");
+    let stdout = String::from_utf8_lossy(&replay.stdout);
+    assert!(stdout.contains("1 processed"), "{stdout}");
+
+    let forget = cli(&["forget", CALLER]);
+    assert!(forget.status.success(), "{forget:?}");
+    let stdout = String::from_utf8_lossy(&forget.stdout);
+    assert!(stdout.contains("+1612***2029"), "{stdout}");
+    assert!(!stdout.contains(CALLER), "the number is masked: {stdout}");
+
+    let bad = cli(&["forget", "6129782029"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("phone_number"));
+
+    let app = crate::helpers::spawn_with(options()).await;
+    let greeting = app.greet(CALLER).await;
+    assert_eq!(greeting["dynamic_variables"]["user_name"], "");
+}
