@@ -202,3 +202,34 @@ async fn a_deleted_memorys_key_stays_written_until_the_caller_is_erased() {
         "{after_erase:?}"
     );
 }
+
+#[tokio::test]
+async fn a_retried_fact_write_finishes_a_supersession_cut_short() {
+    let (_server, emulator, store) = setup().await;
+    let maria = user("+16125550101");
+    let fact = |value: &str| recall_memory::Fact {
+        key: recall_memory::FactKey::new("first_name").unwrap(),
+        value: value.into(),
+        is_name: true,
+    };
+    let old = store
+        .add(
+            &maria,
+            NewMemory::new("Caller's first_name: Ann", MemorySector::Semantic).fact(fact("Ann")),
+        )
+        .await
+        .unwrap();
+    // The new fact is stored, then deleting the old one fails (the first
+    // try and both retries of the DELETE); the keyed add is retried.
+    emulator.fail_next("DELETE", 3);
+    let newer = NewMemory::new("Caller's first_name: Anne", MemorySector::Semantic)
+        .fact(fact("Anne"))
+        .idempotency_key(IdempotencyKey::new("conv_2/first_name").unwrap());
+    let outcome = store.add(&maria, newer).await.unwrap();
+    assert!(outcome.is_duplicate(), "{outcome:?}");
+    assert_eq!(outcome.memory().content, "Caller's first_name: Anne");
+    let page = store.list(&maria, &ListRequest::first(10)).await.unwrap();
+    assert_eq!(page.items.len(), 1, "{page:?}");
+    assert_eq!(page.items[0].id, outcome.memory().id);
+    assert!(store.get(&maria, &old.memory().id).await.is_err());
+}

@@ -361,6 +361,18 @@ impl OpenMemoryStore {
         if let Some(key) = &memory.idempotency_key
             && let Some(found) = find_key(&rows, key)
         {
+            // A retry of a write whose supersession was cut short (the
+            // new fact stored, an old one not yet deleted) finishes it.
+            if let Some(live) = rows.iter().find(|r| r.memory.id == found.id)
+                && let Some(fact) = &live.memory.fact
+            {
+                for older in rows.iter().filter(|r| {
+                    r.written_ms < live.written_ms
+                        && r.memory.fact.as_ref().is_some_and(|f| f.key == fact.key)
+                }) {
+                    self.delete_row(user, &older.memory.id).await?;
+                }
+            }
             return Ok(AddOutcome::Duplicate(found));
         }
         let mut envelope = Envelope::new(user, memory);

@@ -68,6 +68,8 @@ struct State {
     clock: i64,
     cache: HashMap<String, Value>,
     requests: usize,
+    /// Requests of a method to answer 503 before serving again.
+    failures: HashMap<String, usize>,
 }
 
 /// The emulated server's behaviour and state.
@@ -113,6 +115,15 @@ impl Emulator {
             .filter(|r| r.user_id == user)
             .map(|r| (r.content.clone(), r.metadata.clone()))
             .collect()
+    }
+
+    /// Answers the next `n` requests of `method` with 503.
+    pub fn fail_next(&self, method: &str, n: usize) {
+        self.state
+            .lock()
+            .unwrap()
+            .failures
+            .insert(method.to_owned(), n);
     }
 
     /// How many requests it answered.
@@ -203,6 +214,12 @@ impl Respond for Emulator {
             })
             .collect();
         let method = req.method.as_str().to_owned();
+        if let Some(left) = state.failures.get_mut(&method)
+            && *left > 0
+        {
+            *left -= 1;
+            return err(503, json!({"err": "busy"}));
+        }
         if method == "OPTIONS" {
             return ResponseTemplate::new(200);
         }
