@@ -167,3 +167,30 @@ async fn the_ip_allowlist_refuses_other_clients_and_believes_trusted_proxies() {
     let health = app.client.get(app.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test]
+async fn a_client_too_slow_to_send_its_body_gets_408_and_nothing_is_stored() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(Options::new(dir.path()).var("RECALL_BODY_TIMEOUT_SECS", "1")).await;
+    let event = transcription("conv_slow", CALLER, "Margaret");
+    let signature = app.signature(&event);
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /webhook/post-call HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         ElevenLabs-Signature: {signature}\r\nContent-Length: {}\r\n\r\n",
+        event.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // Half the body, then nothing more.
+    stream.write_all(&event[..event.len() / 2]).await.unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("\"request_timeout\""), "{response}");
+    assert_eq!(app.stored_conversations(), 0);
+    assert_eq!(app.service.pending_count(), 0);
+}
