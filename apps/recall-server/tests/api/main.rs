@@ -1,9 +1,11 @@
 //! The server over real HTTP: each test starts it in-process on port 0.
 
+mod admin;
 mod auth;
 mod config;
 mod first_run;
 mod helpers;
 mod inputs;
 mod lifecycle;
+mod openapi;
 mod resilience;
