@@ -59,7 +59,7 @@ const MIGRATIONS: &[&str] = &[
         content = '',
         contentless_delete = 1,
         tokenize = 'porter unicode61 remove_diacritics 2',
-        prefix = '2 3'
+        prefix = '5'
     );
     "#,
 ];

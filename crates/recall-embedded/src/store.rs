@@ -26,10 +26,10 @@ use crate::{OpenError, rank, text};
 const SEQ_BITS: u32 = 32;
 /// The largest per-caller sequence number.
 const MAX_SEQ: i64 = (1 << SEQ_BITS) - 1;
-/// The most rows one query term contributes to a search: beyond it, the
-/// term is so common in this caller's memories that only its newest
-/// matches are scored.
-const MAX_TERM_ROWS: i64 = 2_000;
+/// The most rows one query term contributes to a search (a bound on the
+/// work one search can cause; a caller's memories holding a term beyond
+/// it, the newest ones, are not scored for that term).
+const MAX_TERM_ROWS: i64 = 5_000;
 
 /// Columns read to rebuild a [`Memory`], in the order [`memory_from_row`]
 /// expects.
@@ -82,8 +82,10 @@ impl std::fmt::Debug for EmbeddedStore {
 struct Inner {
     path: PathBuf,
     options: EmbeddedOptions,
-    writer: Mutex<Connection>,
+    // Dropped before the writer: the last connection to close checkpoints
+    // the write-ahead log into the main file, which a read-only one cannot.
     readers: Vec<Mutex<Connection>>,
+    writer: Mutex<Connection>,
     next_reader: AtomicUsize,
 }
 
@@ -660,32 +662,38 @@ fn search_blocking(
     let avg_len = row.token_total as f64 / n;
     let terms = text::query_terms(&query.text);
 
-    // Per term: the caller's memories holding it (newest first, capped).
-    let mut matched: HashMap<i64, Vec<usize>> = HashMap::new();
+    // Per term: the caller's memories holding the word (weight 1) or only
+    // its prefix (weight PREFIX_MATCH).
+    let mut matched: HashMap<i64, Vec<(usize, f64)>> = HashMap::new();
     let mut idfs = Vec::with_capacity(terms.len());
     {
         let mut stmt = tx
             .prepare_cached(
                 "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?1 \
-                 AND rowid BETWEEN ?2 AND ?3 ORDER BY rowid DESC LIMIT ?4",
+                 AND rowid BETWEEN ?2 AND ?3 LIMIT ?4",
             )
             .map_err(memory_error)?;
+        let mut rows_of = |fts_query: String| -> Result<Vec<i64>, MemoryError> {
+            stmt.query_map(
+                params![fts_query, row.first_id(), row.last_id(), MAX_TERM_ROWS],
+                |r| r.get(0),
+            )
+            .and_then(Iterator::collect)
+            .map_err(memory_error)
+        };
         for (t, term) in terms.iter().enumerate() {
-            let ids: Vec<i64> = stmt
-                .query_map(
-                    params![
-                        text::fts_prefix_query(term),
-                        row.first_id(),
-                        row.last_id(),
-                        MAX_TERM_ROWS
-                    ],
-                    |r| r.get(0),
-                )
-                .and_then(Iterator::collect)
-                .map_err(memory_error)?;
-            idfs.push(rank::idf(n, ids.len() as f64));
-            for id in ids {
-                matched.entry(id).or_default().push(t);
+            let mut weights: HashMap<i64, f64> = rows_of(text::fts_exact_query(term))?
+                .into_iter()
+                .map(|id| (id, 1.0))
+                .collect();
+            if let Some(prefix) = text::fts_prefix_query(term) {
+                for id in rows_of(prefix)? {
+                    weights.entry(id).or_insert(rank::PREFIX_MATCH);
+                }
+            }
+            idfs.push(rank::idf(n, weights.len() as f64));
+            for (id, w) in weights {
+                matched.entry(id).or_default().push((t, w));
             }
         }
     }
@@ -696,10 +704,11 @@ fn search_blocking(
     let mut candidates: Vec<(f64, i64)> = matched
         .iter()
         .map(|(id, ts)| {
-            (
-                ts.iter().map(|t| rank::max_term_weight(idfs[*t])).sum(),
-                *id,
-            )
+            let bound = ts
+                .iter()
+                .map(|(t, w)| w * rank::max_term_weight(idfs[*t]))
+                .sum();
+            (bound, *id)
         })
         .collect();
     candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
@@ -726,7 +735,7 @@ fn search_blocking(
         let len = a.n_tokens as f64;
         let text_score: f64 = matched[&id]
             .iter()
-            .map(|t| rank::term_weight(idfs[*t], len, avg_len))
+            .map(|(t, w)| w * rank::term_weight(idfs[*t], len, avg_len))
             .sum();
         let relevance = text_score / best_possible;
         let score = relevance

@@ -146,11 +146,27 @@ pub(crate) fn query_terms(text: &str) -> Vec<String> {
     unique
 }
 
-/// The FTS5 query for one term: the term as a quoted string (quotes
-/// doubled, so nothing in it is FTS5 syntax) followed by the prefix
-/// operator, so `refinance` also finds `refinancing`.
-pub(crate) fn fts_prefix_query(term: &str) -> String {
-    format!("\"{}\"*", term.replace('"', "\"\""))
+/// How many leading characters of a longer query word are searched as a
+/// prefix (FTS5 keeps a prefix index of this length, so the lookup is a
+/// seek, not a scan).
+pub(crate) const PREFIX_CHARS: usize = 5;
+
+/// The FTS5 query for a term as a whole word: the term as one quoted
+/// string (quotes doubled, so nothing in it is FTS5 syntax). FTS5 stems
+/// it with the same Porter tokenizer as the index.
+pub(crate) fn fts_exact_query(term: &str) -> String {
+    format!("\"{}\"", term.replace('"', "\"\""))
+}
+
+/// The FTS5 prefix query for a term longer than [`PREFIX_CHARS`]: its
+/// first characters, quoted, with the prefix operator, so `refinance`
+/// (stem `refin`) also finds `refinancing` (stem `refinanc`).
+pub(crate) fn fts_prefix_query(term: &str) -> Option<String> {
+    if term.chars().count() <= PREFIX_CHARS {
+        return None;
+    }
+    let head: String = term.chars().take(PREFIX_CHARS).collect();
+    Some(format!("{}*", fts_exact_query(&head)))
 }
 
 #[cfg(test)]
@@ -200,8 +216,14 @@ mod tests {
 
     #[test]
     fn fts_queries_quote_everything() {
-        assert_eq!(fts_prefix_query("refinance"), "\"refinance\"*");
-        assert_eq!(fts_prefix_query("a\"b"), "\"a\"\"b\"*");
+        assert_eq!(fts_exact_query("refinance"), "\"refinance\"");
+        assert_eq!(fts_exact_query("a\"b"), "\"a\"\"b\"");
+        assert_eq!(fts_prefix_query("refinance").as_deref(), Some("\"refin\"*"));
+        assert_eq!(
+            fts_prefix_query("a\"bcdefg").as_deref(),
+            Some("\"a\"\"bcd\"*")
+        );
+        assert_eq!(fts_prefix_query("loan"), None);
     }
 
     #[test]

@@ -1,0 +1,353 @@
+//! What the embedded store adds to the port's rules: word matching,
+//! ranking, safety of user text, atomic batches, and readers that a
+//! writer does not block.
+
+use std::time::Duration;
+
+use recall_embedded::{EmbeddedOptions, EmbeddedStore};
+use recall_memory::{
+    Fact, FactKey, IdempotencyKey, ListRequest, MemoryError, MemoryStore, NewMemory, SearchQuery,
+};
+use recall_model::{DecayLambda, MemorySector, PhoneNumber, Salience, UnixTimestamp};
+
+const DAY: i64 = 86_400;
+
+fn caller(n: u32) -> PhoneNumber {
+    PhoneNumber::parse(&format!("+1612555{n:04}")).unwrap()
+}
+
+fn now() -> UnixTimestamp {
+    UnixTimestamp::from_secs(1_780_000_000).unwrap()
+}
+
+fn store() -> (tempfile::TempDir, EmbeddedStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path().join("memory.db")).unwrap();
+    (dir, store)
+}
+
+fn summary(content: &str, days_ago: i64) -> NewMemory {
+    NewMemory::new(content, MemorySector::Episodic)
+        .salience(Salience::MEDIUM)
+        .occurred_at(now().plus_secs(-days_ago * DAY))
+}
+
+async fn search(store: &EmbeddedStore, user: &PhoneNumber, text: &str) -> Vec<String> {
+    store
+        .search(user, &SearchQuery::new(text, 5).at(now()))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.memory.content)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stems_and_prefixes_match_other_forms_of_a_word() {
+    let (_dir, store) = store();
+    let me = caller(1);
+    for m in [
+        summary(
+            "Caller asked about refinancing the mortgage on the Elm Street house",
+            3,
+        ),
+        summary("Caller talked through the late payment penalty", 4),
+        summary("Caller ordered new checks", 5),
+    ] {
+        store.add(&me, m).await.unwrap();
+    }
+    let hits = search(&store, &me, "did we talk about refinance").await;
+    assert_eq!(hits.len(), 2, "{hits:?}");
+    assert!(hits[0].contains("refinancing") || hits[1].contains("refinancing"));
+    assert!(hits.iter().any(|h| h.contains("talked")));
+    assert_eq!(search(&store, &me, "penalties").await.len(), 1);
+    assert!(search(&store, &me, "savings").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_number_fragments_find_the_number() {
+    let (_dir, store) = store();
+    let me = caller(2);
+    store
+        .add(
+            &me,
+            NewMemory::new(
+                "Caller's mobile_number: +1 (612) 978-2029",
+                MemorySector::Semantic,
+            ),
+        )
+        .await
+        .unwrap();
+    store
+        .add(
+            &me,
+            summary("Caller paid 2,030 dollars on account 55512", 1),
+        )
+        .await
+        .unwrap();
+    for query in [
+        "2029",
+        "978-2029",
+        "978 2029",
+        "6129782029",
+        "+16129782029",
+        "(612) 978",
+    ] {
+        let hits = search(&store, &me, query).await;
+        assert_eq!(
+            hits.first().map(String::as_str),
+            Some("Caller's mobile_number: +1 (612) 978-2029"),
+            "query {query:?}: {hits:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fts_syntax_in_user_text_is_searched_as_words_never_run() {
+    let (_dir, store) = store();
+    let me = caller(3);
+    let tricky =
+        r#"Caller said "NEAR(deal OR NOT) AND * col:body ^start" -- '); DROP TABLE memories; --"#;
+    store.add(&me, summary(tricky, 1)).await.unwrap();
+    store
+        .add(&me, summary("Caller asked about a car loan", 2))
+        .await
+        .unwrap();
+    for query in [
+        r#"""#,
+        r#"" OR "" AND NOT"#,
+        "NEAR(a b, 3)",
+        "body:deal*",
+        "^start",
+        "* * *",
+        "'); DROP TABLE memories; --",
+        r#"deal" OR "loan"#,
+        "(((",
+        "\u{0}\u{1}",
+    ] {
+        let result = store
+            .search(&me, &SearchQuery::new(query, 5).at(now()))
+            .await;
+        assert!(result.is_ok(), "query {query:?} failed: {result:?}");
+    }
+    assert_eq!(
+        search(&store, &me, "NEAR(deal)").await,
+        vec![tricky.to_owned()]
+    );
+    assert_eq!(
+        search(&store, &me, "DROP TABLE").await,
+        vec![tricky.to_owned()]
+    );
+    // The table is still there and whole.
+    assert_eq!(store.profile(&me).await.unwrap().memory_count, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recent_and_salient_memories_rank_first_among_equal_matches() {
+    let (_dir, store) = store();
+    let me = caller(4);
+    store
+        .add(&me, summary("Caller asked about the branch hours", 200))
+        .await
+        .unwrap();
+    store
+        .add(&me, summary("Caller asked about the branch hours", 2))
+        .await
+        .unwrap();
+    store
+        .add(
+            &me,
+            NewMemory::new(
+                "Caller asked about the branch hours",
+                MemorySector::Episodic,
+            )
+            .salience(Salience::LOW)
+            .occurred_at(now().plus_secs(-2 * DAY)),
+        )
+        .await
+        .unwrap();
+    let results = store
+        .search(&me, &SearchQuery::new("branch hours", 5).at(now()))
+        .await
+        .unwrap();
+    let ages: Vec<(i64, f64)> = results
+        .iter()
+        .map(|r| {
+            (
+                (now().as_secs() - r.memory.created_at.as_secs()) / DAY,
+                r.memory.salience.get(),
+            )
+        })
+        .collect();
+    assert_eq!(ages, vec![(2, 0.7), (2, 0.3), (200, 0.7)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_facts_do_not_fade() {
+    let (_dir, store) = store();
+    let me = caller(5);
+    store
+        .add(
+            &me,
+            NewMemory::new(
+                "Caller's preferred_branch: Riverside",
+                MemorySector::Semantic,
+            )
+            .salience(Salience::HIGH)
+            .decay(DecayLambda::PERMANENT)
+            .occurred_at(now().plus_secs(-3 * 365 * DAY))
+            .fact(Fact {
+                key: FactKey::new("preferred_branch").unwrap(),
+                value: "Riverside".into(),
+                is_name: false,
+            }),
+        )
+        .await
+        .unwrap();
+    store
+        .add(
+            &me,
+            summary(
+                "Caller walked past the Riverside branch on the way to work",
+                300,
+            ),
+        )
+        .await
+        .unwrap();
+    let hits = search(&store, &me, "which branch does she use").await;
+    assert_eq!(hits[0], "Caller's preferred_branch: Riverside", "{hits:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equal_inputs_give_equal_results_newest_write_first_on_ties() {
+    let (_dir, store) = store();
+    let me = caller(6);
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let m = store
+            .add(&me, summary("Caller asked about a wire transfer", 1))
+            .await
+            .unwrap();
+        ids.push(m.memory().id.clone());
+    }
+    let query = SearchQuery::new("wire transfer", 10).at(now());
+    let first = store.search(&me, &query).await.unwrap();
+    let second = store.search(&me, &query).await.unwrap();
+    assert_eq!(first, second);
+    let got: Vec<_> = first.iter().map(|r| r.memory.id.clone()).collect();
+    ids.reverse();
+    assert_eq!(got, ids, "equal scores and times: the later write first");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_with_one_bad_memory_writes_nothing_and_names_it() {
+    let (_dir, store) = store();
+    let me = caller(7);
+    let batch = vec![
+        summary("Caller asked about savings", 1),
+        NewMemory::new("   ", MemorySector::Episodic),
+    ];
+    match store.add_batch(&me, batch).await {
+        Err(MemoryError::Rejected(why)) => assert!(why.contains("memories[1].content"), "{why}"),
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+    assert_eq!(store.profile(&me).await.unwrap().memory_count, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_survive_a_restart_and_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("memory.db");
+    let me = caller(8);
+    let write = || {
+        summary("Caller asked about a travel notice", 1)
+            .idempotency_key(IdempotencyKey::new("conv_1/summary").unwrap())
+    };
+    let store = EmbeddedStore::open(&path).unwrap();
+    let first = store.add(&me, write()).await.unwrap();
+    drop(store);
+
+    let store = EmbeddedStore::open(&path).unwrap();
+    let again = store.add(&me, write()).await.unwrap();
+    assert!(again.is_duplicate());
+    assert_eq!(again.memory(), first.memory());
+
+    // Deleted by the caller's request: replaying the event must not bring it back.
+    store.delete(&me, &first.memory().id).await.unwrap();
+    let replay = store.add(&me, write()).await.unwrap();
+    assert!(replay.is_duplicate());
+    assert_eq!(store.profile(&me).await.unwrap().memory_count, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_are_not_blocked_while_another_connection_holds_the_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("memory.db");
+    let options = EmbeddedOptions {
+        busy_timeout: Duration::from_millis(100),
+        ..EmbeddedOptions::default()
+    };
+    let store = EmbeddedStore::open_with(&path, options).unwrap();
+    let me = caller(9);
+    store
+        .add(&me, summary("Caller asked about overdraft fees", 1))
+        .await
+        .unwrap();
+
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder
+        .execute_batch("BEGIN IMMEDIATE; DELETE FROM users;")
+        .unwrap();
+
+    // Reads see the last committed state, not the other writer's.
+    assert_eq!(search(&store, &me, "overdraft").await.len(), 1);
+    assert_eq!(
+        store
+            .list(&me, &ListRequest::first(10))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert_eq!(store.profile(&me).await.unwrap().memory_count, 1);
+    store.health().await.unwrap();
+    // A write cannot get the lock: a retryable error, not a hang.
+    let err = store
+        .add(&me, summary("Caller called again", 0))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+
+    holder.execute_batch("ROLLBACK;").unwrap();
+    store
+        .add(&me, summary("Caller called again", 0))
+        .await
+        .unwrap();
+    assert_eq!(store.profile(&me).await.unwrap().memory_count, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_callers_words_do_not_change_anothers_results() {
+    let (_dir, store) = store();
+    let (a, b) = (caller(10), caller(11));
+    store
+        .add(&a, summary("Caller asked about the Elm Street mortgage", 1))
+        .await
+        .unwrap();
+    for i in 0..30 {
+        store
+            .add(
+                &b,
+                summary(&format!("Caller asked about mortgage number {i}"), 1),
+            )
+            .await
+            .unwrap();
+    }
+    let hits = store
+        .search(&a, &SearchQuery::new("mortgage", 5).at(now()))
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].memory.user_id, a);
+}
