@@ -35,8 +35,9 @@ pub const SIGNATURE_LEN: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureHeader {
     timestamp: u64,
-    /// The `t=` value exactly as sent: the signed message starts with it.
-    timestamp_text: String,
+    /// How many zeros the `t=` value had before `timestamp` written in
+    /// decimal: the signed message starts with the text exactly as sent.
+    leading_zeros: usize,
     signatures: Vec<[u8; SIGNATURE_LEN]>,
 }
 
@@ -75,9 +76,11 @@ impl SignatureHeader {
         if signatures.is_empty() {
             return Err(malformed(HeaderProblem::MissingSignature));
         }
+        let mut digits = [0u8; MAX_DIGITS];
+        let leading_zeros = timestamp_text.len() - decimal(timestamp, &mut digits).len();
         Ok(Self {
             timestamp,
-            timestamp_text: timestamp_text.to_owned(),
+            leading_zeros,
             signatures,
         })
     }
@@ -94,9 +97,41 @@ impl SignatureHeader {
         &self.signatures
     }
 
-    pub(crate) fn timestamp_text(&self) -> &str {
-        &self.timestamp_text
+    /// Feeds `feed` the start of the signed message: the `t=` value exactly
+    /// as sent, then `.` — without allocating.
+    pub(crate) fn feed_signed_prefix(&self, mut feed: impl FnMut(&[u8])) {
+        const ZEROS: [u8; 64] = [b'0'; 64];
+        let mut zeros = self.leading_zeros;
+        while zeros > 0 {
+            let n = zeros.min(ZEROS.len());
+            feed(&ZEROS[..n]);
+            zeros -= n;
+        }
+        let mut digits = [0u8; MAX_DIGITS];
+        feed(decimal(self.timestamp, &mut digits));
+        feed(b".");
     }
+
+    pub(crate) fn into_signatures(self) -> Vec<[u8; SIGNATURE_LEN]> {
+        self.signatures
+    }
+}
+
+/// The most decimal digits a `u64` takes.
+const MAX_DIGITS: usize = 20;
+
+/// `n` in decimal, without leading zeros, written at the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; MAX_DIGITS]) -> &[u8] {
+    let mut start = MAX_DIGITS;
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[start..]
 }
 
 fn parse_timestamp(text: &str) -> Result<u64, SignatureError> {
@@ -163,10 +198,20 @@ mod tests {
     }
 
     #[test]
-    fn keeps_the_timestamp_text_as_sent() {
-        let header = SignatureHeader::parse(&format!("t=0017,v0={SIG}")).unwrap();
-        assert_eq!(header.timestamp(), 17);
-        assert_eq!(header.timestamp_text(), "0017");
+    fn signs_the_timestamp_text_as_sent() {
+        for text in [
+            "0",
+            "00",
+            "17",
+            "0017",
+            &"0".repeat(150),
+            &u64::MAX.to_string(),
+        ] {
+            let header = SignatureHeader::parse(&format!("t={text},v0={SIG}")).unwrap();
+            let mut prefix = Vec::new();
+            header.feed_signed_prefix(|bytes| prefix.extend_from_slice(bytes));
+            assert_eq!(prefix, format!("{text}.").into_bytes(), "{text}");
+        }
     }
 
     #[test]

@@ -106,3 +106,8 @@ pub use error::{HeaderProblem, SecretError, SignatureError};
 pub use header::{SIGNATURE_HEADER, SIGNATURE_LEN, SignatureHeader};
 pub use secret::{GENERATED_SECRET_BYTES, SECRET_PREFIX, Secret, Secrets};
 pub use verify::{StreamingVerifier, Tolerance, VerifiedSignature, Verifier, sign};
+
+/// Compiles and runs the README's example as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

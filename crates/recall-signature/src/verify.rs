@@ -187,21 +187,19 @@ impl Verifier {
         }
         let header = SignatureHeader::parse(header.into().unwrap_or(""))?;
         self.tolerance.check(header.timestamp(), now)?;
-        let prefix = header.timestamp_text();
         let contexts = self
             .secrets
             .iter()
             .map(|secret| {
                 let mut context = hmac::Context::with_key(secret.hmac_key());
-                context.update(prefix.as_bytes());
-                context.update(b".");
+                header.feed_signed_prefix(|bytes| context.update(bytes));
                 context
             })
             .collect();
         Ok(StreamingVerifier {
             contexts,
             timestamp: header.timestamp(),
-            signatures: header.signatures().to_vec(),
+            signatures: header.into_signatures(),
             body_len: 0,
         })
     }

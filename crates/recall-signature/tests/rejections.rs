@@ -310,3 +310,20 @@ fn error_messages_name_the_rule_and_never_the_secret() {
     assert!(messages[2].contains("1800"), "{}", messages[2]);
     assert!(messages[3].contains("300"), "{}", messages[3]);
 }
+
+#[test]
+fn the_timestamp_is_signed_as_sent_including_leading_zeros() {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
+    let mut message = format!("00{T}.").into_bytes();
+    message.extend_from_slice(BODY);
+    let v0 = hex::encode(ring::hmac::sign(&key, &message));
+    let verified = verifier()
+        .verify(format!("t=00{T},v0={v0}").as_str(), BODY, T)
+        .unwrap();
+    assert_eq!(verified.timestamp(), T);
+    // the canonical spelling of the same time is another message
+    assert_eq!(
+        verifier().verify(format!("t={T},v0={v0}").as_str(), BODY, T),
+        Err(SignatureError::NoMatchingSignature)
+    );
+}
