@@ -3,8 +3,9 @@
 
 use recall_memory::{Fact, FactKey, IdempotencyKey, NewMemory};
 use recall_model::{
-    ConversationId, DecayLambda, MemorySector, NoIdentity, PhoneNumber, PostCallData, Salience,
-    TranscriptRole, UnixTimestamp, classify_caller_id,
+    CallInitiationFailureData, ConversationId, DecayLambda, FailureMetadata, MemorySector,
+    NoIdentity, PhoneNumber, PostCallData, Salience, TranscriptRole, UnixTimestamp,
+    classify_caller_id,
 };
 use serde_json::Value;
 
@@ -53,6 +54,26 @@ pub(crate) fn identify(data: &PostCallData) -> Result<PhoneNumber, NoIdentity> {
         Ok(number) if Some(number.as_str()) == agent_number => Err(NoIdentity::Malformed),
         other => other,
     }
+}
+
+/// The person a call that never connected was for: the number called on
+/// an outbound call (Twilio `To`, SIP `to_number`), the number calling on
+/// an inbound one (Twilio `From`). Only used to find the event when the
+/// caller is forgotten; it never leads to a memory.
+pub(crate) fn failed_call_party(data: &CallInitiationFailureData) -> Option<PhoneNumber> {
+    let raw = match data.metadata.as_ref()? {
+        FailureMetadata::Sip(body) => body.to_number.as_deref(),
+        FailureMetadata::Twilio(body) => {
+            let text = |k: &str| body.get(k).and_then(Value::as_str);
+            if text("Direction").is_some_and(|d| d.starts_with("inbound")) {
+                text("From").or_else(|| text("Caller"))
+            } else {
+                text("To").or_else(|| text("Called"))
+            }
+        }
+        FailureMetadata::Unknown(_) => None,
+    };
+    classify_caller_id(raw).ok()
 }
 
 /// A data-collection value as text; `None` for null or blank.
@@ -256,6 +277,31 @@ mod tests {
             "conversation_initiation_client_data":{"dynamic_variables":{"system__caller_id":"+16129782029"}}}"#,
         );
         assert_eq!(identify(&d).unwrap().as_str(), "+16129782029");
+    }
+
+    #[test]
+    fn a_failed_call_belongs_to_the_person_called() {
+        let failure =
+            |json: &str| -> CallInitiationFailureData { serde_json::from_str(json).unwrap() };
+        let twilio = failure(
+            r#"{"metadata":{"type":"twilio","body":{"Direction":"outbound-api","From":"+15550001111","To":"+441111111111"}}}"#,
+        );
+        assert_eq!(
+            failed_call_party(&twilio).unwrap().as_str(),
+            "+441111111111"
+        );
+        let inbound = failure(
+            r#"{"metadata":{"type":"twilio","body":{"Direction":"inbound","From":"+16129782029","To":"+15550001111"}}}"#,
+        );
+        assert_eq!(
+            failed_call_party(&inbound).unwrap().as_str(),
+            "+16129782029"
+        );
+        let sip = failure(
+            r#"{"metadata":{"type":"sip","body":{"from_number":"+15550001111","to_number":"+441111111111"}}}"#,
+        );
+        assert_eq!(failed_call_party(&sip).unwrap().as_str(), "+441111111111");
+        assert!(failed_call_party(&failure("{}")).is_none());
     }
 
     #[test]

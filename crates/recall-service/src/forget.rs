@@ -1,13 +1,18 @@
 //! Forget: erase a caller.
 
 use std::fs::{self, File};
-use std::io::{self, BufReader};
+use std::io::{self, BufReader, Read};
+use std::path::Path;
 
-use recall_model::{PhoneNumber, PostCallEvent, PostCallWebhookRequest, WebhookType};
+use recall_model::{
+    ConversationId, PhoneNumber, PostCallEvent, PostCallWebhookRequest, WebhookType,
+};
 
 use crate::error::join_error;
-use crate::extract::identify;
-use crate::payload::{AUDIO_FILE, CALLER_FILE, EventState, sync_dir, write_atomic};
+use crate::extract::{failed_call_party, identify};
+use crate::payload::{
+    AUDIO_FILE, CALLER_FILE, EventState, remove_if_exists, sync_dir, write_atomic,
+};
 use crate::{PayloadStore, Service, ServiceError};
 
 /// What [`Service::forget`] erased.
@@ -21,34 +26,44 @@ pub struct ForgetReport {
     pub payloads: u64,
     /// Decoded audio files removed.
     pub audio: u64,
+    /// Quarantined (invalid) bodies removed because they mention the
+    /// caller's number.
+    pub quarantined: u64,
 }
 
-/// The caller recorded for a conversation; for a transcription not yet
-/// processed, read from the payload (and recorded, so this is done once).
+/// The caller recorded for a conversation; for an event not processed
+/// yet, read from the payload (and recorded, so this is done once).
 fn resolve_caller(
     payloads: &PayloadStore,
-    conversation: &recall_model::ConversationId,
+    conversation: &ConversationId,
 ) -> io::Result<Option<String>> {
     if let Some(caller) = payloads.caller_of(conversation)? {
         return Ok(Some(caller));
     }
-    let kind = WebhookType::PostCallTranscription.as_str();
-    let pending = payloads
-        .events(conversation)?
-        .into_iter()
-        .any(|e| e.kind == kind && e.state == EventState::Pending);
-    if !pending {
+    let events = payloads.events(conversation)?;
+    let pending = |kind: &WebhookType| {
+        events
+            .iter()
+            .any(|e| e.kind == kind.as_str() && e.state == EventState::Pending)
+    };
+    let kind = if pending(&WebhookType::PostCallTranscription) {
+        WebhookType::PostCallTranscription
+    } else if pending(&WebhookType::CallInitiationFailure) {
+        WebhookType::CallInitiationFailure
+    } else {
         return Ok(None);
-    }
-    let file = File::open(payloads.event_path(conversation, kind))?;
+    };
+    let file = File::open(payloads.event_path(conversation, kind.as_str()))?;
     let Ok(request) = serde_json::from_reader::<_, PostCallWebhookRequest>(BufReader::new(file))
     else {
         return Ok(None);
     };
-    let PostCallEvent::Transcription(data) = request.data else {
-        return Ok(None);
+    let caller = match request.data {
+        PostCallEvent::Transcription(data) => identify(&data).ok(),
+        PostCallEvent::InitiationFailure(data) => failed_call_party(&data),
+        _ => None,
     };
-    let Ok(caller) = identify(&data) else {
+    let Some(caller) = caller else {
         return Ok(None);
     };
     write_atomic(
@@ -59,10 +74,67 @@ fn resolve_caller(
     Ok(Some(caller.as_str().to_owned()))
 }
 
+/// Whether the file mentions `number` as a whole number (not as the start
+/// of a longer one), reading it in bounded chunks.
+fn mentions_number(path: &Path, number: &str) -> io::Result<bool> {
+    let needle = number.as_bytes();
+    let mut file = File::open(path)?;
+    let mut window: Vec<u8> = Vec::with_capacity(64 * 1024 + needle.len());
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        let eof = n == 0;
+        window.extend_from_slice(&buf[..n]);
+        let mut from = 0;
+        while let Some(at) = window[from..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| p + from)
+        {
+            match window.get(at + needle.len()) {
+                Some(next) if next.is_ascii_digit() => from = at + 1,
+                Some(_) => return Ok(true),
+                None if eof => return Ok(true),
+                // The byte after it has not been read yet.
+                None => break,
+            }
+        }
+        if eof {
+            return Ok(false);
+        }
+        let keep = needle.len().min(window.len());
+        window.drain(..window.len() - keep);
+    }
+}
+
+/// Removes the quarantined bodies (and their reasons) that mention
+/// `number`; returns how many bodies were removed.
+fn forget_quarantined(payloads: &PayloadStore, number: &str) -> io::Result<u64> {
+    let dir = payloads.quarantine_dir();
+    let mut removed = 0;
+    for entry in fs::read_dir(&dir)? {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        if mentions_number(&path, number)? {
+            fs::remove_file(&path)?;
+            remove_if_exists(&path.with_extension("reason"))?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        sync_dir(&dir)?;
+    }
+    Ok(removed)
+}
+
 impl Service {
     /// Erases a caller: every memory (through the store), then every
     /// stored payload and audio of their conversations (found through the
-    /// per-conversation `caller` record, not by parsing every payload).
+    /// per-conversation `caller` record, not by parsing every payload;
+    /// calls that never connected count when they were to or from the
+    /// caller), then every quarantined body that mentions their number.
     ///
     /// Runs exclusively with processing, so an event of this caller
     /// cannot be turned into memories while it runs. When the store
@@ -94,6 +166,7 @@ impl Service {
 
         self.pending().retain(|(c, _), _| !theirs.contains(c));
         let payloads = self.payloads().clone();
+        let number = caller.as_str().to_owned();
         let mut report = tokio::task::spawn_blocking(move || -> io::Result<ForgetReport> {
             let mut report = ForgetReport::default();
             for c in &theirs {
@@ -108,6 +181,7 @@ impl Service {
             if report.conversations > 0 {
                 sync_dir(payloads.root())?;
             }
+            report.quarantined = forget_quarantined(&payloads, &number)?;
             Ok(report)
         })
         .await
@@ -115,5 +189,46 @@ impl Service {
         report.memories = memories;
         tracing::info!(?report, "caller forgotten");
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(bytes: &[u8]) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(bytes).unwrap();
+        f
+    }
+
+    #[test]
+    fn a_number_is_found_only_as_a_whole_number() {
+        let n = "+16129782029";
+        assert!(mentions_number(file(b"{\"caller\":\"+16129782029\"").path(), n).unwrap());
+        assert!(mentions_number(file(b"+16129782029").path(), n).unwrap());
+        assert!(!mentions_number(file(b"+161297820291").path(), n).unwrap());
+        assert!(!mentions_number(file(b"+1612978202").path(), n).unwrap());
+        assert!(!mentions_number(file(b"").path(), n).unwrap());
+    }
+
+    #[test]
+    fn a_number_across_chunk_boundaries_is_found() {
+        let n = "+16129782029";
+        for offset in [64 * 1024 - 12, 64 * 1024 - 5, 64 * 1024 - 1, 64 * 1024] {
+            let mut body = vec![b'x'; offset];
+            body.extend_from_slice(n.as_bytes());
+            body.extend_from_slice(b"\"}");
+            assert!(mentions_number(file(&body).path(), n).unwrap(), "{offset}");
+            // Followed by a digit just after the boundary: another number.
+            let mut longer = vec![b'x'; offset];
+            longer.extend_from_slice(n.as_bytes());
+            longer.push(b'7');
+            assert!(
+                !mentions_number(file(&longer).path(), n).unwrap(),
+                "{offset}"
+            );
+        }
     }
 }

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::envelope::{BodyError, decode_audio};
 use crate::error::join_error;
-use crate::extract::{LEARNT_AT, call_memories, drop_stale_facts, identify};
+use crate::extract::{LEARNT_AT, call_memories, drop_stale_facts, failed_call_party, identify};
 use crate::payload::{
     AUDIO_FILE, CALLER_FILE, EventState, persist, remove_if_exists, temp_beside, write_atomic,
 };
@@ -301,11 +301,7 @@ impl Service {
         let step = match kind {
             WebhookType::PostCallTranscription => self.process_transcription(conversation).await,
             WebhookType::PostCallAudio => self.process_audio(conversation).await,
-            WebhookType::CallInitiationFailure => Step::Done {
-                outcome: "kept".into(),
-                written: 0,
-                unchanged: 0,
-            },
+            WebhookType::CallInitiationFailure => self.process_failure(conversation).await,
             WebhookType::Unknown(_) => Step::Done {
                 outcome: "unknown type: kept".into(),
                 written: 0,
@@ -498,6 +494,44 @@ impl Service {
                 Some(cursor) => request.cursor = Some(cursor),
                 None => return Ok(times),
             }
+        }
+    }
+
+    /// Keeps a call that never connected: no memory, but the person it
+    /// was for is recorded so that forgetting them removes it too.
+    async fn process_failure(&self, conversation: &ConversationId) -> Step {
+        let payloads = self.payloads().clone();
+        let conversation = conversation.clone();
+        let recorded = tokio::task::spawn_blocking(move || -> io::Result<bool> {
+            let kind = WebhookType::CallInitiationFailure.as_str();
+            let file = File::open(payloads.event_path(&conversation, kind))?;
+            let request: PostCallWebhookRequest =
+                match serde_json::from_reader(BufReader::new(file)) {
+                    Ok(r) => r,
+                    Err(e) if e.is_io() => return Err(e.into()),
+                    Err(_) => return Ok(false),
+                };
+            let PostCallEvent::InitiationFailure(data) = request.data else {
+                return Ok(false);
+            };
+            let Some(party) = failed_call_party(&data) else {
+                return Ok(false);
+            };
+            let dir = payloads.conversation_dir(&conversation);
+            if payloads.caller_of(&conversation)?.is_none() {
+                write_atomic(&dir, CALLER_FILE, party.as_str().as_bytes())?;
+            }
+            Ok(true)
+        })
+        .await
+        .map_err(join_error);
+        match recorded {
+            Ok(Ok(known)) => Step::Done {
+                outcome: if known { "kept" } else { "kept (no caller)" }.into(),
+                written: 0,
+                unchanged: 0,
+            },
+            Ok(Err(e)) | Err(e) => io_retry(&e),
         }
     }
 

@@ -69,9 +69,16 @@ async fn the_audio_fixture_is_stored_and_its_placeholder_audio_recorded_as_a_fai
 
 #[tokio::test]
 async fn the_call_initiation_failure_fixtures_are_kept_without_memory() {
-    for name in [
-        "call_initiation_failure.twilio.docs-example.json",
-        "call_initiation_failure.sip.docs-example.json",
+    // The person each failed outbound call was for (Twilio `To`, SIP `to_number`).
+    for (name, called) in [
+        (
+            "call_initiation_failure.twilio.docs-example.json",
+            "+441111111111",
+        ),
+        (
+            "call_initiation_failure.sip.docs-example.json",
+            "+11111111111",
+        ),
     ] {
         let h = Harness::new();
         let ack = h.service.ingest_bytes(&fixture(name)).await.unwrap();
@@ -81,6 +88,12 @@ async fn the_call_initiation_failure_fixtures_are_kept_without_memory() {
         assert!(h.path("abc/call_initiation_failure.json").exists());
         assert!(h.path("abc/call_initiation_failure.done").exists());
         assert_eq!(h.store.total_memories(), 0);
+        // Recorded, so that forgetting that person removes the event.
+        assert_eq!(
+            std::fs::read_to_string(h.path("abc/caller")).unwrap(),
+            called,
+            "{name}"
+        );
     }
 }
 

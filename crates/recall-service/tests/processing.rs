@@ -474,16 +474,39 @@ async fn forget_erases_a_caller_and_nobody_else() {
         .await
         .unwrap();
 
+    // A call to her that never connected.
+    let failed = json!({"type": "call_initiation_failure", "data": {
+        "agent_id": "agent_front_desk", "conversation_id": "conv_m5", "failure_reason": "busy",
+        "metadata": {"type": "twilio", "body": {"Direction": "outbound-api",
+            "From": "+15550001111", "To": MARGARET}}}});
+    h.service
+        .ingest_bytes(failed.to_string().as_bytes())
+        .await
+        .unwrap();
+    // Bodies refused as invalid: one mentions her, one mentions Bob.
+    let broken_hers = format!("{{\"caller\":\"{MARGARET}\",");
+    let broken_bobs = format!("{{\"caller\":\"{BOB}\",");
+    for body in [&broken_hers, &broken_bobs] {
+        assert!(h.service.ingest_bytes(body.as_bytes()).await.is_err());
+    }
+
     let report = h.service.forget(&phone(MARGARET)).await.unwrap();
-    assert_eq!(report.conversations, 4);
+    assert_eq!(report.conversations, 5);
     assert_eq!(
-        report.payloads, 5,
-        "four transcriptions and one audio event"
+        report.payloads, 6,
+        "four transcriptions, one audio event, one failed call"
     );
     assert_eq!(report.audio, 1);
+    assert_eq!(report.quarantined, 1);
+    let left: Vec<String> = std::fs::read_dir(h.path("_quarantine"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(left.len(), 2, "Bob's body and its reason");
+    assert!(left.iter().any(|t| t == &broken_bobs));
     // Her current name (Maggie superseded Margaret) and the parking call.
     assert_eq!(report.memories, 2, "{report:?}");
-    for conv in ["conv_m1", "conv_m2", "conv_m3", "conv_m4"] {
+    for conv in ["conv_m1", "conv_m2", "conv_m3", "conv_m4", "conv_m5"] {
         assert!(!h.path(conv).exists(), "{conv}");
     }
     assert!(all_memories(&h.store, MARGARET).await.is_empty());
