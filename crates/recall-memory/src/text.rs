@@ -36,6 +36,11 @@ const MIN_STEM: usize = 3;
 /// `refi` finds `refinancing`).
 const MIN_PREFIX: usize = 4;
 
+/// Fewest digits for a punctuated number's digits to be joined into one
+/// more term (so `3.5` stays `3` and `5`, while `978-2029` also gives
+/// `9782029`).
+const MIN_NUMBER_DIGITS: usize = 5;
+
 /// Weight of a prefix match relative to a whole-term match.
 const PREFIX_WEIGHT: f64 = 0.6;
 
@@ -113,7 +118,7 @@ pub fn terms(text: &str) -> Vec<String> {
 fn flush_number(out: &mut Vec<String>, number: &mut String, parts: &mut usize) {
     let joined = std::mem::take(number);
     let was_split = *parts > 1 || out.last().is_none_or(|last| *last != joined);
-    if joined.len() >= 3 && was_split && !out.contains(&joined) {
+    if joined.len() >= MIN_NUMBER_DIGITS && was_split && !out.contains(&joined) {
         out.push(joined);
     }
     *parts = 0;
@@ -125,7 +130,7 @@ fn flush_number(out: &mut Vec<String>, number: &mut String, parts: &mut usize) {
 pub fn term_match(query_term: &str, doc_term: &str) -> f64 {
     if query_term == doc_term {
         1.0
-    } else if query_term.len() >= MIN_PREFIX && doc_term.starts_with(query_term) {
+    } else if query_term.chars().count() >= MIN_PREFIX && doc_term.starts_with(query_term) {
         PREFIX_WEIGHT
     } else {
         0.0
@@ -223,6 +228,21 @@ mod tests {
         assert!(plain.iter().any(|q| written.contains(q)), "{plain:?}");
         // A lone plain number is one term, not two.
         assert_eq!(t("room 101"), ["room", "101"]);
+    }
+
+    #[test]
+    fn non_ascii_text_is_lowercased_and_split_on_letters() {
+        assert_eq!(t("Zoë's CAFÉ, São Paulo"), ["zoë", "café", "são", "paulo"]);
+        assert_eq!(t("größe"), ["größ"]);
+        // Two two-byte letters are not long enough to be a prefix.
+        assert_eq!(term_match("éé", "ééclair"), 0.0);
+        assert!(term_match("café", "caféteria") > 0.0);
+    }
+
+    #[test]
+    fn short_punctuated_numbers_are_not_joined() {
+        assert_eq!(t("rate 3.5"), ["rat", "3", "5"]);
+        assert_eq!(t("call 978-2029"), ["call", "978", "2029", "9782029"]);
     }
 
     #[test]
