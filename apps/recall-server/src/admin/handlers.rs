@@ -320,39 +320,68 @@ pub(super) async fn delete_user(
     state: web::Data<AdminState>,
 ) -> Result<HttpResponse, ApiError> {
     let phone = parse_phone(&path)?;
-    let report = state.service.forget(&phone).await.map_err(|e| {
-        tracing::warn!(error = %e, "forget failed");
-        ApiError::unavailable("the caller could not be erased; nothing was deleted; retry later")
-    })?;
-    // The index knows conversations the service may not attribute to the
-    // caller (initiation failures): their folders go too.
-    let indexed = state
-        .index
-        .forget_caller(&phone)
-        .await
-        .map_err(|e| index_error(&e))?;
-    let root = state.payload_dir.clone();
+    match erase_caller(&state.service, &state.index, &state.payload_dir, &phone).await {
+        Ok(report) => Ok(HttpResponse::Ok().json(report)),
+        Err(EraseError::Service(e)) => {
+            tracing::warn!(error = %e, "forget failed");
+            Err(ApiError::unavailable(
+                "the caller could not be erased; nothing was deleted; retry later",
+            ))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "erasing a caller failed part-way");
+            Err(ApiError::internal())
+        }
+    }
+}
+
+/// Why [`erase_caller`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EraseError {
+    /// The service could not forget (the store is down): nothing was
+    /// deleted.
+    #[error("{0}")]
+    Service(#[from] recall_service::ServiceError),
+    /// The call index failed after the memories and payloads were erased.
+    #[error("{0}")]
+    Index(#[from] CallsError),
+    /// A left-over conversation folder could not be removed.
+    #[error("cannot remove a conversation folder: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Erases a caller everywhere: memories and their attributed payloads and
+/// audio (through [`recall_service::Service::forget`], which deletes
+/// nothing when the store fails), then their rows in the call index, then
+/// the folders of indexed conversations the service did not attribute to
+/// them (initiation failures). Used by `DELETE /api/users/{phone}` and
+/// `recall forget`.
+///
+/// # Errors
+/// [`EraseError`]; with [`EraseError::Service`] nothing was deleted.
+pub async fn erase_caller(
+    service: &recall_service::Service,
+    index: &recall_calls::CallIndex,
+    payload_dir: &Path,
+    phone: &PhoneNumber,
+) -> Result<ForgetResponse, EraseError> {
+    let report = service.forget(phone).await?;
+    let indexed = index.forget_caller(phone).await?;
+    let root = payload_dir.to_path_buf();
     let ids = indexed.clone();
     let (extra_conversations, extra_payloads, extra_audio) =
         tokio::task::spawn_blocking(move || remove_left_over(&root, &ids))
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "forget task failed");
-                ApiError::internal()
-            })?
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot remove a conversation folder");
-                ApiError::internal()
-            })?;
-    tracing::info!(caller = %phone.masked(), ?report, indexed = indexed.len(), "caller erased by an operator");
-    Ok(HttpResponse::Ok().json(ForgetResponse {
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
+    tracing::info!(caller = %phone.masked(), ?report, indexed = indexed.len(), "caller erased");
+    Ok(ForgetResponse {
         phone_number: phone.as_str().to_owned(),
         memories: report.memories,
         conversations: report.conversations + extra_conversations,
         payloads: report.payloads + extra_payloads,
         audio: report.audio + extra_audio,
         indexed_calls: indexed.len() as u64,
-    }))
+    })
 }
 
 /// Removes the folders of `ids` still present; counts folders, event files

@@ -48,6 +48,8 @@ use recall_signature::Secrets;
 
 use crate::error::ApiError;
 
+pub use handlers::{EraseError, ForgetResponse, erase_caller};
+
 /// The response header carrying the next page's cursor.
 pub const NEXT_CURSOR_HEADER: &str = "X-Next-Cursor";
 
@@ -205,4 +207,27 @@ pub async fn index_ingested(
     if let Err(error) = result {
         tracing::warn!(%error, event_type = kind, "call index not updated; `recall reindex` repairs it");
     }
+}
+
+/// Rebuilds `<data_dir>/calls.db` from the stored payloads (`recall
+/// reindex`); safe while the server runs.
+///
+/// # Errors
+/// When the index cannot be opened or the payload directory read.
+pub async fn reindex(
+    config: &crate::config::Config,
+) -> anyhow::Result<recall_calls::ReindexReport> {
+    use anyhow::Context as _;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let path = config.data_dir.join(recall_calls::INDEX_FILE_NAME);
+    let index = CallIndex::open(&path)
+        .await
+        .with_context(|| format!("cannot open the call index {}", path.display()))?;
+    index.reindex(&config.payload_dir).await.with_context(|| {
+        format!(
+            "cannot index the payloads in {}",
+            config.payload_dir.display()
+        )
+    })
 }
