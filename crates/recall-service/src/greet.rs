@@ -9,6 +9,7 @@ use recall_model::{
 };
 
 use crate::Service;
+use crate::config::RESERVED_VARIABLES;
 
 /// The answer to the client-data webhook and what happened.
 #[derive(Clone, PartialEq, Debug)]
@@ -117,9 +118,13 @@ impl Service {
     pub async fn greet(&self, req: &ClientDataRequest) -> Greeting {
         let config = self.config();
         let mut vars = DynamicVariables::default();
+        // `validate` refuses extras named like Recall's own three; skip
+        // them anyway so a response never carries a key twice.
         for (k, v) in &config.extra_dynamic_variables {
-            vars.extra
-                .insert(k.clone(), DynamicValue::String(v.clone()));
+            if !RESERVED_VARIABLES.contains(&k.as_str()) {
+                vars.extra
+                    .insert(k.clone(), DynamicValue::String(v.clone()));
+            }
         }
         let caller = match req.caller() {
             Ok(caller) => caller,

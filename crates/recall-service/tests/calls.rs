@@ -372,3 +372,26 @@ async fn search_sizes_and_scopes_results() {
     assert_eq!(theirs.len(), 1);
     assert!(theirs[0].content.contains("opening hours"));
 }
+
+#[tokio::test]
+async fn an_extra_variable_cannot_shadow_recalls_own() {
+    // An invalid configuration (validate refuses it) used anyway.
+    let config = ServiceConfig {
+        extra_dynamic_variables: BTreeMap::from([("user_name".to_owned(), "Admin".to_owned())]),
+        ..ServiceConfig::default()
+    };
+    assert!(config.validate().is_err());
+    let h = Harness::with_config(config);
+    remember(
+        &h.service,
+        &Call::new("conv_1", MARGARET).fact("first_name", "Margaret"),
+    )
+    .await;
+    let g = h
+        .service
+        .greet(&ringing(MARGARET, "agent_front_desk"))
+        .await;
+    let json = serde_json::to_string(&g.response).unwrap();
+    assert_eq!(json.matches("\"user_name\"").count(), 1, "{json}");
+    assert!(json.contains("\"user_name\":\"Margaret\""), "{json}");
+}
