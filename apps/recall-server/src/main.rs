@@ -17,7 +17,18 @@ use recall_signature::{Secret, sign};
 /// RECALL_CONFIG, else ./recall.toml when present), then the environment.
 /// See docs/configuration.md for every setting.
 #[derive(Debug, Parser)]
-#[command(name = "recall", version, propagate_version = true)]
+#[command(
+    name = "recall",
+    version,
+    propagate_version = true,
+    after_help = "Examples:\n  \
+        recall                                  serve on 127.0.0.1:8080 with the embedded store under ./data\n  \
+        RECALL_BIND=0.0.0.0:8080 recall serve   (needs the three ELEVENLABS_*_KEY secrets)\n  \
+        recall sign call.json                   the ElevenLabs-Signature for call.json\n  \
+        recall replay --conversation conv_123   process one stored conversation again\n  \
+        recall forget +16129782029              erase a caller\n  \
+        recall check-config                     show the effective configuration"
+)]
 struct Cli {
     /// The configuration file (TOML). Default: $RECALL_CONFIG, else
     /// ./recall.toml when it exists.
@@ -54,7 +65,8 @@ enum Command {
         #[arg(long, value_name = "ID")]
         conversation: Option<String>,
     },
-    /// Delete every memory of one caller (GDPR erasure).
+    /// Erase one caller (GDPR): their memories and their stored post-call
+    /// events.
     Forget {
         /// The caller's number in E.164 form, e.g. +16129782029.
         number: String,
@@ -186,8 +198,7 @@ fn configured_post_call_secret(config: &Config) -> anyhow::Result<Secret> {
 
 fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     recall_server::telemetry::init_stderr(config.log_format, &config.log_filter);
-    let runtime = runtime()?;
-    runtime.block_on(async {
+    runtime()?.block_on(async {
         let app = Application::build(config.clone()).await?;
         print_secrets_notice(config, app.generated_secrets());
         app.run_until_stopped().await?;
