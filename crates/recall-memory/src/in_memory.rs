@@ -41,6 +41,13 @@ use crate::text::{Bm25, terms};
 ///   has since changed; [`erase_user`](MemoryStore::erase_user) forgets
 ///   the caller's keys too.
 ///
+/// For tests of what uses a store: [`set_unavailable`](Self::set_unavailable),
+/// [`set_fail_writes`](Self::set_fail_writes),
+/// [`fail_next_calls`](Self::fail_next_calls) and
+/// [`set_latency`](Self::set_latency) make it misbehave;
+/// [`calls`](Self::calls) and [`total_memories`](Self::total_memories)
+/// show what was done to it.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use recall_memory::{InMemoryStore, MemoryError, MemoryStore};
@@ -64,6 +71,8 @@ struct Inner {
     fail_writes: AtomicBool,
     latency: Mutex<Duration>,
     next_seq: AtomicU64,
+    fail_next: AtomicU64,
+    calls: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -147,6 +156,20 @@ impl InMemoryStore {
             .unwrap_or_else(PoisonError::into_inner) = latency;
     }
 
+    /// Makes the next `n` calls fail with [`MemoryError::Unavailable`],
+    /// after which the store recovers by itself (to test retries without
+    /// switching the failure off by hand). Replaces any count still left.
+    pub fn fail_next_calls(&self, n: u64) {
+        self.inner.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// How many calls of the [`MemoryStore`] trait the store has answered
+    /// or failed so far, `health` included (to test that something did
+    /// not touch memory at all).
+    pub fn calls(&self) -> u64 {
+        self.inner.calls.load(Ordering::SeqCst)
+    }
+
     /// How many memories the store holds across all callers.
     pub fn total_memories(&self) -> usize {
         self.read(|state| state.users.values().map(|u| u.entries.len()).sum())
@@ -170,6 +193,7 @@ impl InMemoryStore {
 
     /// Applies injected latency and failures before a call.
     async fn enter(&self, is_write: bool) -> Result<(), MemoryError> {
+        self.inner.calls.fetch_add(1, Ordering::SeqCst);
         let latency = *self
             .inner
             .latency
@@ -181,6 +205,16 @@ impl InMemoryStore {
         if self.inner.unavailable.load(Ordering::SeqCst) {
             return Err(MemoryError::Unavailable(
                 "in-memory store set unavailable".into(),
+            ));
+        }
+        let failing_now = self
+            .inner
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing_now {
+            return Err(MemoryError::Unavailable(
+                "in-memory store told to fail this call".into(),
             ));
         }
         if is_write && self.inner.fail_writes.load(Ordering::SeqCst) {

@@ -363,3 +363,40 @@ async fn a_rejected_batch_writes_nothing() {
     );
     assert_eq!(store.total_memories(), 0);
 }
+
+#[tokio::test]
+async fn failing_the_next_calls_recovers_by_itself() {
+    let store = InMemoryStore::new();
+    let user = caller(8);
+    store.fail_next_calls(2);
+    let note = || NewMemory::new("Caller asked for a brochure", MemorySector::Episodic);
+    assert!(matches!(
+        store.add(&user, note()).await,
+        Err(MemoryError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store.health().await,
+        Err(MemoryError::Unavailable(_))
+    ));
+    assert_eq!(store.total_memories(), 0, "a failed call changes nothing");
+    store.add(&user, note()).await.unwrap();
+    store.health().await.unwrap();
+    assert_eq!(store.total_memories(), 1);
+}
+
+#[tokio::test]
+async fn calls_counts_every_call_including_failed_ones() {
+    let store = InMemoryStore::new();
+    assert_eq!(store.calls(), 0);
+    let user = caller(9);
+    store.profile(&user).await.unwrap();
+    store.set_unavailable(true);
+    store.health().await.unwrap_err();
+    store.set_unavailable(false);
+    store
+        .add_batch(&user, vec![NewMemory::new("a", MemorySector::Semantic)])
+        .await
+        .unwrap();
+    assert_eq!(store.calls(), 3, "profile, failed health, one batch");
+    assert_eq!(store.clone().calls(), 3, "clones share the count");
+}
