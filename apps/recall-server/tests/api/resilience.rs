@@ -109,3 +109,34 @@ async fn events_pending_at_shutdown_are_processed_after_a_restart() {
         "Margaret"
     );
 }
+
+#[tokio::test]
+async fn with_openmemory_unreachable_the_phone_is_still_answered() {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(
+        Options::new(dir.path())
+            .var("RECALL_STORE", "openmemory")
+            .var("OPENMEMORY_PORT", &port.to_string()),
+    )
+    .await;
+    let greeting = app.greet(CALLER).await;
+    assert_eq!(greeting["type"], "conversation_initiation_client_data");
+    assert_eq!(greeting["dynamic_variables"]["user_name"], "");
+    let ready = app.client.get(app.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert_eq!(crate::helpers::error_code(ready).await, "unavailable");
+    // Post-call events are still acknowledged: they wait on disk.
+    assert_eq!(
+        app.post_call(&transcription("conv_om_down", CALLER, "Margaret"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(app.stored_conversations(), 1);
+}
