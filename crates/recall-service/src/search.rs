@@ -33,7 +33,12 @@ impl Service {
             .map_err(|e| SearchError::InvalidQuery(e.to_string()))?;
         let k = match req.extra.get("k") {
             None | Some(Value::Null) => config.search_default_k,
-            Some(v) => match v.as_u64() {
+            // A whole number, also when an LLM writes it as `5.0`.
+            Some(v) => match v.as_u64().or_else(|| {
+                v.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 1.0)
+                    .map(|f| f as u64)
+            }) {
                 Some(k) if k >= 1 => usize::try_from(k)
                     .unwrap_or(usize::MAX)
                     .min(config.search_max_k),

@@ -309,6 +309,7 @@ async fn search_refuses_bad_requests_naming_the_field() {
     );
     for (field, value) in [
         ("k", json!(0)),
+        ("k", json!(2.5)),
         ("k", json!("five")),
         ("min_salience", json!(1.5)),
         ("same_agent_only", json!("yes")),
@@ -350,6 +351,9 @@ async fn search_sizes_and_scopes_results() {
 
     let found = h.service.search(&asking(MARGARET, "garden")).await.unwrap();
     assert_eq!(found.memories.len(), 5, "default k");
+    let mut req = asking(MARGARET, "garden");
+    req.extra.insert("k".into(), json!(3.0));
+    assert_eq!(h.service.search(&req).await.unwrap().memories.len(), 3);
     let mut req = asking(MARGARET, "garden");
     req.extra.insert("k".into(), json!(1000));
     assert_eq!(
