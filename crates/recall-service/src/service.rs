@@ -20,7 +20,9 @@ use crate::{IngestError, PayloadStore, ServiceConfig, ServiceError, ServiceStats
 /// [`ingest`](Self::ingest) (then processing off the request path),
 /// [`replay`](Self::replay) and [`forget`](Self::forget).
 ///
-/// Cheap to clone: clones share everything.
+/// Cheap to clone: clones share everything. Run one process per payload
+/// folder: the duplicate check of ingest and processing are serialized
+/// within a process, not across processes.
 #[derive(Clone)]
 pub struct Service {
     pub(crate) inner: Arc<Inner>,
