@@ -10,7 +10,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use recall_signature::{Secret, Verifier, sign};
+use recall_signature::{Secret, SignatureHeader, Verifier, sign};
 use ring::hmac;
 
 const SECRET: &str = "wsec_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -67,6 +67,9 @@ fn bench_fixed_cost(c: &mut Criterion) {
     let mut group = c.benchmark_group("signature/empty_body");
     group.bench_function("raw_hmac", |b| {
         b.iter(|| hmac::sign(black_box(&key), black_box(&message)));
+    });
+    group.bench_function("parse_header_only", |b| {
+        b.iter(|| SignatureHeader::parse(black_box(header.as_str())).expect("parses"));
     });
     group.bench_function("verify", |b| {
         b.iter(|| {

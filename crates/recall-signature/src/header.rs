@@ -146,12 +146,19 @@ fn parse_timestamp(text: &str) -> Result<u64, SignatureError> {
 
 fn parse_signature(text: &str) -> Result<[u8; SIGNATURE_LEN], SignatureError> {
     let invalid = SignatureError::MalformedHeader(HeaderProblem::InvalidSignature);
-    let lowercase_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
-    if text.len() != 2 * SIGNATURE_LEN || !text.bytes().all(lowercase_hex) {
+    let nibble = |digit: u8| match digit {
+        b'0'..=b'9' => Ok(digit - b'0'),
+        b'a'..=b'f' => Ok(digit - b'a' + 10),
+        _ => Err(invalid.clone()),
+    };
+    let text = text.as_bytes();
+    if text.len() != 2 * SIGNATURE_LEN {
         return Err(invalid);
     }
     let mut out = [0u8; SIGNATURE_LEN];
-    hex::decode_to_slice(text, &mut out).map_err(|_| invalid)?;
+    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
     Ok(out)
 }
 
