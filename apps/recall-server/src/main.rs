@@ -27,6 +27,7 @@ use recall_signature::{Secret, sign};
         recall sign call.json                   the ElevenLabs-Signature for call.json\n  \
         recall replay --conversation conv_123   process one stored conversation again\n  \
         recall forget +16129782029              erase a caller\n  \
+        recall reindex                          rebuild the call index of the operator API\n  \
         recall check-config                     show the effective configuration"
 )]
 struct Cli {
@@ -73,6 +74,9 @@ enum Command {
     },
     /// Print the effective configuration, secrets redacted, and check it.
     CheckConfig,
+    /// Rebuild the call index (<data_dir>/calls.db) behind the operator API
+    /// and dashboard from the stored post-call events.
+    Reindex,
 }
 
 fn main() -> ExitCode {
@@ -152,17 +156,34 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let caller = PhoneNumber::parse(number).map_err(|e| anyhow::anyhow!("{e}"))?;
             runtime()?.block_on(async {
                 let service = recall_server::open_service(&config, None)?;
-                let report = service.forget(&caller).await?;
+                let index = recall_server::admin::open_index(&config).await?;
+                let report = recall_server::admin::erase_caller(
+                    &service,
+                    &index,
+                    &config.payload_dir,
+                    &caller,
+                )
+                .await?;
                 println!(
-                    "forgot {}: {} memories, {} conversations, {} stored events, {} audio files removed",
+                    "forgot {}: {} memories, {} conversations, {} stored events, {} audio files, {} indexed calls removed",
                     caller.masked(),
                     report.memories,
                     report.conversations,
                     report.payloads,
-                    report.audio
+                    report.audio,
+                    report.indexed_calls
                 );
                 anyhow::Ok(ExitCode::SUCCESS)
             })
+        }
+        Some(Command::Reindex) => {
+            let config = load(cli)?;
+            let report = runtime()?.block_on(recall_server::admin::reindex(&config))?;
+            println!(
+                "indexed {} calls and {} calls that never connected, {} with audio; {} unreadable events skipped",
+                report.transcriptions, report.initiation_failures, report.audio, report.skipped
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Some(Command::CheckConfig) => {
             let config = load(cli)?;

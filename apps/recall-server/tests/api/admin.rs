@@ -549,3 +549,32 @@ async fn the_dashboard_is_served_from_the_binary_with_a_strict_policy() {
         );
     }
 }
+
+#[tokio::test]
+async fn reindex_rebuilds_what_the_api_serves_from_the_payloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::new(dir.path()).var("RECALL_ADMIN_TOKEN", ADMIN_TOKEN);
+    let app = spawn_with(Options::new(dir.path()).var("RECALL_ADMIN_TOKEN", ADMIN_TOKEN)).await;
+    ingest(
+        &app,
+        &call("conv_1", CALLER, "Margaret", 1_739_000_000, "success"),
+    )
+    .await;
+    ingest(
+        &app,
+        &call("conv_2", CALLER, "Margaret", 1_739_100_000, "failure"),
+    )
+    .await;
+    let before = get_json(&app, "/api/analytics").await;
+
+    // `recall reindex`, while the server runs.
+    let report = recall_server::admin::reindex(&options.config().unwrap())
+        .await
+        .unwrap();
+    assert_eq!((report.transcriptions, report.skipped), (2, 0));
+    assert_eq!(get_json(&app, "/api/analytics").await, before);
+    assert_eq!(
+        get_json(&app, "/api/calls").await.as_array().unwrap().len(),
+        2
+    );
+}
