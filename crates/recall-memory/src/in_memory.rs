@@ -85,7 +85,7 @@ struct UserMemories {
     /// In write order.
     entries: Vec<Entry>,
     /// Every idempotency key written for the user, with the memory as it
-    /// was first written.
+    /// was first written (returned as the duplicate once it is gone).
     keys: HashMap<IdempotencyKey, Memory>,
 }
 
@@ -230,7 +230,11 @@ impl InMemoryStore {
         if let Some(key) = &new.idempotency_key
             && let Some(first) = memories.keys.get(key)
         {
-            return AddOutcome::Duplicate(first.clone());
+            // The memory as it is now, or as first written if it is gone.
+            let current = memories.entries.iter().find(|e| e.memory.id == first.id);
+            return AddOutcome::Duplicate(
+                current.map_or_else(|| first.clone(), |e| e.memory.clone()),
+            );
         }
         let now = UnixTimestamp::now();
         let memory = Memory {

@@ -400,3 +400,31 @@ async fn calls_counts_every_call_including_failed_ones() {
     assert_eq!(store.calls(), 3, "profile, failed health, one batch");
     assert_eq!(store.clone().calls(), 3, "clones share the count");
 }
+
+#[tokio::test]
+async fn a_duplicate_reports_the_memory_as_it_is_now() {
+    let store = InMemoryStore::new();
+    let user = caller(10);
+    let key = IdempotencyKey::new("conv_9/summary").unwrap();
+    let note = || {
+        NewMemory::new("Caller wants a quote", MemorySector::Episodic).idempotency_key(key.clone())
+    };
+    let first = store.add(&user, note()).await.unwrap().memory().clone();
+    let update = MemoryUpdate {
+        salience: Some(Salience::HIGH),
+        ..MemoryUpdate::default()
+    };
+    let updated = store.update(&user, &first.id, update).await.unwrap();
+    assert_eq!(
+        store.add(&user, note()).await.unwrap(),
+        AddOutcome::Duplicate(updated)
+    );
+
+    // Once deleted, a replay still changes nothing and reports the first write.
+    store.delete(&user, &first.id).await.unwrap();
+    assert_eq!(
+        store.add(&user, note()).await.unwrap(),
+        AddOutcome::Duplicate(first)
+    );
+    assert_eq!(store.total_memories(), 0);
+}
