@@ -177,6 +177,10 @@ async function main() {
       assert(bars === SEEDED_DAYS.size, `expected ${SEEDED_DAYS.size} days in the chart, got ${bars}`);
       assert(await page.locator("#chart svg polyline.rate").count() === 1, "no success-rate line");
       assert(await page.evaluate(() => sessionStorage.length) === 1, "the token is not in sessionStorage");
+      await page.click("#collected-box summary");
+      const collected = await page.locator("#collected tbody tr").allTextContents();
+      assert(collected.some((row) => row.includes("first_name") && row.includes("Angelo") && row.includes("1")),
+        `collected data shows ${JSON.stringify(collected)}`);
       await shot("03-analytics");
     });
 
