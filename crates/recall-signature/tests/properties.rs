@@ -32,7 +32,11 @@ fn ranges(header: &str) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn sign_then_verify_round_trips(secret in secret(), body in body(), t in any::<u64>()) {
@@ -86,8 +90,10 @@ proptest! {
         let verifier = timeless(secret);
         let result = verifier.verify(tampered.as_str(), &body, t);
         prop_assert!(result.is_err(), "{tampered} verified");
-        // a digit for a digit still parses: then the signature must be what fails
-        if replacement.is_ascii_digit() {
+        // a digit for a digit that still fits in 64 bits parses: then the
+        // signature must be what fails
+        let t_text = &tampered[2..tampered.find(',').expect("two parts")];
+        if replacement.is_ascii_digit() && t_text.parse::<u64>().is_ok() {
             prop_assert_eq!(result, Err(SignatureError::NoMatchingSignature));
         }
     }
