@@ -129,7 +129,6 @@ pub async fn observe(
         "request",
         %method,
         route,
-        status = tracing::field::Empty,
         conversation_id = tracing::field::Empty,
         caller = tracing::field::Empty,
     );
@@ -172,7 +171,6 @@ pub async fn observe(
         Ok(r) => r.status().as_u16(),
         Err(e) => e.as_response_error().status_code().as_u16(),
     };
-    span.record("status", status);
     let elapsed = started.elapsed();
     if let Some(state) = &state {
         state
