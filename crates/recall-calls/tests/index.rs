@@ -512,3 +512,27 @@ async fn events_without_valid_ids_are_refused() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn an_inbound_twilio_failure_belongs_to_the_number_that_called() {
+    let (_dir, index) = open().await;
+    let mut event = fixture("call_initiation_failure.twilio.docs-example.json");
+    event["data"]["metadata"]["body"]["Direction"] = json!("inbound");
+    event["data"]["metadata"]["body"]["From"] = json!("+16129782029");
+    index.record_event(&event).await.unwrap();
+    let call = index.get_call(&conv("abc")).await.unwrap().unwrap().call;
+    assert_eq!(call.caller, Some(phone("+16129782029")));
+
+    // An explicit caller wins over what the event says.
+    index
+        .record_initiation_failure(&event, Some(&phone("+15550001111")))
+        .await
+        .unwrap();
+    let call = index.get_call(&conv("abc")).await.unwrap().unwrap().call;
+    assert_eq!(call.caller, Some(phone("+15550001111")));
+    let mine = index
+        .conversations_of(&phone("+15550001111"))
+        .await
+        .unwrap();
+    assert_eq!(mine, [conv("abc")]);
+}
