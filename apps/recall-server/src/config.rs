@@ -348,6 +348,21 @@ impl EnvVars {
         )
     }
 
+    /// The `RECALL_*` variables that name no setting (other than
+    /// `RECALL_CONFIG`), sorted.
+    pub fn unknown_recall_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .0
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| k.starts_with("RECALL_") && *k != CONFIG_ENV && key_for_env(k).is_none())
+            .cloned()
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// The value of one variable.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
@@ -555,6 +570,9 @@ pub struct Config {
     pub network: NetworkPolicy,
     /// The configuration file read, if any.
     pub config_file: Option<PathBuf>,
+    /// `RECALL_*` environment variables that are not settings (typos?);
+    /// `recall serve` warns about them.
+    pub ignored_env: Vec<String>,
 }
 
 impl Config {
@@ -612,6 +630,7 @@ impl Config {
         }
         let mut config = Self::from_raw(&raw)?;
         config.config_file = file;
+        config.ignored_env = env.unknown_recall_names();
         Ok(config)
     }
 
@@ -785,6 +804,7 @@ impl Config {
             network,
             admin_tokens: webhook_key("admin_token", raw.get("admin_token"))?.secrets,
             config_file: None,
+            ignored_env: Vec::new(),
         })
     }
 
@@ -1351,6 +1371,18 @@ mod tests {
             "Hello again {{user_name}}"
         );
         assert_eq!(c.service.extra_dynamic_variables["company"], "Acme");
+    }
+
+    #[test]
+    fn unknown_recall_variables_are_reported_not_fatal() {
+        let c = load(&[
+            ("RECALL_BNID", "0.0.0.0:1"),
+            ("RECALL_CONFIG", ""),
+            ("HOME", "/"),
+        ])
+        .unwrap();
+        assert_eq!(c.ignored_env, ["RECALL_BNID"]);
+        assert_eq!(c.bind.port(), 8080);
     }
 
     #[test]

@@ -193,6 +193,9 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 println!("# from the defaults and the environment");
             }
             print!("{}", config.describe());
+            for name in &config.ignored_env {
+                println!("# ignored: {name} is not a setting");
+            }
             println!("# configuration is valid");
             Ok(ExitCode::SUCCESS)
         }
@@ -219,6 +222,12 @@ fn configured_post_call_secret(config: &Config) -> anyhow::Result<Secret> {
 
 fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     recall_server::telemetry::init_stderr(config.log_format, &config.log_filter);
+    for name in &config.ignored_env {
+        tracing::warn!(
+            variable = %name,
+            "ignoring an environment variable that is not a Recall setting (see docs/configuration.md)"
+        );
+    }
     runtime()?.block_on(async {
         let app = Application::build(config.clone()).await?;
         print_secrets_notice(config, app.generated_secrets());
