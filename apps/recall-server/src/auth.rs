@@ -9,7 +9,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::HttpRequest;
-use recall_signature::{SIGNATURE_HEADER, SignatureError, Verifier};
+use recall_signature::{SIGNATURE_HEADER, SignatureError, StreamingVerifier, Verifier};
 
 use crate::error::ApiError;
 
@@ -47,33 +47,63 @@ pub enum AuthMethod {
     Signature,
 }
 
-/// Authenticates a client-data or search-data request whose whole body is
-/// `body`, with the route's `verifier` (its secrets double as shared
-/// secrets). A shared-secret header, when present, decides; otherwise an
-/// `ElevenLabs-Signature` must verify.
-///
-/// # Errors
-/// A 401 [`ApiError`] naming what failed (never the secret).
-pub fn check_small_webhook(
-    req: &HttpRequest,
-    verifier: &Verifier,
-    body: &[u8],
-) -> Result<AuthMethod, ApiError> {
-    if let Some(presented) = presented_secret(req) {
-        return verifier
-            .secrets()
-            .check_shared(presented)
-            .map(|_| AuthMethod::SharedSecret)
-            .map_err(|e| reject(&e));
+/// The first half of authenticating a client-data or search-data
+/// request, done before any body byte is read.
+#[derive(Debug)]
+pub enum SmallWebhookAuth {
+    /// A shared-secret header matched: the request is authentic.
+    SharedSecret,
+    /// An `ElevenLabs-Signature` with a timestamp in the window: the body
+    /// must still match it ([`SmallWebhookAuth::finish`]).
+    Signature(StreamingVerifier),
+}
+
+impl SmallWebhookAuth {
+    /// Checks the headers of a client-data or search-data request with the
+    /// route's `verifier` (its secrets double as the shared secrets). A
+    /// shared-secret header, when present, decides; otherwise an
+    /// `ElevenLabs-Signature` must be well formed and timely, and the body
+    /// is checked by [`finish`](Self::finish).
+    ///
+    /// # Errors
+    /// A 401 [`ApiError`] naming what failed (never the secret).
+    pub fn start(req: &HttpRequest, verifier: &Verifier) -> Result<Self, ApiError> {
+        if let Some(presented) = presented_secret(req) {
+            return verifier
+                .secrets()
+                .check_shared(presented)
+                .map(|_| Self::SharedSecret)
+                .map_err(|e| reject(&e));
+        }
+        match header(req, SIGNATURE_HEADER) {
+            Some(signature) => verifier
+                .start(signature, now_unix())
+                .map(Self::Signature)
+                .map_err(|e| reject(&e)),
+            None => {
+                tracing::info!("authentication failed: no credentials");
+                Err(ApiError::unauthorized(
+                    "missing credentials: send the shared secret in X-Api-Key or Authorization: Bearer, or sign the body with ElevenLabs-Signature",
+                ))
+            }
+        }
     }
-    match header(req, SIGNATURE_HEADER) {
-        Some(signature) => verifier
-            .verify(signature, body, now_unix())
-            .map(|_| AuthMethod::Signature)
-            .map_err(|e| reject(&e)),
-        None => Err(ApiError::unauthorized(
-            "missing credentials: send the shared secret in X-Api-Key or Authorization: Bearer, or sign the body with ElevenLabs-Signature",
-        )),
+
+    /// Completes the check with the whole body.
+    ///
+    /// # Errors
+    /// A 401 [`ApiError`] when the signature does not match the body.
+    pub fn finish(self, body: &[u8]) -> Result<AuthMethod, ApiError> {
+        match self {
+            Self::SharedSecret => Ok(AuthMethod::SharedSecret),
+            Self::Signature(mut verifier) => {
+                verifier.update(body);
+                verifier
+                    .finish()
+                    .map(|_| AuthMethod::Signature)
+                    .map_err(|e| reject(&e))
+            }
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use futures_util::StreamExt as _;
 use recall_model::{ClientDataRequest, SearchDataRequest};
 use recall_service::SearchError;
 
-use crate::auth::check_small_webhook;
+use crate::auth::SmallWebhookAuth;
 use crate::error::ApiError;
 use crate::startup::AppState;
 
@@ -92,6 +92,8 @@ pub async fn client_data(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let config = &state.config;
+    // Credentials first: without them, not a byte of the body is read.
+    let auth = SmallWebhookAuth::start(&req, &state.client_data)?;
     let body = read_body(
         &req,
         payload,
@@ -99,7 +101,7 @@ pub async fn client_data(
         config.timeouts.body,
     )
     .await?;
-    check_small_webhook(&req, &state.client_data, &body)?;
+    auth.finish(&body)?;
     let request: ClientDataRequest = parse_json(&body)?;
     if let Ok(caller) = request.caller() {
         tracing::Span::current().record("caller", caller.masked());
@@ -117,6 +119,8 @@ pub async fn search_data(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let config = &state.config;
+    // Credentials first: without them, not a byte of the body is read.
+    let auth = SmallWebhookAuth::start(&req, &state.search_data)?;
     let body = read_body(
         &req,
         payload,
@@ -124,7 +128,7 @@ pub async fn search_data(
         config.timeouts.body,
     )
     .await?;
-    check_small_webhook(&req, &state.search_data, &body)?;
+    auth.finish(&body)?;
     let request: SearchDataRequest = parse_json(&body)?;
     if let Some(Ok(conversation)) = request.conversation() {
         tracing::Span::current().record("conversation_id", conversation.as_str());

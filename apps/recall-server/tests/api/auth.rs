@@ -116,12 +116,23 @@ async fn client_data_and_search_need_their_own_secret() {
             .client
             .post(&url)
             .header("Content-Type", "application/json")
-            .header("ElevenLabs-Signature", signed)
+            .header("ElevenLabs-Signature", &signed)
             .body(raw.clone())
             .send()
             .await
             .unwrap();
         assert_eq!(by_signature.status(), 200, "{path} signature");
+
+        let tampered = app
+            .client
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .header("ElevenLabs-Signature", &signed)
+            .body(serde_json::to_vec(&json!({"caller_id": "+442071838750", "query": "x", "user_id": "+442071838750"})).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(tampered.status(), 401, "{path} tampered body");
 
         let expired = sign(&raw, &Secret::new(key.as_str()).unwrap(), now() - 3600);
         let response = app
