@@ -33,11 +33,6 @@ pub(crate) fn sector_weight(sector: MemorySector) -> f64 {
     }
 }
 
-/// How much a match on a query word's prefix only (e.g. `transfer`
-/// matching `transaction` through `trans*`) counts against a match on
-/// the word itself.
-pub(crate) const PREFIX_MATCH: f64 = 0.6;
-
 /// The largest [`sector_weight`].
 pub(crate) const MAX_SECTOR_WEIGHT: f64 = 1.0;
 

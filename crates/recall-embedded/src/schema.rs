@@ -45,7 +45,7 @@ const MIGRATIONS: &[&str] = &[
         created_at      INTEGER NOT NULL,
         updated_at      INTEGER NOT NULL
     );
-    CREATE INDEX memories_by_time ON memories (slot, created_at, id);
+    CREATE INDEX memories_by_time ON memories (slot, created_at DESC, id);
     CREATE INDEX memories_by_fact ON memories (slot, fact_key) WHERE fact_key IS NOT NULL;
     CREATE TABLE idempotency (
         slot      INTEGER NOT NULL,
@@ -58,8 +58,8 @@ const MIGRATIONS: &[&str] = &[
         body,
         content = '',
         contentless_delete = 1,
-        tokenize = 'porter unicode61 remove_diacritics 2',
-        prefix = '5'
+        tokenize = 'unicode61 remove_diacritics 2',
+        prefix = '4 5'
     );
     "#,
 ];

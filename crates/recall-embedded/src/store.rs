@@ -26,10 +26,13 @@ use crate::{OpenError, rank, text};
 const SEQ_BITS: u32 = 32;
 /// The largest per-caller sequence number.
 const MAX_SEQ: i64 = (1 << SEQ_BITS) - 1;
-/// The most rows one query term contributes to a search (a bound on the
-/// work one search can cause; a caller's memories holding a term beyond
-/// it, the newest ones, are not scored for that term).
-const MAX_TERM_ROWS: i64 = 5_000;
+/// The most memories one query term contributes to a search: the
+/// caller's newest memories holding it. Bounds the work of a search for a
+/// caller with many memories and a common word.
+const MAX_TERM_ROWS: i64 = 400;
+/// The most candidates a search scores: those with the best text match,
+/// the newest first among equals.
+const MAX_SCORED: usize = 300;
 
 /// Columns read to rebuild a [`Memory`], in the order [`memory_from_row`]
 /// expects.
@@ -495,7 +498,10 @@ fn add_one(
             "caller has reached the limit of {MAX_SEQ} memory writes"
         )));
     }
-    let id = (row.slot << SEQ_BITS) | row.next_seq;
+    // Counting down: a caller's newest write has the smallest id, so
+    // full-text lookups, which run in ascending row id order, meet the
+    // newest memories first.
+    let id = (row.slot << SEQ_BITS) | (MAX_SEQ - row.next_seq);
     row.next_seq += 1;
     let body = body_of(&new.content, &new.tags, new.fact.as_ref());
     let n_tokens = text::token_count(&body);
@@ -573,7 +579,7 @@ fn better(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
     b.score
         .total_cmp(&a.score)
         .then(b.created_at.cmp(&a.created_at))
-        .then(b.id.cmp(&a.id))
+        .then(a.id.cmp(&b.id))
 }
 
 /// Keeps the best `k` candidates.
@@ -662,9 +668,8 @@ fn search_blocking(
     let avg_len = row.token_total as f64 / n;
     let terms = text::query_terms(&query.text);
 
-    // Per term: the caller's memories holding the word (weight 1) or only
-    // its prefix (weight PREFIX_MATCH).
-    let mut matched: HashMap<i64, Vec<(usize, f64)>> = HashMap::new();
+    // Per term: the caller's newest memories holding it.
+    let mut matched: HashMap<i64, Vec<usize>> = HashMap::new();
     let mut idfs = Vec::with_capacity(terms.len());
     {
         let mut stmt = tx
@@ -673,27 +678,22 @@ fn search_blocking(
                  AND rowid BETWEEN ?2 AND ?3 LIMIT ?4",
             )
             .map_err(memory_error)?;
-        let mut rows_of = |fts_query: String| -> Result<Vec<i64>, MemoryError> {
-            stmt.query_map(
-                params![fts_query, row.first_id(), row.last_id(), MAX_TERM_ROWS],
-                |r| r.get(0),
-            )
-            .and_then(Iterator::collect)
-            .map_err(memory_error)
-        };
         for (t, term) in terms.iter().enumerate() {
-            let mut weights: HashMap<i64, f64> = rows_of(text::fts_exact_query(term))?
-                .into_iter()
-                .map(|id| (id, 1.0))
-                .collect();
-            if let Some(prefix) = text::fts_prefix_query(term) {
-                for id in rows_of(prefix)? {
-                    weights.entry(id).or_insert(rank::PREFIX_MATCH);
-                }
-            }
-            idfs.push(rank::idf(n, weights.len() as f64));
-            for (id, w) in weights {
-                matched.entry(id).or_default().push((t, w));
+            let ids: Vec<i64> = stmt
+                .query_map(
+                    params![
+                        text::fts_query(term),
+                        row.first_id(),
+                        row.last_id(),
+                        MAX_TERM_ROWS
+                    ],
+                    |r| r.get(0),
+                )
+                .and_then(Iterator::collect)
+                .map_err(memory_error)?;
+            idfs.push(rank::idf(n, ids.len() as f64));
+            for id in ids {
+                matched.entry(id).or_default().push(t);
             }
         }
     }
@@ -704,14 +704,13 @@ fn search_blocking(
     let mut candidates: Vec<(f64, i64)> = matched
         .iter()
         .map(|(id, ts)| {
-            let bound = ts
-                .iter()
-                .map(|(t, w)| w * rank::max_term_weight(idfs[*t]))
-                .sum();
+            let bound = ts.iter().map(|t| rank::max_term_weight(idfs[*t])).sum();
             (bound, *id)
         })
         .collect();
-    candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
+    // Best bound first; among equal bounds, the newest write first.
+    candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    candidates.truncate(MAX_SCORED);
 
     let mut top = TopK {
         k,
@@ -735,7 +734,7 @@ fn search_blocking(
         let len = a.n_tokens as f64;
         let text_score: f64 = matched[&id]
             .iter()
-            .map(|(t, w)| w * rank::term_weight(idfs[*t], len, avg_len))
+            .map(|t| rank::term_weight(idfs[*t], len, avg_len))
             .sum();
         let relevance = text_score / best_possible;
         let score = relevance
@@ -748,7 +747,6 @@ fn search_blocking(
         });
     }
     top.trim();
-
     let mut out = Vec::with_capacity(top.items.len());
     for c in top.items {
         if let Some(memory) = load_memory(tx, user, c.id)? {
@@ -787,15 +785,15 @@ fn list_blocking(
         });
     };
     let limit = request.effective_limit();
-    let (at, id) = after.unwrap_or((i64::MAX, i64::MAX));
+    let (at, id) = after.unwrap_or((i64::MAX, i64::MIN));
     let filter = &request.filter;
     let mut stmt = tx
         .prepare_cached(&format!(
             "SELECT {MEMORY_COLUMNS} FROM memories \
-             WHERE slot = ?1 AND (created_at < ?2 OR (created_at = ?2 AND id < ?3)) \
+             WHERE slot = ?1 AND (created_at < ?2 OR (created_at = ?2 AND id > ?3)) \
              AND (?4 IS NULL OR sector = ?4) AND (?5 IS NULL OR salience >= ?5) \
              AND (?6 IS NULL OR agent_id = ?6) \
-             ORDER BY created_at DESC, id DESC LIMIT ?7"
+             ORDER BY created_at DESC, id ASC LIMIT ?7"
         ))
         .map_err(memory_error)?;
     let mut rows = stmt

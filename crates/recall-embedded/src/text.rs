@@ -1,6 +1,6 @@
 //! Turning text into index bodies and safe FTS5 queries.
 //!
-//! SQLite's `porter unicode61` tokenizer does the stemming; this module
+//! SQLite's `unicode61` tokenizer splits and folds words; this module
 //! adds what it cannot: digit-only forms of phone-style numbers (so
 //! `978-2029`, `9782029` and `2029` all find `+1 (612) 978-2029`), and a
 //! query builder that never passes user text to FTS5 as syntax.
@@ -15,6 +15,36 @@ const STOPWORDS: &[&str] = &[
     "we", "were", "what", "whats", "when", "where", "which", "who", "why", "will", "with", "would",
     "you", "your", "caller", "callers", "agent", "tell", "know", "remember", "ever", "there",
     "again", "some", "get", "got",
+];
+
+/// Question words and the words profile facts use for the same thing:
+/// callers and agents ask "where does he live", the post-call flow writes
+/// `Caller's city: Manchester`. A query holding a word on the left also
+/// searches the words on the right.
+const ALIASES: &[(&[&str], &[&str])] = &[
+    (
+        &["live", "lives", "living", "reside", "resides", "home"],
+        &["city", "address"],
+    ),
+    (
+        &["work", "works", "job", "employed", "company"],
+        &["employer", "job", "work"],
+    ),
+    (&["drive", "drives", "driving", "car"], &["vehicle", "car"]),
+    (
+        &["phone", "reach", "contact"],
+        &["number", "phone", "contact"],
+    ),
+    (
+        &["born", "birthday", "age", "old"],
+        &["birth", "birthday", "age"],
+    ),
+    (&["mail", "email"], &["email"]),
+    (&["speak", "speaks", "language"], &["language"]),
+    (
+        &["kids", "children", "son", "daughter"],
+        &["children", "kids", "son", "daughter"],
+    ),
 ];
 
 /// The most terms one query is split into; the rest are ignored.
@@ -131,6 +161,12 @@ pub(crate) fn query_terms(text: &str) -> Vec<String> {
         .cloned()
         .collect();
     let mut terms = if content.is_empty() { all } else { content };
+    let asked = terms.clone();
+    for (words, aliases) in ALIASES {
+        if asked.iter().any(|t| words.contains(&t.as_str())) {
+            terms.extend(aliases.iter().map(|a| (*a).to_owned()));
+        }
+    }
     for joined in joined_digit_groups(text) {
         if joined.len() >= MIN_SUFFIX_DIGITS && !terms.contains(&joined) {
             terms.push(joined);
@@ -146,27 +182,39 @@ pub(crate) fn query_terms(text: &str) -> Vec<String> {
     unique
 }
 
-/// How many leading characters of a longer query word are searched as a
-/// prefix (FTS5 keeps a prefix index of this length, so the lookup is a
-/// seek, not a scan).
-pub(crate) const PREFIX_CHARS: usize = 5;
-
-/// The FTS5 query for a term as a whole word: the term as one quoted
-/// string (quotes doubled, so nothing in it is FTS5 syntax). FTS5 stems
-/// it with the same Porter tokenizer as the index.
-pub(crate) fn fts_exact_query(term: &str) -> String {
-    format!("\"{}\"", term.replace('"', "\"\""))
-}
-
-/// The FTS5 prefix query for a term longer than [`PREFIX_CHARS`]: its
-/// first characters, quoted, with the prefix operator, so `refinance`
-/// (stem `refin`) also finds `refinancing` (stem `refinanc`).
-pub(crate) fn fts_prefix_query(term: &str) -> Option<String> {
-    if term.chars().count() <= PREFIX_CHARS {
-        return None;
+/// The FTS5 query for one search term, always quoted (quotes doubled, so
+/// nothing in user text is FTS5 syntax):
+///
+/// * a word of up to 3 characters (after dropping a plural `s`) must
+///   match whole or with an `s` (`"car" OR "cars"`);
+/// * a longer word matches any word starting with its first 4 (words of
+///   4 to 6 characters) or 5 (longer words) characters, so `refinance`
+///   finds `refinancing`, `loans` finds `loan` and `talked` finds
+///   `talking` — the index keeps 4- and 5-character prefixes, so this is
+///   a seek, not a scan;
+/// * a number matches numbers starting with all its digits (`2029`
+///   finds `2029` and `20291`), never a shorter head.
+pub(crate) fn fts_query(term: &str) -> String {
+    let quoted = |t: &str| format!("\"{}\"", t.replace('"', "\"\""));
+    if term.chars().all(|c| c.is_ascii_digit()) {
+        return if term.len() <= 3 {
+            quoted(term)
+        } else {
+            format!("{}*", quoted(term))
+        };
     }
-    let head: String = term.chars().take(PREFIX_CHARS).collect();
-    Some(format!("{}*", fts_exact_query(&head)))
+    // A plural's singular: `pets` searches `pet` and `pets`.
+    let term = match term.strip_suffix('s') {
+        Some(stem) if !stem.ends_with('s') && stem.chars().count() >= 3 => stem,
+        _ => term,
+    };
+    let len = term.chars().count();
+    if len <= 3 {
+        return format!("{} OR {}", quoted(term), quoted(&format!("{term}s")));
+    }
+    let head = if len <= 6 { 4 } else { 5 };
+    let head: String = term.chars().take(head).collect();
+    format!("{}*", quoted(&head))
 }
 
 #[cfg(test)]
@@ -200,6 +248,12 @@ mod tests {
     }
 
     #[test]
+    fn question_words_also_search_profile_field_words() {
+        let terms = query_terms("where does he live");
+        assert_eq!(terms, vec!["live", "city", "address"]);
+    }
+
+    #[test]
     fn query_terms_join_phone_fragments() {
         let terms = query_terms("number ending 978-2029");
         assert!(terms.contains(&"9782029".to_owned()), "{terms:?}");
@@ -215,15 +269,17 @@ mod tests {
     }
 
     #[test]
-    fn fts_queries_quote_everything() {
-        assert_eq!(fts_exact_query("refinance"), "\"refinance\"");
-        assert_eq!(fts_exact_query("a\"b"), "\"a\"\"b\"");
-        assert_eq!(fts_prefix_query("refinance").as_deref(), Some("\"refin\"*"));
-        assert_eq!(
-            fts_prefix_query("a\"bcdefg").as_deref(),
-            Some("\"a\"\"bcd\"*")
-        );
-        assert_eq!(fts_prefix_query("loan"), None);
+    fn fts_queries_quote_everything_and_keep_short_heads() {
+        assert_eq!(fts_query("car"), "\"car\" OR \"cars\"");
+        assert_eq!(fts_query("pets"), "\"pet\" OR \"pets\"");
+        assert_eq!(fts_query("address"), "\"addre\"*");
+        assert_eq!(fts_query("123"), "\"123\"");
+        assert_eq!(fts_query("loans"), "\"loan\"*");
+        assert_eq!(fts_query("talked"), "\"talk\"*");
+        assert_eq!(fts_query("refinance"), "\"refin\"*");
+        assert_eq!(fts_query("9782029"), "\"9782029\"*");
+        assert_eq!(fts_query("a\"b"), "\"a\"\"b\" OR \"a\"\"bs\"");
+        assert_eq!(fts_query("a\"bcdefg"), "\"a\"\"bcd\"*");
     }
 
     #[test]
