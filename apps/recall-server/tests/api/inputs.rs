@@ -194,3 +194,32 @@ async fn a_client_too_slow_to_send_its_body_gets_408_and_nothing_is_stored() {
     assert_eq!(app.stored_conversations(), 0);
     assert_eq!(app.service.pending_count(), 0);
 }
+
+#[tokio::test]
+async fn a_chunked_post_call_body_is_accepted_like_elevenlabs_sends_audio() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let app = spawn_app().await;
+    let event = transcription("conv_chunked", CALLER, "Margaret");
+    let signature = app.signature(&event);
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut request = format!(
+        "POST /webhook/post-call HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         ElevenLabs-Signature: {signature}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    for chunk in event.chunks(97) {
+        request.extend(format!("{:x}\r\n", chunk.len()).into_bytes());
+        request.extend_from_slice(chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    stream.write_all(&request).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"stored\""), "{response}");
+    assert_eq!(app.stored_conversations(), 1);
+}
