@@ -81,10 +81,10 @@ async fn acknowledged_writes_survive_kill_9(durability: &str) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut acked: Vec<u64> = Vec::new();
     let mut killed = false;
-    while let Some(line) = lines.next() {
+    for line in lines {
         let line = line.unwrap();
         if let Some(n) = line.strip_prefix("acked ") {
             acked.push(n.parse().unwrap());
