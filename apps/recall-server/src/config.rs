@@ -891,58 +891,106 @@ impl Config {
         Ok(generated)
     }
 
-    /// The effective configuration as `recall.toml` lines, secrets
-    /// redacted, each with its environment variable.
-    pub fn describe(&self) -> String {
-        let mut out = String::new();
-        let mut line = |key: &str, value: String| {
-            let env = find(key).map_or("", |s| s.env);
-            let _ = writeln!(out, "{key} = {value}    # {env}");
-        };
-        let quoted = |s: &str| format!("{s:?}");
-        line("bind", quoted(&self.bind.to_string()));
-        line("store", quoted(self.store.name()));
-        line("data_dir", quoted(&self.data_dir.display().to_string()));
-        if let StoreConfig::Embedded { path } = &self.store {
-            line("embedded_db_path", quoted(&path.display().to_string()));
+    /// Fills the webhook secrets that are not configured from the data
+    /// directory's generated-secrets file, without generating anything
+    /// (for `check-config` and `sign`).
+    ///
+    /// # Errors
+    /// When the file exists but cannot be read or holds an unusable secret.
+    pub fn load_generated_secrets(&mut self) -> Result<(), ConfigError> {
+        let path = self.generated_secrets_path();
+        let saved = crate::secrets_file::read(&path).map_err(|e| {
+            ConfigError::new(format!(
+                "cannot read generated secrets {}: {e}",
+                path.display()
+            ))
+        })?;
+        for (name, key) in self.secrets.each_mut() {
+            if key.source != SecretSource::Missing {
+                continue;
+            }
+            if let Some(value) = saved.get(name) {
+                let secret = Secret::new(value.as_str()).map_err(|e| {
+                    ConfigError::new(format!(
+                        "the generated secret `{name}` in {} is unusable: {e}",
+                        path.display()
+                    ))
+                })?;
+                *key = WebhookKey {
+                    secrets: Secrets::single(secret),
+                    source: SecretSource::Generated,
+                };
+            }
         }
-        line(
+        Ok(())
+    }
+
+    /// The effective configuration as `recall.toml` (valid TOML), secrets
+    /// redacted, each line's comment naming its environment variable.
+    pub fn describe(&self) -> String {
+        let mut d = Describer::default();
+        let quoted = |s: &str| toml_string(s);
+        let table = |map: &BTreeMap<String, String>| {
+            let items: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{} = {}", toml_string(k), toml_string(v)))
+                .collect();
+            if items.is_empty() {
+                "{}".to_owned()
+            } else {
+                format!("{{ {} }}", items.join(", "))
+            }
+        };
+        let generated_path = self.generated_secrets_path().display().to_string();
+        d.line("bind", quoted(&self.bind.to_string()));
+        d.line("store", quoted(self.store.name()));
+        d.line("data_dir", quoted(&self.data_dir.display().to_string()));
+        if let StoreConfig::Embedded { path } = &self.store {
+            d.line("embedded_db_path", quoted(&path.display().to_string()));
+        }
+        d.line(
             "payload_dir",
             quoted(&self.payload_dir.display().to_string()),
         );
         if let StoreConfig::OpenMemory { url, key, timeout } = &self.store {
-            line("openmemory_url", quoted(url));
-            line(
+            d.line("openmemory_url", quoted(url));
+            d.line(
                 "openmemory_key",
                 quoted(if key.is_some() { "[redacted]" } else { "" }),
             );
-            line("openmemory_timeout_ms", timeout.as_millis().to_string());
+            d.line("openmemory_timeout_ms", timeout.as_millis().to_string());
         }
         for (name, key) in self.secrets.each() {
-            let shown = match key.source {
-                SecretSource::Missing => format!(
-                    "\"\" (not set: `recall serve` generates one into {})",
-                    self.generated_secrets_path().display()
+            let (value, note) = match key.source {
+                SecretSource::Missing => (
+                    quoted(""),
+                    format!("not set: `recall serve` generates one into {generated_path}"),
                 ),
-                SecretSource::Generated => format!(
-                    "\"[redacted]\" (generated, kept in {})",
-                    self.generated_secrets_path().display()
+                SecretSource::Generated => (
+                    quoted("[redacted]"),
+                    format!("generated, kept in {generated_path}"),
                 ),
-                SecretSource::Configured => {
-                    format!("\"[redacted]\" ({} secret(s))", key.secrets.len())
-                }
+                SecretSource::Configured => (
+                    quoted("[redacted]"),
+                    format!("{} secret(s) configured", key.secrets.len()),
+                ),
             };
-            line(name, shown);
+            d.note(name, value, &note);
         }
-        line(
-            "admin_token",
-            if self.admin_tokens.is_empty() {
-                "\"\" (not set: /api and /dashboard are off)".to_owned()
-            } else {
-                format!("\"[redacted]\" ({} token(s))", self.admin_tokens.len())
-            },
-        );
-        line(
+        if self.admin_tokens.is_empty() {
+            d.note(
+                "admin_token",
+                quoted(""),
+                "not set: /api and /dashboard are off",
+            );
+        } else {
+            d.note(
+                "admin_token",
+                quoted("[redacted]"),
+                &format!("{} token(s) configured", self.admin_tokens.len()),
+            );
+        }
+        d.line(
             "elevenlabs_api_key",
             quoted(if self.elevenlabs_api_key.is_some() {
                 "[redacted]"
@@ -950,7 +998,7 @@ impl Config {
                 ""
             }),
         );
-        line(
+        d.line(
             "log_format",
             quoted(match self.log_format {
                 LogFormat::Auto => "auto",
@@ -958,70 +1006,64 @@ impl Config {
                 LogFormat::Json => "json",
             }),
         );
-        line("log_filter", quoted(&self.log_filter));
-        line(
+        d.line("log_filter", quoted(&self.log_filter));
+        d.line(
             "post_call_max_bytes",
             self.limits.post_call_max_bytes.to_string(),
         );
-        line(
+        d.line(
             "webhook_max_bytes",
             self.limits.webhook_max_bytes.to_string(),
         );
-        line(
+        d.line(
             "request_timeout_ms",
             self.timeouts.client_request.as_millis().to_string(),
         );
-        line(
+        d.line(
             "disconnect_timeout_ms",
             self.timeouts.client_disconnect.as_millis().to_string(),
         );
-        line(
+        d.line(
             "keep_alive_secs",
             self.timeouts.keep_alive.as_secs().to_string(),
         );
-        line(
+        d.line(
             "body_timeout_secs",
             self.timeouts.body.as_secs().to_string(),
         );
-        line(
+        d.line(
             "shutdown_timeout_secs",
             self.timeouts.shutdown.as_secs().to_string(),
         );
-        line("workers", self.workers.to_string());
+        d.line("workers", self.workers.to_string());
         let svc = &self.service;
-        line(
+        d.line(
             "greeting_budget_ms",
             svc.greet_budget.as_millis().to_string(),
         );
-        line("search_k", svc.search_default_k.to_string());
-        line("search_max_k", svc.search_max_k.to_string());
-        line(
+        d.line("search_k", svc.search_default_k.to_string());
+        d.line("search_max_k", svc.search_max_k.to_string());
+        d.line(
             "greeting",
             quoted(svc.default_greeting.as_deref().unwrap_or("none")),
         );
-        line(
+        d.line(
             "greeting_without_last_call",
             quoted(&svc.greeting_without_last_call),
         );
-        line(
-            "greeting_templates",
-            serde_json::to_string(&svc.greeting_templates).unwrap_or_default(),
-        );
-        line(
-            "dynamic_variables",
-            serde_json::to_string(&svc.extra_dynamic_variables).unwrap_or_default(),
-        );
-        line("name_fields", quoted(&svc.name_field_ids.join(",")));
-        line(
+        d.line("greeting_templates", table(&svc.greeting_templates));
+        d.line("dynamic_variables", table(&svc.extra_dynamic_variables));
+        d.line("name_fields", quoted(&svc.name_field_ids.join(",")));
+        d.line(
             "retry_initial_ms",
             svc.retry_initial.as_millis().to_string(),
         );
-        line("retry_max_secs", svc.retry_max.as_secs().to_string());
-        line(
+        d.line("retry_max_secs", svc.retry_max.as_secs().to_string());
+        d.line(
             "signature_tolerance_secs",
             self.signature_tolerance_secs.to_string(),
         );
-        line(
+        d.line(
             "signature_future_secs",
             self.signature_future_secs.to_string(),
         );
@@ -1034,10 +1076,54 @@ impl Config {
                     .join(","),
             )
         };
-        line("ip_allowlist", join(&self.network.allowlist));
-        line("trusted_proxies", join(&self.network.trusted_proxies));
-        out
+        d.line("ip_allowlist", join(&self.network.allowlist));
+        d.line("trusted_proxies", join(&self.network.trusted_proxies));
+        d.out
     }
+}
+
+/// Writes `recall.toml` lines with their environment variable.
+#[derive(Default)]
+struct Describer {
+    out: String,
+}
+
+impl Describer {
+    fn line(&mut self, key: &str, value: String) {
+        self.note(key, value, "");
+    }
+
+    #[allow(clippy::needless_pass_by_value)] // callers build the value for this call
+    fn note(&mut self, key: &str, value: String, note: &str) {
+        let env = find(key).map_or("", |s| s.env);
+        let note = if note.is_empty() {
+            String::new()
+        } else {
+            format!("; {note}")
+        };
+        let _ = writeln!(self.out, "{key} = {value}    # {env}{note}");
+    }
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// The name of the generated-secrets file inside the data directory.
@@ -1383,6 +1469,34 @@ mod tests {
         .unwrap();
         assert_eq!(c.ignored_env, ["RECALL_BNID"]);
         assert_eq!(c.bind.port(), 8080);
+    }
+
+    #[test]
+    fn the_description_is_a_recall_toml_that_loads_back_the_same() {
+        let c = load(&[
+            ("RECALL_BIND", "127.0.0.1:9001"),
+            (
+                "RECALL_GREETING_TEMPLATES",
+                r#"{"agent_1": "Hi \"{{user_name}}\"\\o/"}"#,
+            ),
+            ("RECALL_IP_ALLOWLIST", "10.0.0.0/8,34.67.146.145"),
+            ("ELEVENLABS_POST_CALL_KEY", "wsec_x"),
+        ])
+        .unwrap();
+        let text = c.describe();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("recall.toml");
+        // Secrets are redacted, so leave them out of the round trip.
+        let without_secrets: String = text
+            .lines()
+            .filter(|l| !l.contains("[redacted]") && !l.starts_with("post_call_key"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&path, &without_secrets).unwrap();
+        let again = Config::load(Some(&path), &EnvVars::default()).unwrap();
+        assert_eq!(again.bind, c.bind);
+        assert_eq!(again.service, c.service);
+        assert_eq!(again.network.allowlist.len(), 2, "{without_secrets}");
     }
 
     #[test]

@@ -186,7 +186,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::CheckConfig) => {
-            let config = load(cli)?;
+            let mut config = load(cli)?;
+            config.load_generated_secrets()?;
             if let Some(file) = &config.config_file {
                 println!("# from {} and the environment", file.display());
             } else {
@@ -203,19 +204,13 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn configured_post_call_secret(config: &Config) -> anyhow::Result<Secret> {
-    let key = &config.secrets.post_call;
-    if key.source == SecretSource::Configured
-        && let Some(first) = key.secrets.iter().next()
-    {
-        return Ok(first.clone());
-    }
-    let path = config.generated_secrets_path();
-    let saved = recall_server::secrets_file::read(&path)?;
-    match saved.get("post_call_key") {
-        Some(value) => Secret::new(value.as_str()).map_err(|e| anyhow::anyhow!("{e}")),
+    let mut config = config.clone();
+    config.load_generated_secrets()?;
+    match config.secrets.post_call.secrets.iter().next() {
+        Some(secret) => Ok(secret.clone()),
         None => anyhow::bail!(
             "no post-call secret: pass --secret, set ELEVENLABS_POST_CALL_KEY, or run `recall serve` once to generate {}",
-            path.display()
+            config.generated_secrets_path().display()
         ),
     }
 }
