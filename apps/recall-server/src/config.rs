@@ -673,7 +673,7 @@ impl Config {
             },
             "openmemory" => StoreConfig::OpenMemory {
                 url: openmemory_url(&get("openmemory_url"))?,
-                key: opt("openmemory_key").map(RedactedText),
+                key: not_placeholder("openmemory_key", opt("openmemory_key"))?,
                 timeout: Duration::from_millis(number(
                     "openmemory_timeout_ms",
                     &get("openmemory_timeout_ms"),
@@ -794,7 +794,7 @@ impl Config {
             log_format,
             log_filter,
             secrets,
-            elevenlabs_api_key: opt("elevenlabs_api_key").map(RedactedText),
+            elevenlabs_api_key: not_placeholder("elevenlabs_api_key", opt("elevenlabs_api_key"))?,
             limits,
             timeouts,
             workers,
@@ -1278,6 +1278,24 @@ fn nets(key: &str, text: &str) -> Result<Vec<IpNet>, ConfigError> {
         .collect()
 }
 
+/// What `check-config` prints instead of a secret.
+const REDACTED: &str = "[redacted]";
+
+fn redacted_placeholder(key: &str) -> ConfigError {
+    ConfigError::invalid(
+        key,
+        REDACTED,
+        "the real secret; \"[redacted]\" is what `recall check-config` prints in its place",
+    )
+}
+
+fn not_placeholder(key: &str, value: Option<String>) -> Result<Option<RedactedText>, ConfigError> {
+    match value {
+        Some(v) if v == REDACTED => Err(redacted_placeholder(key)),
+        other => Ok(other.map(RedactedText)),
+    }
+}
+
 fn webhook_key(key: &str, raw: Option<&String>) -> Result<WebhookKey, ConfigError> {
     let items: Vec<&str> = raw
         .map(|v| {
@@ -1292,6 +1310,9 @@ fn webhook_key(key: &str, raw: Option<&String>) -> Result<WebhookKey, ConfigErro
             secrets: Secrets::default(),
             source: SecretSource::Missing,
         });
+    }
+    if items.contains(&REDACTED) {
+        return Err(redacted_placeholder(key));
     }
     let secrets = items
         .into_iter()
@@ -1497,6 +1518,20 @@ mod tests {
         assert_eq!(again.bind, c.bind);
         assert_eq!(again.service, c.service);
         assert_eq!(again.network.allowlist.len(), 2, "{without_secrets}");
+    }
+
+    #[test]
+    fn the_redacted_placeholder_is_refused_as_a_secret() {
+        for name in [
+            "ELEVENLABS_POST_CALL_KEY",
+            "OPENMEMORY_KEY",
+            "ELEVENLABS_API_KEY",
+        ] {
+            let e = load(&[("RECALL_STORE", "openmemory"), (name, "[redacted]")])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(name) && e.contains("check-config"), "{e}");
+        }
     }
 
     #[test]
