@@ -143,7 +143,8 @@ impl Application {
 
         let listener = TcpListener::bind(config.bind)
             .with_context(|| format!("cannot listen on {} (RECALL_BIND)", config.bind))?;
-        let port = listener.local_addr()?.port();
+        let local = listener.local_addr()?;
+        let port = local.port();
 
         let tolerance = Tolerance::new(
             std::time::Duration::from_secs(config.signature_tolerance_secs),
@@ -182,7 +183,7 @@ impl Application {
         }
         let server = server.listen(listener)?.run();
         tracing::info!(
-            address = %config.bind,
+            address = %local,
             port,
             store = config.store.name(),
             payloads = %config.payload_dir.display(),
