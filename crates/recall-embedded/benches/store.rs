@@ -346,6 +346,31 @@ fn main() {
             500.0 / single.as_secs_f64(),
             micros(single / 500)
         );
+
+        // Searches while another task writes post-call batches non-stop.
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut rng = fastrand::Rng::with_seed(7);
+                let mut batches = 0usize;
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_secs(30) && batches < 2_000 {
+                    let caller = phone(1 + batches % (callers - 1));
+                    let memories = caller_memories(&mut rng, 5, now);
+                    store.add_batch(&caller, memories).await.expect("add_batch");
+                    batches += 1;
+                }
+                batches
+            })
+        };
+        let (p50, p99, _) = search_latency(&store, &heavy_caller, 2_000, now).await;
+        let batches = writer.await.expect("writer task");
+        println!(
+            "search, heavy caller, while another task wrote {batches} post-call batches: \
+             p50 {} p99 {}",
+            micros(p50),
+            micros(p99)
+        );
     });
     drop(store);
 

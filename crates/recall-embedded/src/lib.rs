@@ -4,8 +4,9 @@
 //! [`EmbeddedStore`] implements [`recall_memory::MemoryStore`] on one
 //! SQLite file (compiled in through rusqlite's `bundled` feature, so
 //! nothing needs installing): a write-ahead log so readers never wait for
-//! the writer, an FTS5 full-text index with Porter stemming and prefix
-//! matching, and a ranking that combines BM25 relevance within the
+//! the writer, an FTS5 full-text index searched by word prefixes (so
+//! `refinance` finds `refinancing`) and by phone-number fragments, and a
+//! ranking that combines BM25 relevance within the
 //! caller's own memories with salience, per-sector recency decay and
 //! sector weights. `docs/embedded-store.md` explains the schema, the
 //! formula, durability and concurrency.

@@ -29,10 +29,10 @@ const MAX_SEQ: i64 = (1 << SEQ_BITS) - 1;
 /// The most memories one query term contributes to a search: the
 /// caller's newest memories holding it. Bounds the work of a search for a
 /// caller with many memories and a common word.
-const MAX_TERM_ROWS: i64 = 400;
+const MAX_TERM_ROWS: i64 = 300;
 /// The most candidates a search scores: those with the best text match,
 /// the newest first among equals.
-const MAX_SCORED: usize = 300;
+const MAX_SCORED: usize = 200;
 
 /// Columns read to rebuild a [`Memory`], in the order [`memory_from_row`]
 /// expects.
@@ -1069,8 +1069,10 @@ impl MemoryStore for EmbeddedStore {
     async fn health(&self) -> Result<(), MemoryError> {
         self.run(|inner| {
             inner.read(|tx| {
-                tx.query_row("SELECT count(*) FROM users", [], |r| r.get::<_, i64>(0))
-                    .map_err(memory_error)?;
+                tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(memory_error)?;
                 Ok(())
             })
         })
