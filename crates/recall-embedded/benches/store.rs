@@ -13,7 +13,9 @@
 //! post-call events of 5 memories each. The bulk load goes through the
 //! hidden `bulk_add_blocking` path (big transactions, same code as `add`).
 //! `RECALL_BENCH_DIR` chooses where the database goes (default: the
-//! system's temporary directory); it is deleted at the end.
+//! system's temporary directory); it is deleted at the end. With
+//! `RECALL_BENCH_OPTIMIZE=1`, `EmbeddedStore::optimize` runs after the
+//! load (searches are then measured on a one-segment index).
 
 use std::time::{Duration, Instant};
 
@@ -293,6 +295,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    if std::env::var_os("RECALL_BENCH_OPTIMIZE").is_some() {
+        let start = Instant::now();
+        runtime.block_on(store.optimize()).expect("optimize");
+        println!("optimize: {:.1} s", start.elapsed().as_secs_f64());
+    }
     runtime.block_on(async {
         let heavy_caller = [phone(0)];
         let typical_callers: Vec<PhoneNumber> = (1..callers).step_by(7).map(phone).collect();

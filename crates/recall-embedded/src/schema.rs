@@ -61,6 +61,9 @@ const MIGRATIONS: &[&str] = &[
         tokenize = 'unicode61 remove_diacritics 2',
         prefix = '4 5'
     );
+    -- Merge index segments eagerly (pairs rather than FTS5's default of
+    -- fours): searches seek once per segment, writes are small and many.
+    INSERT INTO memories_fts (memories_fts, rank) VALUES ('automerge', 2);
     "#,
 ];
 

@@ -351,3 +351,32 @@ async fn one_callers_words_do_not_change_anothers_results() {
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].memory.user_id, a);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optimize_keeps_every_memory_findable_and_the_ranking_unchanged() {
+    let (_dir, store) = store();
+    let me = caller(12);
+    for i in 0..50 {
+        store
+            .add(
+                &me,
+                summary(&format!("Caller asked about invoice {i} and the refund"), i),
+            )
+            .await
+            .unwrap();
+    }
+    let query = SearchQuery::new("refund invoice 7", 10).at(now());
+    let before = store.search(&me, &query).await.unwrap();
+    store.optimize().await.unwrap();
+    let after = store.search(&me, &query).await.unwrap();
+    assert_eq!(before, after);
+    assert_eq!(
+        after[0].memory.content,
+        "Caller asked about invoice 7 and the refund"
+    );
+    store
+        .add(&me, summary("Caller asked about a refund again", 0))
+        .await
+        .unwrap();
+    assert_eq!(store.profile(&me).await.unwrap().memory_count, 51);
+}
