@@ -380,3 +380,38 @@ async fn optimize_keeps_every_memory_findable_and_the_ranking_unchanged() {
         .unwrap();
     assert_eq!(store.profile(&me).await.unwrap().memory_count, 51);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_and_readers_lose_nothing() {
+    let (_dir, store) = store();
+    let mut tasks = Vec::new();
+    for t in 0..8u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let me = caller(100 + t % 4);
+            for i in 0..25 {
+                let batch = vec![
+                    summary(&format!("Caller asked about parcel {t}-{i}"), 1),
+                    summary(&format!("Caller asked about invoice {t}-{i}"), 1),
+                ];
+                store.add_batch(&me, batch).await.unwrap();
+                let hits = store
+                    .search(&me, &SearchQuery::new("parcel", 5).at(now()))
+                    .await
+                    .unwrap();
+                assert!(!hits.is_empty());
+                assert!(hits.iter().all(|h| h.memory.user_id == me));
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for c in 0..4 {
+        // Two tasks per caller, 25 batches of 2 each.
+        assert_eq!(
+            store.profile(&caller(100 + c)).await.unwrap().memory_count,
+            100
+        );
+    }
+}
