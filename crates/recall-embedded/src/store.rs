@@ -30,8 +30,10 @@ const MAX_SEQ: i64 = (1 << SEQ_BITS) - 1;
 /// caller's newest memories holding it. Bounds the work of a search for a
 /// caller with many memories and a common word.
 const MAX_TERM_ROWS: i64 = 250;
-/// The most candidates a search scores: those with the best text match,
-/// the newest first among equals.
+/// How much further a filtered search looks per term.
+const FILTERED_TERM_ROWS_FACTOR: i64 = 8;
+/// The most candidates passing the filter that a search scores: those
+/// with the best text match, the newest first among equals.
 const MAX_SCORED: usize = 200;
 
 /// Columns read to rebuild a [`Memory`], in the order [`memory_from_row`]
@@ -458,7 +460,7 @@ fn index(tx: &Connection, id: i64, body: &str) -> Result<(), MemoryError> {
     Ok(())
 }
 
-fn body_of(content: &str, tags: &[String], fact: Option<&Fact>) -> String {
+fn body_of(content: &str, tags: &[String], fact: Option<&Fact>) -> (String, i64) {
     text::index_body(
         content,
         tags,
@@ -522,8 +524,7 @@ fn add_one(
     // newest memories first.
     let id = (row.slot << SEQ_BITS) | (MAX_SEQ - row.next_seq);
     row.next_seq += 1;
-    let body = body_of(&new.content, &new.tags, new.fact.as_ref());
-    let n_tokens = text::token_count(&body);
+    let (body, n_tokens) = body_of(&new.content, &new.tags, new.fact.as_ref());
     let created_at = new.occurred_at.unwrap_or(now);
     let tags = serde_json::to_string(&new.tags).map_err(corrupt)?;
     let metadata = serde_json::to_string(&new.metadata).map_err(corrupt)?;
@@ -687,6 +688,12 @@ fn search_blocking(
     let avg_len = row.token_total as f64 / n;
     let terms = text::query_terms(&query.text);
 
+    // A filter may reject most of a term's newest memories: look further.
+    let term_rows = if query.filter == MemoryFilter::default() {
+        MAX_TERM_ROWS
+    } else {
+        MAX_TERM_ROWS * FILTERED_TERM_ROWS_FACTOR
+    };
     // Per term: the caller's newest memories holding it.
     let mut matched: HashMap<i64, Vec<usize>> = HashMap::new();
     let mut idfs = Vec::with_capacity(terms.len());
@@ -704,7 +711,7 @@ fn search_blocking(
                         text::fts_query(term),
                         row.first_id(),
                         row.last_id(),
-                        MAX_TERM_ROWS
+                        term_rows
                     ],
                     |r| r.get(0),
                 )
@@ -729,16 +736,18 @@ fn search_blocking(
         .collect();
     // Best bound first; among equal bounds, the newest write first.
     candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    candidates.truncate(MAX_SCORED);
 
     let mut top = TopK {
         k,
         items: Vec::with_capacity(k * 4 + 1),
     };
-    let mut seen = 0usize;
+    let (mut scored, mut examined) = (0usize, 0usize);
     for (bound, id) in candidates {
-        seen += 1;
-        if (seen.is_multiple_of(16) || seen == k + 1)
+        if scored >= MAX_SCORED {
+            break;
+        }
+        examined += 1;
+        if examined.is_multiple_of(16)
             && let Some(threshold) = top.threshold()
             && bound / best_possible * rank::MAX_SECTOR_WEIGHT < threshold
         {
@@ -750,6 +759,7 @@ fn search_blocking(
         if !passes(&query.filter, &a) {
             continue;
         }
+        scored += 1;
         let len = a.n_tokens as f64;
         let text_score: f64 = matched[&id]
             .iter()
@@ -873,8 +883,7 @@ fn update_blocking(
         memory.metadata.extend(metadata);
     }
     memory.updated_at = UnixTimestamp::now().max(memory.updated_at);
-    let body = body_of(&memory.content, &memory.tags, memory.fact.as_ref());
-    let n_tokens = text::token_count(&body);
+    let (body, n_tokens) = body_of(&memory.content, &memory.tags, memory.fact.as_ref());
     let old_tokens: i64 = tx
         .prepare_cached("SELECT n_tokens FROM memories WHERE id = ?1")
         .and_then(|mut s| s.query_row([raw], |r| r.get(0)))

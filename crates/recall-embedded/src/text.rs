@@ -117,10 +117,15 @@ pub(crate) fn phone_tokens(text: &str) -> Vec<String> {
     out
 }
 
-/// The text the full-text index holds for a memory: its content, its
-/// tags, its fact's key and value, and the phone-style tokens of all of
-/// them.
-pub(crate) fn index_body(content: &str, tags: &[String], fact: Option<(&str, &str)>) -> String {
+/// The text the full-text index holds for a memory — its content, its
+/// tags, its fact's key and value, then the phone-style tokens of all of
+/// them — and its length in words (phone-style tokens not counted), the
+/// document length the ranking uses.
+pub(crate) fn index_body(
+    content: &str,
+    tags: &[String],
+    fact: Option<(&str, &str)>,
+) -> (String, i64) {
     let mut body = String::with_capacity(content.len() + 64);
     body.push_str(content);
     for tag in tags {
@@ -133,24 +138,29 @@ pub(crate) fn index_body(content: &str, tags: &[String], fact: Option<(&str, &st
         body.push('\n');
         body.push_str(value);
     }
+    let length = i64::try_from(words(&body).len()).unwrap_or(i64::MAX);
     let extra = phone_tokens(&body);
     for token in extra {
         body.push('\n');
         body.push_str(&token);
     }
-    body
+    (body, length)
 }
 
-/// How many words a body has (the document length used by the ranking).
-pub(crate) fn token_count(body: &str) -> i64 {
-    i64::try_from(words(body).len()).unwrap_or(i64::MAX)
-}
+/// The most bytes of a query's text that are read; a longer question is
+/// cut (at a character boundary) rather than searched word by word.
+const MAX_QUERY_BYTES: usize = 2048;
 
 /// The search terms of a user's query: lower-cased words of two or more
 /// characters (or any digits), stop words removed unless nothing else is
 /// left, joined digit groups of phone-style fragments added, duplicates
 /// removed, at most [`MAX_QUERY_TERMS`].
 pub(crate) fn query_terms(text: &str) -> Vec<String> {
+    let mut end = text.len().min(MAX_QUERY_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let text = &text[..end];
     let all: Vec<String> = words(text)
         .into_iter()
         .filter(|w| w.chars().count() >= 2 || w.chars().all(|c| c.is_ascii_digit()))
@@ -261,6 +271,14 @@ mod tests {
     }
 
     #[test]
+    fn very_long_queries_are_cut_at_a_character_boundary() {
+        let text = format!("{}refinance", "é".repeat(MAX_QUERY_BYTES));
+        let terms = query_terms(&text);
+        assert!(!terms.contains(&"refinance".to_owned()));
+        assert_eq!(terms.len(), 1);
+    }
+
+    #[test]
     fn query_terms_are_capped_and_unique() {
         let terms = query_terms(&"alpha beta alpha gamma ".repeat(20));
         assert_eq!(terms, vec!["alpha", "beta", "gamma"]);
@@ -284,7 +302,7 @@ mod tests {
 
     #[test]
     fn index_body_includes_tags_fact_and_phone_forms() {
-        let body = index_body(
+        let (body, length) = index_body(
             "Caller's phone: 612-978-2029",
             &["contact".to_owned()],
             Some(("mobile_number", "612-978-2029")),
@@ -292,6 +310,7 @@ mod tests {
         assert!(body.contains("contact"));
         assert!(body.contains("mobile_number"));
         assert!(body.contains("6129782029"));
-        assert!(token_count(&body) > 5);
+        // caller s phone 612 978 2029 contact mobile number 612 978 2029
+        assert_eq!(length, 12);
     }
 }

@@ -415,3 +415,35 @@ async fn concurrent_writers_and_readers_lose_nothing() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_finds_older_matches_behind_many_newer_ones() {
+    let (_dir, store) = store();
+    let me = caller(13);
+    let agent = |id: &str| recall_model::AgentId::parse(id).unwrap();
+    let old: Vec<NewMemory> = (0..5)
+        .map(|i| summary(&format!("Caller asked about parcel {i}"), 30).agent(agent("agent_b")))
+        .collect();
+    store.add_batch(&me, old).await.unwrap();
+    let newer: Vec<NewMemory> = (0..400)
+        .map(|i| summary(&format!("Caller asked about parcel {i}"), 1).agent(agent("agent_a")))
+        .collect();
+    store.add_batch(&me, newer).await.unwrap();
+
+    let filter = recall_memory::MemoryFilter {
+        agent_id: Some(agent("agent_b")),
+        ..Default::default()
+    };
+    let hits = store
+        .search(
+            &me,
+            &SearchQuery::new("parcel", 10).filter(filter).at(now()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 5);
+    assert!(
+        hits.iter()
+            .all(|h| h.memory.agent_id == Some(agent("agent_b")))
+    );
+}
