@@ -20,7 +20,8 @@
 # Settings (environment): BENCH_SECONDS (10) per wrk run, BENCH_THREADS (2)
 # and BENCH_CONNECTIONS (16) of wrk, BENCH_STARTS (5) timed starts,
 # BENCH_POST_CALLS (500) sequential post-call events, BENCH_SKIP_BUILD=1 to
-# reuse the binaries, BENCH_LOG_VARIANT=0 to skip the extra client-data run
+# reuse the binaries, BENCH_RECALL=PATH to measure another recall binary
+# against the same ceiling, BENCH_LOG_VARIANT=0 to skip the extra client-data run
 # with RECALL_LOG=warn.
 set -euo pipefail
 
@@ -34,7 +35,7 @@ POST_CALLS=${BENCH_POST_CALLS:-500}
 LOG_VARIANT=${BENCH_LOG_VARIANT:-1}
 BENCH=$ROOT/scripts/bench
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-RECALL=$TARGET_DIR/release/recall
+RECALL=${BENCH_RECALL:-$TARGET_DIR/release/recall}
 HELLO=$TARGET_DIR/release/examples/hello
 LOAD=$TARGET_DIR/release/examples/load
 
@@ -260,6 +261,11 @@ run_rate() {
 }
 run_rate client_half "$BASE/webhook/client-data" "$BENCH/client-data.json" "X-Api-Key: $CLIENT_KEY" $((CLIENT_RATE / 2))
 run_rate search_half "$BASE/webhook/search-data" "$BENCH/search-data.json" "X-Api-Key: $SEARCH_KEY" $((SEARCH_RATE / 2))
+# Calibration: the hello-world server at client-data's half rate shows what
+# the generator, loopback and this machine's scheduling add by themselves.
+start_hello
+run_rate hello_half "http://127.0.0.1:$HELLO_PORT/webhook/client-data" "$BENCH/client-data.json" "X-Api-Key: unused" $((CLIENT_RATE / 2))
+stop_pid "$HELLO_PID"
 
 # --- 6. post-call: durable acknowledgement of new events --------------------
 say "== post-call: $POST_CALLS new signed events one after the other, then $((POST_CALLS * 2)) with 16 in flight"
@@ -320,6 +326,7 @@ cat <<EOF
 
 ## recall-server benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')
 
+Command: scripts/bench-server.sh (BENCH_SECONDS=$DURATION BENCH_THREADS=$THREADS BENCH_CONNECTIONS=$CONNECTIONS BENCH_STARTS=$STARTS BENCH_POST_CALLS=$POST_CALLS), recall $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- apps crates 2>/dev/null || echo ' + uncommitted changes').
 Machine: $MACHINE; load average at end $(cut -d' ' -f1-3 /proc/loadavg).
 wrk: $THREADS threads, $CONNECTIONS connections, ${DURATION} s (after 1 s warm-up), loopback.
 
@@ -336,9 +343,13 @@ Open loop at half of the measured maximum (load rate):
 | route | target req/s | achieved | p50 ms | p90 ms | p99 ms | max ms | send lateness p99 ms |
 |---|---|---|---|---|---|---|---|
 EOF
-for r in client_half search_half; do
+for r in client_half search_half hello_half; do
   l=${RESULT[$r]}
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "${r%_half}-data" "$(kv "$l" target_rate)" \
+  case $r in
+    hello_half) name="hello-world (calibration, client-data's rate)" ;;
+    *) name="${r%_half}-data" ;;
+  esac
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(kv "$l" target_rate)" \
     "$(kv "$l" achieved_rate)" "$(ms "$(kv "$l" p50_us)")" "$(ms "$(kv "$l" p90_us)")" \
     "$(ms "$(kv "$l" p99_us)")" "$(ms "$(kv "$l" max_us)")" "$(ms "$(kv "$l" late_p99_us)")"
 done

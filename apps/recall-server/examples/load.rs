@@ -341,10 +341,7 @@ async fn run_post_call(run: PostCallRun) -> anyhow::Result<()> {
                 if Instant::now() > deadline {
                     break;
                 }
-                let next = events
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .next();
+                let next = events.lock().unwrap_or_else(PoisonError::into_inner).next();
                 let Some((body, signature)) = next else { break };
                 let sent = Instant::now();
                 let result = client
