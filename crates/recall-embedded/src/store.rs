@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use recall_memory::{
-    AddOutcome, Fact, FactKey, IdempotencyKey, ListRequest, MAX_CONTENT_LEN, Memory, MemoryError,
-    MemoryFilter, MemoryId, MemoryPage, MemoryStore, MemoryUpdate, NewMemory, ScoredMemory,
-    SearchQuery, UserProfile,
+    AddOutcome, Fact, FactKey, IdempotencyKey, ListRequest, Memory, MemoryError, MemoryFilter,
+    MemoryId, MemoryPage, MemoryStore, MemoryUpdate, NewMemory, ScoredMemory, SearchQuery,
+    UserProfile,
 };
 use recall_model::{
     AgentId, ConversationId, DecayLambda, MemorySector, PhoneNumber, Salience, UnixTimestamp,
@@ -857,32 +857,10 @@ fn update_blocking(
     id: &MemoryId,
     update: MemoryUpdate,
 ) -> Result<Memory, MemoryError> {
-    if let Some(content) = &update.content {
-        if content.trim().is_empty() {
-            return Err(MemoryError::Rejected("content: must not be empty".into()));
-        }
-        if content.len() > MAX_CONTENT_LEN {
-            return Err(MemoryError::Rejected(format!(
-                "content: must be at most {MAX_CONTENT_LEN} bytes (got {})",
-                content.len()
-            )));
-        }
-    }
+    update.validate()?;
     let (mut row, raw, mut memory) = owned_memory(tx, user, load_user(tx, user)?, id)?;
     let reindex = update.content.is_some() || update.tags.is_some();
-    if let Some(content) = update.content {
-        memory.content = content;
-    }
-    if let Some(salience) = update.salience {
-        memory.salience = salience;
-    }
-    if let Some(tags) = update.tags {
-        memory.tags = tags;
-    }
-    if let Some(metadata) = update.metadata {
-        memory.metadata.extend(metadata);
-    }
-    memory.updated_at = UnixTimestamp::now().max(memory.updated_at);
+    update.apply_to(&mut memory);
     let (body, n_tokens) = body_of(&memory.content, &memory.tags, memory.fact.as_ref());
     let old_tokens: i64 = tx
         .prepare_cached("SELECT n_tokens FROM memories WHERE id = ?1")

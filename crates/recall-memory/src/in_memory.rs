@@ -327,10 +327,7 @@ impl MemoryStore for InMemoryStore {
                     .collect()
             })
         });
-        let weight = |m: &Memory| {
-            let age = now.as_secs() - m.created_at.as_secs();
-            m.salience.get() * m.decay_lambda.factor(age)
-        };
+        let weight = |m: &Memory| m.weight_at(now);
         let mut scored: Vec<ScoredMemory> = if query_terms.is_empty() {
             candidates
                 .into_iter()
@@ -414,31 +411,15 @@ impl MemoryStore for InMemoryStore {
         update: MemoryUpdate,
     ) -> Result<Memory, MemoryError> {
         self.enter(true).await?;
-        if let Some(content) = &update.content {
-            // The same content rules as a new memory.
-            NewMemory::new(content.as_str(), recall_model::MemorySector::Semantic).validate()?;
-        }
+        update.validate()?;
         self.write(|state| {
             let entry = state
                 .users
                 .get_mut(user)
                 .and_then(|u| u.entries.iter_mut().find(|e| e.memory.id == *id))
                 .ok_or_else(|| MemoryError::NotFound(id.clone()))?;
-            let m = &mut entry.memory;
-            if let Some(content) = update.content {
-                m.content = content;
-            }
-            if let Some(salience) = update.salience {
-                m.salience = salience;
-            }
-            if let Some(tags) = update.tags {
-                m.tags = tags;
-            }
-            if let Some(metadata) = update.metadata {
-                m.metadata.extend(metadata);
-            }
-            m.updated_at = UnixTimestamp::now().max(m.updated_at);
-            Ok(m.clone())
+            update.apply_to(&mut entry.memory);
+            Ok(entry.memory.clone())
         })
     }
 

@@ -80,5 +80,5 @@ pub use openmemory::{OpenMemoryConfig, OpenMemoryStore};
 pub use store::{
     AddOutcome, Fact, FactKey, IdempotencyKey, ListRequest, MAX_CONTENT_LEN, MAX_KEY_LEN,
     MAX_RESULTS, Memory, MemoryError, MemoryFilter, MemoryId, MemoryPage, MemoryStore,
-    MemoryUpdate, Metadata, NewMemory, ScoredMemory, SearchQuery, UserProfile,
+    MemoryUpdate, Metadata, NewMemory, ScoredMemory, SearchQuery, UserProfile, validate_content,
 };

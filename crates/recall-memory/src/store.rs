@@ -216,17 +216,23 @@ impl NewMemory {
     /// Checks what the types cannot: content is not blank and at most
     /// [`MAX_CONTENT_LEN`] bytes.
     pub fn validate(&self) -> Result<(), MemoryError> {
-        if self.content.trim().is_empty() {
-            return Err(MemoryError::Rejected("content: must not be empty".into()));
-        }
-        if self.content.len() > MAX_CONTENT_LEN {
-            return Err(MemoryError::Rejected(format!(
-                "content: must be at most {MAX_CONTENT_LEN} bytes (got {})",
-                self.content.len()
-            )));
-        }
-        Ok(())
+        validate_content(&self.content)
     }
+}
+
+/// The content rule every write keeps: not blank and at most
+/// [`MAX_CONTENT_LEN`] bytes. The error names the `content` field.
+pub fn validate_content(content: &str) -> Result<(), MemoryError> {
+    if content.trim().is_empty() {
+        return Err(MemoryError::Rejected("content: must not be empty".into()));
+    }
+    if content.len() > MAX_CONTENT_LEN {
+        return Err(MemoryError::Rejected(format!(
+            "content: must be at most {MAX_CONTENT_LEN} bytes (got {})",
+            content.len()
+        )));
+    }
+    Ok(())
 }
 
 /// A stored memory (ERD `Memory`).
@@ -258,6 +264,15 @@ pub struct Memory {
     pub created_at: UnixTimestamp,
     /// When it was last changed.
     pub updated_at: UnixTimestamp,
+}
+
+impl Memory {
+    /// The memory's weight at `now`: its written salience times its decay
+    /// factor for its age (a permanent memory keeps its salience).
+    pub fn weight_at(&self, now: UnixTimestamp) -> f64 {
+        let age = now.as_secs() - self.created_at.as_secs();
+        self.salience.get() * self.decay_lambda.factor(age)
+    }
 }
 
 /// What a successful write did.
@@ -423,6 +438,32 @@ pub struct MemoryUpdate {
     pub tags: Option<Vec<String>>,
     /// Metadata entries to set (merged into the old metadata).
     pub metadata: Option<Metadata>,
+}
+
+impl MemoryUpdate {
+    /// Checks the new content, if any, by the rule of [`validate_content`].
+    pub fn validate(&self) -> Result<(), MemoryError> {
+        self.content.as_deref().map_or(Ok(()), validate_content)
+    }
+
+    /// Applies the update to `memory`: given fields replace the old ones,
+    /// metadata entries are merged in, and `updated_at` moves to now (never
+    /// backwards).
+    pub fn apply_to(self, memory: &mut Memory) {
+        if let Some(content) = self.content {
+            memory.content = content;
+        }
+        if let Some(salience) = self.salience {
+            memory.salience = salience;
+        }
+        if let Some(tags) = self.tags {
+            memory.tags = tags;
+        }
+        if let Some(metadata) = self.metadata {
+            memory.metadata.extend(metadata);
+        }
+        memory.updated_at = UnixTimestamp::now().max(memory.updated_at);
+    }
 }
 
 /// What a store knows of a caller (ERD `User`).

@@ -68,9 +68,8 @@ use self::wire::{
     QueryFilters, QueryRequest, QueryResponse, RetiredWrite, StoredRow, WireMemory,
 };
 use crate::store::{
-    AddOutcome, IdempotencyKey, ListRequest, MAX_CONTENT_LEN, MAX_RESULTS, Memory, MemoryError,
-    MemoryId, MemoryPage, MemoryStore, MemoryUpdate, NewMemory, ScoredMemory, SearchQuery,
-    UserProfile,
+    AddOutcome, IdempotencyKey, ListRequest, MAX_RESULTS, Memory, MemoryError, MemoryId,
+    MemoryPage, MemoryStore, MemoryUpdate, NewMemory, ScoredMemory, SearchQuery, UserProfile,
 };
 use crate::text::{Bm25, terms};
 
@@ -501,19 +500,6 @@ fn not_found_as(answer: Answer, id: &MemoryId) -> Result<Answer, MemoryError> {
     answer.ok()
 }
 
-fn check_content(content: &str) -> Result<(), MemoryError> {
-    if content.trim().is_empty() {
-        return Err(MemoryError::Rejected("content: must not be empty".into()));
-    }
-    if content.len() > MAX_CONTENT_LEN {
-        return Err(MemoryError::Rejected(format!(
-            "content: must be at most {MAX_CONTENT_LEN} bytes (got {})",
-            content.len()
-        )));
-    }
-    Ok(())
-}
-
 /// A z-score turned into a relevance in `(0, 1)`.
 fn logistic(z: f64) -> f64 {
     if z.is_finite() {
@@ -630,10 +616,7 @@ impl MemoryStore for OpenMemoryStore {
             .map(|r| r.memory)
             .filter(|m| query.filter.matches(m))
             .collect();
-        let weight = |m: &Memory| {
-            let age = now.as_secs() - m.created_at.as_secs();
-            m.salience.get() * m.decay_lambda.factor(age)
-        };
+        let weight = |m: &Memory| m.weight_at(now);
         let mut scored: Vec<ScoredMemory> = if query_terms.is_empty() {
             candidates
                 .into_iter()
@@ -727,7 +710,7 @@ impl MemoryStore for OpenMemoryStore {
         update: MemoryUpdate,
     ) -> Result<Memory, MemoryError> {
         if let Some(content) = &update.content {
-            check_content(content)?;
+            crate::validate_content(content)?;
         }
         let _guard = self.lock_for(user).lock().await;
         self.update_once(user, id, &update).await?;
