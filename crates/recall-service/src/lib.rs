@@ -63,6 +63,7 @@ mod error;
 mod extract;
 mod forget;
 mod greet;
+mod observer;
 mod payload;
 mod process;
 mod search;
@@ -76,6 +77,7 @@ pub use config::{
 pub use error::{IngestError, SearchError, ServiceError};
 pub use forget::ForgetReport;
 pub use greet::{GreetFallback, GreetOutcome, Greeting};
+pub use observer::EventObserver;
 pub use payload::{EventState, PayloadStore, StagedEvent, StoredEvent};
 pub use process::{ProcessReport, ReplayReport, WorkerHandle};
 pub use service::{IngestAck, Service};

@@ -317,6 +317,9 @@ impl Service {
             Step::Failed(reason) => return self.record_failure(conversation, kind, reason).await,
             Step::Retry(_) => return step,
         };
+        if let Some(observer) = self.inner.observer.get() {
+            observer.processed(conversation, kind, &event).await;
+        }
         let record = serde_json::json!({
             "processed_at": recall_model::UnixTimestamp::now().as_secs(),
             "outcome": outcome,

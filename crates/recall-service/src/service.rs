@@ -65,6 +65,8 @@ pub(crate) struct Inner {
     pub(crate) process_lock: tokio::sync::Mutex<()>,
     /// Makes "exists? then rename" of ingest atomic within this process.
     pub(crate) ingest_lock: Mutex<()>,
+    /// Told of each processed event (see [`Service::set_observer`]).
+    pub(crate) observer: std::sync::OnceLock<Arc<dyn crate::EventObserver>>,
 }
 
 /// What [`Service::ingest`] did with an event.
@@ -132,8 +134,22 @@ impl Service {
                 wake: Notify::new(),
                 process_lock: tokio::sync::Mutex::new(()),
                 ingest_lock: Mutex::new(()),
+                observer: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Sets the observer told of each processed event, before the worker
+    /// starts. There is one observer per service; a second one is refused
+    /// and handed back.
+    ///
+    /// # Errors
+    /// The observer, when one is already set.
+    pub fn set_observer(
+        &self,
+        observer: Arc<dyn crate::EventObserver>,
+    ) -> Result<(), Arc<dyn crate::EventObserver>> {
+        self.inner.observer.set(observer)
     }
 
     /// The configuration.

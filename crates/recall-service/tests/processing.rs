@@ -567,3 +567,64 @@ async fn forget_deletes_nothing_when_the_store_fails() {
     h.store.set_unavailable(false);
     assert_eq!(all_memories(&h.store, MARGARET).await.len(), 1);
 }
+
+/// Records what it is told, for the observer tests.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<(String, String, bool)>>);
+
+#[async_trait]
+impl recall_service::EventObserver for Recorder {
+    async fn processed(
+        &self,
+        conversation: &ConversationId,
+        kind: &recall_model::WebhookType,
+        event: &std::path::Path,
+    ) {
+        self.0.lock().unwrap().push((
+            conversation.as_str().to_owned(),
+            kind.to_string(),
+            event.exists(),
+        ));
+    }
+}
+
+#[tokio::test]
+async fn the_observer_hears_of_an_event_only_once_its_memories_are_written() {
+    let h = Harness::new();
+    let recorder = Arc::new(Recorder::default());
+    assert!(h.service.set_observer(recorder.clone()).is_ok());
+    assert!(
+        h.service
+            .set_observer(Arc::new(Recorder::default()))
+            .is_err(),
+        "a second observer must be refused"
+    );
+
+    h.store.set_unavailable(true);
+    let call = Call::new("conv_observed", MARGARET).fact("first_name", "Margaret");
+    h.service.ingest_bytes(&call.body()).await.unwrap();
+    h.service.process_pending().await;
+    assert!(
+        recorder.0.lock().unwrap().is_empty(),
+        "told of an event whose memories are not written"
+    );
+
+    h.store.set_unavailable(false);
+    let report = h.service.replay(None).await.unwrap();
+    assert_eq!(report.processed, 1, "{report:?}");
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        [(
+            "conv_observed".to_owned(),
+            "post_call_transcription".to_owned(),
+            true
+        )]
+    );
+    assert!(
+        all_memories(&h.store, MARGARET)
+            .await
+            .iter()
+            .any(|m| m.content == "Caller's first_name: Margaret"),
+        "the observer was told before the memories were written"
+    );
+}
