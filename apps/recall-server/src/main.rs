@@ -134,6 +134,10 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("--conversation: {e}"))?;
             runtime()?.block_on(async {
                 let service = recall_server::open_service(&config, None)?;
+                let index = recall_server::admin::open_index(&config).await?;
+                let _ = service.set_observer(std::sync::Arc::new(
+                    recall_server::admin::IndexObserver::new(index),
+                ));
                 let report = service.replay(conversation.as_ref()).await?;
                 println!(
                     "replayed: {} processed, {} failed, {} to retry, {} skipped; {} memories written, {} unchanged",

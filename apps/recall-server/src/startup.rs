@@ -133,11 +133,14 @@ impl Application {
             None => open_store(&config)?,
         };
         let service = open_service(&config, Some(store.clone()))?;
+        let index = crate::admin::open_index(&config).await?;
+        // Before the worker starts: every processed event reaches the index.
+        let _ = service.set_observer(Arc::new(crate::admin::IndexObserver::new(index.clone())));
         let admin = crate::admin::AdminState {
             tokens: config.admin_tokens.clone(),
             service: service.clone(),
             store,
-            index: crate::admin::open_index(&config).await?,
+            index,
             payload_dir: config.payload_dir.clone(),
         };
 

@@ -177,35 +177,51 @@ pub async fn open_index(config: &crate::config::Config) -> anyhow::Result<CallIn
     Ok(index)
 }
 
-/// Records an event just acknowledged by the post-call webhook in the call
-/// index (registered by [`configure`] as `web::Data<CallIndex>`). Never
-/// fails the webhook: the event is already stored durably, and `recall
-/// reindex` rebuilds the index from the payloads; failures are logged.
-pub async fn index_ingested(
-    req: &actix_web::HttpRequest,
-    payloads: &recall_service::PayloadStore,
-    ack: &recall_service::IngestAck,
-) {
-    let Some(index) = req.app_data::<web::Data<CallIndex>>() else {
-        return;
-    };
-    let kind = ack.event_type.as_str();
-    let result = match kind {
-        "post_call_audio" => index.record_audio(&ack.conversation_id).await,
-        "post_call_transcription" | "call_initiation_failure" => {
-            let path = payloads.event_path(&ack.conversation_id, kind);
-            match tokio::fs::read(&path).await {
-                Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
-                    Ok(event) => index.record_event(&event).await,
-                    Err(e) => Err(recall_calls::CallsError::InvalidEvent(e.to_string())),
-                },
-                Err(source) => Err(recall_calls::CallsError::Io { path, source }),
+/// Keeps the call index up to date: the service tells it of each event once
+/// processed (off the webhook's request path, at least once, again after a
+/// crash), and it records the event. Failures are logged, never fatal:
+/// `recall reindex` rebuilds the index from the payloads.
+#[derive(Clone, Debug)]
+pub struct IndexObserver {
+    index: CallIndex,
+}
+
+impl IndexObserver {
+    /// An observer recording into `index`.
+    pub fn new(index: CallIndex) -> Self {
+        Self { index }
+    }
+}
+
+#[async_trait::async_trait]
+impl recall_service::EventObserver for IndexObserver {
+    async fn processed(
+        &self,
+        conversation: &recall_model::ConversationId,
+        kind: &recall_model::WebhookType,
+        event: &std::path::Path,
+    ) {
+        let index = &self.index;
+        let kind = kind.as_str();
+        let result = match kind {
+            "post_call_audio" => index.record_audio(conversation).await,
+            "post_call_transcription" | "call_initiation_failure" => {
+                match tokio::fs::read(event).await {
+                    Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                        Ok(event) => index.record_event(&event).await,
+                        Err(e) => Err(recall_calls::CallsError::InvalidEvent(e.to_string())),
+                    },
+                    Err(source) => Err(recall_calls::CallsError::Io {
+                        path: event.to_path_buf(),
+                        source,
+                    }),
+                }
             }
+            _ => Ok(()),
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, event_type = kind, "call index not updated; `recall reindex` repairs it");
         }
-        _ => Ok(()),
-    };
-    if let Err(error) = result {
-        tracing::warn!(%error, event_type = kind, "call index not updated; `recall reindex` repairs it");
     }
 }
 

@@ -63,7 +63,6 @@ pub async fn post_call(
 
     match state.service.ingest(staged).await {
         Ok(ack) => {
-            crate::admin::index_ingested(&req, state.service.payloads(), &ack).await;
             tracing::Span::current().record("conversation_id", ack.conversation_id.as_str());
             tracing::info!(
                 event_type = %ack.event_type,

@@ -119,6 +119,11 @@ async function seed() {
     const response = await api(`/api/users/${encodeURIComponent(CALLER)}/memories`);
     return response.ok && (await response.json()).length >= 2;
   });
+  // The call index is updated as each event is processed, off the webhook's path.
+  await waitUntil("the three calls to be indexed", async () => {
+    const response = await api("/api/calls");
+    return response.ok && (await response.json()).length >= 3;
+  });
 }
 
 // ---- the browser ------------------------------------------------------
