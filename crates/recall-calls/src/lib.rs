@@ -5,7 +5,7 @@
 //! truth. The operator read API (call list, transcript, analytics) must not
 //! scan those files on every request, so this crate keeps a small SQLite
 //! database beside them (`<data>/calls.db`, WAL mode) with one row per
-//! call, updated when an event is ingested and rebuilt from the payload
+//! call, updated as each stored event is processed and rebuilt from the payload
 //! files by [`CallIndex::reindex`] (`recall reindex`).
 //!
 //! * A `post_call_transcription` event becomes a connected call:
