@@ -131,6 +131,7 @@ pub async fn observe(
         route,
         conversation_id = tracing::field::Empty,
         caller = tracing::field::Empty,
+        outcome = tracing::field::Empty,
     );
     let state = req.app_data::<web::Data<AppState>>().cloned();
 
