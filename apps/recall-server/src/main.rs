@@ -220,7 +220,7 @@ fn configured_post_call_secret(config: &Config) -> anyhow::Result<Secret> {
 }
 
 fn serve(config: &Config) -> anyhow::Result<ExitCode> {
-    recall_server::telemetry::init_stderr(config.log_format, &config.log_filter);
+    let _log_writer = recall_server::telemetry::init_stderr(config.log_format, &config.log_filter);
     for name in &config.ignored_env {
         tracing::warn!(
             variable = %name,

@@ -38,7 +38,14 @@ where
     };
 }
 
-/// Installs logging to standard error.
-pub fn init_stderr(format: LogFormat, filter: &str) {
-    init(format, filter, std::io::stderr);
+/// Installs logging to standard error, written by a background thread so
+/// that a slow log consumer (a pipe to journald or a container runtime)
+/// never stalls a webhook: request threads only queue the formatted line.
+/// Keep the returned guard until the process ends; dropping it flushes
+/// what is queued.
+#[must_use = "dropping the guard stops the log writer"]
+pub fn init_stderr(format: LogFormat, filter: &str) -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    init(format, filter, writer);
+    guard
 }
