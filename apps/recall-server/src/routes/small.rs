@@ -11,7 +11,10 @@ use futures_util::StreamExt as _;
 use recall_model::{ClientDataRequest, SearchDataRequest};
 use recall_service::SearchError;
 
+use recall_signature::Verifier;
+
 use crate::auth::SmallWebhookAuth;
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::startup::AppState;
 
@@ -68,6 +71,27 @@ pub async fn read_body(
         .map_err(|_| body_timeout(timeout))?
 }
 
+/// Authenticates a small webhook with its route's `verifier` (credentials
+/// first: without them not a byte of the body is read), reads the body
+/// within the configured limit and time, and parses it as `T`.
+async fn authenticated_json<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    verifier: &Verifier,
+    config: &Config,
+) -> Result<T, ApiError> {
+    let auth = SmallWebhookAuth::start(req, verifier)?;
+    let body = read_body(
+        req,
+        payload,
+        config.limits.webhook_max_bytes,
+        config.timeouts.body,
+    )
+    .await?;
+    auth.finish(&body)?;
+    parse_json(&body)
+}
+
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
@@ -91,25 +115,14 @@ pub async fn client_data(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let config = &state.config;
-    // Credentials first: without them, not a byte of the body is read.
-    let auth = SmallWebhookAuth::start(&req, &state.client_data)?;
-    let body = read_body(
-        &req,
-        payload,
-        config.limits.webhook_max_bytes,
-        config.timeouts.body,
-    )
-    .await?;
-    auth.finish(&body)?;
-    let request: ClientDataRequest = parse_json(&body)?;
+    let request: ClientDataRequest =
+        authenticated_json(&req, payload, &state.client_data, &state.config).await?;
     if let Ok(caller) = request.caller() {
         tracing::Span::current().record("caller", caller.masked());
     }
     let greeting = state.service.greet(&request).await;
-    // Carried by the request's one "answered" line (a second line per
-    // greeting cost a measurable share of the server's CPU).
-    // (the service itself warns when it falls back to the defaults).
+    // The outcome rides on the request's one "answered" line; the service
+    // itself warns when it falls back to the defaults.
     tracing::Span::current().record("outcome", greeting.outcome.as_str());
     Ok(HttpResponse::Ok().json(greeting.response))
 }
@@ -121,18 +134,8 @@ pub async fn search_data(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let config = &state.config;
-    // Credentials first: without them, not a byte of the body is read.
-    let auth = SmallWebhookAuth::start(&req, &state.search_data)?;
-    let body = read_body(
-        &req,
-        payload,
-        config.limits.webhook_max_bytes,
-        config.timeouts.body,
-    )
-    .await?;
-    auth.finish(&body)?;
-    let request: SearchDataRequest = parse_json(&body)?;
+    let request: SearchDataRequest =
+        authenticated_json(&req, payload, &state.search_data, &state.config).await?;
     if let Some(Ok(conversation)) = request.conversation() {
         tracing::Span::current().record("conversation_id", conversation.as_str());
     }
