@@ -646,6 +646,7 @@ impl Config {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
+        let num = |key: &str, min: u64, max: u64| number(key, &get(key), min, max);
 
         let bind_text = get("bind");
         let bind: SocketAddr = bind_text.trim().parse().map_err(|_| {
@@ -674,12 +675,7 @@ impl Config {
             "openmemory" => StoreConfig::OpenMemory {
                 url: openmemory_url(&get("openmemory_url"))?,
                 key: not_placeholder("openmemory_key", opt("openmemory_key"))?,
-                timeout: Duration::from_millis(number(
-                    "openmemory_timeout_ms",
-                    &get("openmemory_timeout_ms"),
-                    1,
-                    600_000,
-                )?),
+                timeout: Duration::from_millis(num("openmemory_timeout_ms", 1, 600_000)?),
             },
             "memory" => StoreConfig::Memory,
             other => {
@@ -721,66 +717,21 @@ impl Config {
 
         const GIB: u64 = 1 << 30;
         let limits = Limits {
-            post_call_max_bytes: number(
-                "post_call_max_bytes",
-                &get("post_call_max_bytes"),
-                1024,
-                4 * GIB,
-            )?,
-            webhook_max_bytes: usize::try_from(number(
-                "webhook_max_bytes",
-                &get("webhook_max_bytes"),
-                256,
-                16 << 20,
-            )?)
-            .unwrap_or(usize::MAX),
+            post_call_max_bytes: num("post_call_max_bytes", 1024, 4 * GIB)?,
+            webhook_max_bytes: usize::try_from(num("webhook_max_bytes", 256, 16 << 20)?)
+                .unwrap_or(usize::MAX),
         };
         let timeouts = Timeouts {
-            client_request: Duration::from_millis(number(
-                "request_timeout_ms",
-                &get("request_timeout_ms"),
-                1,
-                600_000,
-            )?),
-            client_disconnect: Duration::from_millis(number(
-                "disconnect_timeout_ms",
-                &get("disconnect_timeout_ms"),
-                1,
-                600_000,
-            )?),
-            keep_alive: Duration::from_secs(number(
-                "keep_alive_secs",
-                &get("keep_alive_secs"),
-                0,
-                3600,
-            )?),
-            body: Duration::from_secs(number(
-                "body_timeout_secs",
-                &get("body_timeout_secs"),
-                1,
-                3600,
-            )?),
-            shutdown: Duration::from_secs(number(
-                "shutdown_timeout_secs",
-                &get("shutdown_timeout_secs"),
-                0,
-                3600,
-            )?),
+            client_request: Duration::from_millis(num("request_timeout_ms", 1, 600_000)?),
+            client_disconnect: Duration::from_millis(num("disconnect_timeout_ms", 1, 600_000)?),
+            keep_alive: Duration::from_secs(num("keep_alive_secs", 0, 3600)?),
+            body: Duration::from_secs(num("body_timeout_secs", 1, 3600)?),
+            shutdown: Duration::from_secs(num("shutdown_timeout_secs", 0, 3600)?),
         };
-        let workers = usize::try_from(number("workers", &get("workers"), 0, 1024)?).unwrap_or(1);
+        let workers = usize::try_from(num("workers", 0, 1024)?).unwrap_or(1);
         let service = service_config(&get, &opt)?;
-        let signature_tolerance_secs = number(
-            "signature_tolerance_secs",
-            &get("signature_tolerance_secs"),
-            1,
-            7 * 24 * 3600,
-        )?;
-        let signature_future_secs = number(
-            "signature_future_secs",
-            &get("signature_future_secs"),
-            0,
-            24 * 3600,
-        )?;
+        let signature_tolerance_secs = num("signature_tolerance_secs", 1, 7 * 24 * 3600)?;
+        let signature_future_secs = num("signature_future_secs", 0, 24 * 3600)?;
         let network = NetworkPolicy {
             allowlist: nets("ip_allowlist", &get("ip_allowlist"))?,
             trusted_proxies: nets("trusted_proxies", &get("trusted_proxies"))?,
@@ -1182,6 +1133,7 @@ fn service_config(
     get: &dyn Fn(&str) -> String,
     opt: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ServiceConfig, ConfigError> {
+    let num = |key: &str, min: u64, max: u64| number(key, &get(key), min, max);
     let defaults = ServiceConfig::default();
     let greeting = get("greeting");
     let config = ServiceConfig {
@@ -1192,12 +1144,7 @@ fn service_config(
             Some(greeting)
         },
         greeting_without_last_call: get("greeting_without_last_call"),
-        greet_budget: Duration::from_millis(number(
-            "greeting_budget_ms",
-            &get("greeting_budget_ms"),
-            1,
-            60_000,
-        )?),
+        greet_budget: Duration::from_millis(num("greeting_budget_ms", 1, 60_000)?),
         extra_dynamic_variables: table("dynamic_variables", &get("dynamic_variables"))?,
         name_field_ids: match opt("name_fields") {
             Some(list) => list
@@ -1208,22 +1155,10 @@ fn service_config(
                 .collect(),
             None => defaults.name_field_ids.clone(),
         },
-        search_default_k: usize::try_from(number("search_k", &get("search_k"), 1, 100)?)
-            .unwrap_or(5),
-        search_max_k: usize::try_from(number("search_max_k", &get("search_max_k"), 1, 100)?)
-            .unwrap_or(20),
-        retry_initial: Duration::from_millis(number(
-            "retry_initial_ms",
-            &get("retry_initial_ms"),
-            1,
-            3_600_000,
-        )?),
-        retry_max: Duration::from_secs(number(
-            "retry_max_secs",
-            &get("retry_max_secs"),
-            1,
-            86_400,
-        )?),
+        search_default_k: usize::try_from(num("search_k", 1, 100)?).unwrap_or(5),
+        search_max_k: usize::try_from(num("search_max_k", 1, 100)?).unwrap_or(20),
+        retry_initial: Duration::from_millis(num("retry_initial_ms", 1, 3_600_000)?),
+        retry_max: Duration::from_secs(num("retry_max_secs", 1, 86_400)?),
         ..defaults
     };
     config.validate().map_err(|e| {
