@@ -1015,6 +1015,26 @@ impl MemoryStore for EmbeddedStore {
             .await
     }
 
+    async fn search_with_profile(
+        &self,
+        user: &PhoneNumber,
+        query: &SearchQuery,
+    ) -> Result<(UserProfile, Vec<ScoredMemory>), MemoryError> {
+        let user = user.clone();
+        let query = query.clone();
+        // One blocking hand-off and one read snapshot for both: under load
+        // the context switches of two hand-offs per call dominated.
+        self.run(move |inner| {
+            inner.read(|tx| {
+                Ok((
+                    profile_blocking(tx, &user)?,
+                    search_blocking(tx, &user, &query)?,
+                ))
+            })
+        })
+        .await
+    }
+
     async fn list(
         &self,
         user: &PhoneNumber,

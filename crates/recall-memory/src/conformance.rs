@@ -51,6 +51,7 @@ pub async fn run_all<S: MemoryStore + ?Sized>(store: &S) {
     search_finds_relevant_best_first(store).await;
     search_respects_k(store).await;
     search_applies_filters(store).await;
+    search_with_profile_agrees_with_its_parts(store).await;
     list_is_newest_first_and_pages_cover_all_once(store).await;
     list_breaks_time_ties_by_write_order(store).await;
     list_cursors_are_stable_under_writes(store).await;
@@ -584,6 +585,62 @@ pub async fn search_respects_k<S: MemoryStore + ?Sized>(store: &S) {
         );
     }
     erase(store, &[&user]).await;
+}
+
+/// `search_with_profile` answers exactly what `profile` and `search` answer
+/// for the same caller and query, and only that caller's memories.
+pub async fn search_with_profile_agrees_with_its_parts<S: MemoryStore + ?Sized>(store: &S) {
+    let user = fresh_user();
+    let other = fresh_user();
+    create(
+        store,
+        &user,
+        NewMemory::new("Caller's first_name: Rosa", MemorySector::Semantic)
+            .salience(Salience::HIGH)
+            .fact(fact("first_name", "Rosa", true)),
+    )
+    .await;
+    for plant in ["roses", "tomatoes", "basil"] {
+        create(
+            store,
+            &user,
+            NewMemory::new(
+                format!("Caller asked about watering {plant}"),
+                MemorySector::Episodic,
+            ),
+        )
+        .await;
+    }
+    create(
+        store,
+        &other,
+        NewMemory::new(
+            "Other caller asked about watering roses",
+            MemorySector::Episodic,
+        ),
+    )
+    .await;
+    let query = SearchQuery::new("watering roses", 5);
+    let (profile, found) = ok(
+        "search_with_profile",
+        store.search_with_profile(&user, &query).await,
+    );
+    let alone = ok("profile", store.profile(&user).await);
+    rule!(
+        profile == alone,
+        "search_with_profile must return the caller's profile: got {profile:?}, profile() says {alone:?}"
+    );
+    let together: Vec<_> = found.iter().map(|s| s.memory.id.clone()).collect();
+    let apart = search_ids(store, &user, &query).await;
+    rule!(
+        together == apart,
+        "search_with_profile must return what search returns, in its order: got {together:?}, search() says {apart:?}"
+    );
+    rule!(
+        found.iter().all(|s| s.memory.user_id == user),
+        "search_with_profile must only return the caller's own memories"
+    );
+    erase(store, &[&user, &other]).await;
 }
 
 /// `search` applies each filter (sector, minimum salience, agent) and

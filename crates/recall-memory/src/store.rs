@@ -588,6 +588,20 @@ pub trait MemoryStore: Send + Sync {
         query: &SearchQuery,
     ) -> Result<Vec<ScoredMemory>, MemoryError>;
 
+    /// The `user`'s profile together with their memories most relevant to
+    /// `query`: what an agent's memory tool answers during a call. The
+    /// default runs [`profile`](Self::profile) and [`search`](Self::search)
+    /// concurrently; a store that can read both at once (one snapshot, one
+    /// hand-off to a blocking thread) should override it.
+    async fn search_with_profile(
+        &self,
+        user: &PhoneNumber,
+        query: &SearchQuery,
+    ) -> Result<(UserProfile, Vec<ScoredMemory>), MemoryError> {
+        let (profile, found) = tokio::join!(self.profile(user), self.search(user, query));
+        Ok((profile?, found?))
+    }
+
     /// One page of the `user`'s memories, newest first.
     async fn list(
         &self,

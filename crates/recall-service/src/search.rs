@@ -85,10 +85,9 @@ impl Service {
         }
         let query = SearchQuery::new(text, k).filter(filter);
         let store = self.store();
-        let (profile, found) = tokio::join!(store.profile(&caller), store.search(&caller, &query));
-        let (profile, found) = match (profile, found) {
-            (Ok(p), Ok(f)) => (p, f),
-            (Err(e), _) | (_, Err(e)) => {
+        let (profile, found) = match store.search_with_profile(&caller, &query).await {
+            Ok(both) => both,
+            Err(e) => {
                 self.stats().add_store_error();
                 tracing::warn!(caller = %caller.masked(), error = %e, "memory search failed");
                 return Err(SearchError::Store(e));
