@@ -625,6 +625,15 @@ pub async fn search_with_profile_agrees_with_its_parts<S: MemoryStore + ?Sized>(
         "search_with_profile",
         store.search_with_profile(&user, &query).await,
     );
+    rule!(
+        profile.name.as_deref() == Some("Rosa"),
+        "search_with_profile must return the caller's name fact, got {:?}",
+        profile.name
+    );
+    rule!(
+        !found.is_empty(),
+        "search_with_profile must find the caller's memories about watering roses"
+    );
     let alone = ok("profile", store.profile(&user).await);
     rule!(
         profile == alone,

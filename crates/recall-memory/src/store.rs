@@ -493,7 +493,7 @@ impl UserProfile {
         let name = facts
             .iter()
             .filter(|(f, _)| f.is_name && !f.value.trim().is_empty())
-            .max_by_key(|(f, at)| (*at, std::cmp::Reverse(f.key.clone())))
+            .max_by_key(|&&(f, at)| (at, std::cmp::Reverse(&f.key)))
             .map(|(f, _)| f.value.clone());
         let summary = (!facts.is_empty()).then(|| {
             facts

@@ -197,9 +197,134 @@ impl OpenMemoryStore {
         url
     }
 
-    /// Every row of `user` (up to [`MAX_SCAN`]), newest first, tombstones
-    /// included; rows that are not provably the caller's are dropped.
+    /// Searches the caller's rows, handing them to `seen` once read (so
+    /// `search_with_profile` builds the profile from the same read).
+    async fn search_rows(
+        &self,
+        user: &PhoneNumber,
+        query: &SearchQuery,
+        seen: impl FnOnce(&[StoredRow]) + Send,
+    ) -> Result<Vec<ScoredMemory>, MemoryError> {
+        let k = query.effective_k();
+        let now = query.now.unwrap_or_else(UnixTimestamp::now);
+        let query_terms = terms(&query.text);
+        let server = async {
+            if query_terms.is_empty() {
+                // Nothing to rank by meaning: the answer would go unused.
+                return Ok(HashMap::new());
+            }
+            let body = QueryRequest {
+                query: &query.text,
+                k: (k * 3).clamp(10, MAX_RESULTS),
+                filters: QueryFilters {
+                    user_id: user.as_str(),
+                    sector: query.filter.sector.map(|s| s.as_str()),
+                },
+                user_id: user.as_str(),
+            };
+            let call = Call::new(
+                Method::POST,
+                self.http.url(&["memory", "query"]),
+                Kind::Read,
+                "POST /memory/query",
+            )
+            .json(&body)?
+            // Not retried: search falls back to text relevance rather than
+            // keep a caller waiting for a second try.
+            .retry(false);
+            let answer: QueryResponse = self.http.send(&call).await?.ok()?.json()?;
+            Ok::<_, MemoryError>(
+                answer
+                    .matches
+                    .into_iter()
+                    .map(|m| (m.id, m.score))
+                    .collect::<HashMap<String, f64>>(),
+            )
+        };
+        let (semantic, rows) = tokio::join!(server, self.memory_rows(user));
+        let rows = rows?;
+        seen(&rows);
+        // A slow or failing vector search degrades to text relevance; a
+        // server this adapter cannot use is still an error.
+        let semantic = match semantic {
+            Ok(s) => s,
+            Err(e) if e.is_retryable() => HashMap::new(),
+            Err(e) => return Err(e),
+        };
+        let candidates: Vec<Memory> = rows
+            .into_iter()
+            .map(|r| r.memory)
+            .filter(|m| query.filter.matches(m))
+            .collect();
+        let weight = |m: &Memory| m.weight_at(now);
+        let mut scored: Vec<ScoredMemory> = if query_terms.is_empty() {
+            candidates
+                .into_iter()
+                .map(|memory| ScoredMemory {
+                    score: weight(&memory),
+                    memory,
+                })
+                .collect()
+        } else {
+            let docs: Vec<Vec<String>> = candidates.iter().map(|m| terms(&m.content)).collect();
+            let text = Bm25::new(&docs).scores(&query_terms);
+            let best = text.iter().copied().fold(0.0_f64, f64::max);
+            candidates
+                .into_iter()
+                .zip(text)
+                .filter_map(|(memory, t)| {
+                    let z = semantic.get(memory.id.as_str()).copied();
+                    let s = z.map_or(0.0, logistic);
+                    let w = 0.25 + 0.75 * weight(&memory);
+                    if t > 0.0 {
+                        // Shares words with the query: always above the
+                        // memories found by meaning alone.
+                        let t = t / best;
+                        let relevance = TEXT_WEIGHT * t + (1.0 - TEXT_WEIGHT) * s;
+                        Some(ScoredMemory {
+                            score: 1.0 + relevance * w,
+                            memory,
+                        })
+                    } else if z.is_some_and(|z| z >= SEMANTIC_ONLY_MIN_Z) {
+                        Some(ScoredMemory {
+                            score: 0.99 * s * w,
+                            memory,
+                        })
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+        };
+        scored.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| b.memory.created_at.cmp(&a.memory.created_at))
+                .then_with(|| a.memory.id.cmp(&b.memory.id))
+        });
+        scored.truncate(k);
+        Ok(scored)
+    }
+
+    /// Every row of `user`, newest first, tombstones included; rows that are
+    /// not provably the caller's are dropped. A caller with more than
+    /// [`MAX_SCAN`] rows is refused: a partial read would let idempotency
+    /// and supersession checks miss older rows.
     async fn rows(&self, user: &PhoneNumber) -> Result<Vec<StoredRow>, MemoryError> {
+        let (rows, complete) = self.rows_upto(user).await?;
+        if complete {
+            Ok(rows)
+        } else {
+            Err(MemoryError::Rejected(format!(
+                "this caller has more than {MAX_SCAN} memories in OpenMemory, more than the adapter reads per call; erase or prune them, or use the embedded store"
+            )))
+        }
+    }
+
+    /// The first [`MAX_SCAN`] rows of `user`, newest first, and whether that
+    /// is all of them.
+    async fn rows_upto(&self, user: &PhoneNumber) -> Result<(Vec<StoredRow>, bool), MemoryError> {
+        let mut complete = false;
         let mut rows = Vec::new();
         let mut seen = HashSet::new();
         let mut offset = 0;
@@ -220,12 +345,13 @@ impl OpenMemoryStore {
                 }
             }
             if n < PAGE {
+                complete = true;
                 break;
             }
             offset += n;
         }
         rows.sort_by(newest_first);
-        Ok(rows)
+        Ok((rows, complete))
     }
 
     /// Every memory row of `user` (no tombstones), newest first.
@@ -567,103 +693,21 @@ impl MemoryStore for OpenMemoryStore {
         user: &PhoneNumber,
         query: &SearchQuery,
     ) -> Result<Vec<ScoredMemory>, MemoryError> {
-        let k = query.effective_k();
-        let now = query.now.unwrap_or_else(UnixTimestamp::now);
-        let query_terms = terms(&query.text);
-        let server = async {
-            if query.text.trim().is_empty() {
-                return Ok(HashMap::new());
-            }
-            let body = QueryRequest {
-                query: &query.text,
-                k: (k * 3).clamp(10, MAX_RESULTS),
-                filters: QueryFilters {
-                    user_id: user.as_str(),
-                    sector: query.filter.sector.map(|s| s.as_str()),
-                },
-                user_id: user.as_str(),
-            };
-            let call = Call::new(
-                Method::POST,
-                self.http.url(&["memory", "query"]),
-                Kind::Read,
-                "POST /memory/query",
-            )
-            .json(&body)?
-            // Not retried: search falls back to text relevance rather than
-            // keep a caller waiting for a second try.
-            .retry(false);
-            let answer: QueryResponse = self.http.send(&call).await?.ok()?.json()?;
-            Ok::<_, MemoryError>(
-                answer
-                    .matches
-                    .into_iter()
-                    .map(|m| (m.id, m.score))
-                    .collect::<HashMap<String, f64>>(),
-            )
-        };
-        let (semantic, rows) = tokio::join!(server, self.memory_rows(user));
-        let rows = rows?;
-        // A slow or failing vector search degrades to text relevance; a
-        // server this adapter cannot use is still an error.
-        let semantic = match semantic {
-            Ok(s) => s,
-            Err(e) if e.is_retryable() => HashMap::new(),
-            Err(e) => return Err(e),
-        };
-        let candidates: Vec<Memory> = rows
-            .into_iter()
-            .map(|r| r.memory)
-            .filter(|m| query.filter.matches(m))
-            .collect();
-        let weight = |m: &Memory| m.weight_at(now);
-        let mut scored: Vec<ScoredMemory> = if query_terms.is_empty() {
-            candidates
-                .into_iter()
-                .map(|memory| ScoredMemory {
-                    score: weight(&memory),
-                    memory,
-                })
-                .collect()
-        } else {
-            let docs: Vec<Vec<String>> = candidates.iter().map(|m| terms(&m.content)).collect();
-            let text = Bm25::new(&docs).scores(&query_terms);
-            let best = text.iter().copied().fold(0.0_f64, f64::max);
-            candidates
-                .into_iter()
-                .zip(text)
-                .filter_map(|(memory, t)| {
-                    let z = semantic.get(memory.id.as_str()).copied();
-                    let s = z.map_or(0.0, logistic);
-                    let w = 0.25 + 0.75 * weight(&memory);
-                    if t > 0.0 {
-                        // Shares words with the query: always above the
-                        // memories found by meaning alone.
-                        let t = t / best;
-                        let relevance = TEXT_WEIGHT * t + (1.0 - TEXT_WEIGHT) * s;
-                        Some(ScoredMemory {
-                            score: 1.0 + relevance * w,
-                            memory,
-                        })
-                    } else if z.is_some_and(|z| z >= SEMANTIC_ONLY_MIN_Z) {
-                        Some(ScoredMemory {
-                            score: 0.99 * s * w,
-                            memory,
-                        })
-                    } else {
-                        None
-                    }
-                })
-                .collect()
-        };
-        scored.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then_with(|| b.memory.created_at.cmp(&a.memory.created_at))
-                .then_with(|| a.memory.id.cmp(&b.memory.id))
-        });
-        scored.truncate(k);
-        Ok(scored)
+        self.search_rows(user, query, |_| ()).await
+    }
+
+    async fn search_with_profile(
+        &self,
+        user: &PhoneNumber,
+        query: &SearchQuery,
+    ) -> Result<(UserProfile, Vec<ScoredMemory>), MemoryError> {
+        // One read of the caller's rows serves both.
+        let mut profile = None;
+        let found = self
+            .search_rows(user, query, |rows| profile = Some(profile_of(user, rows)))
+            .await?;
+        let profile = profile.unwrap_or_else(|| profile_of(user, &[]));
+        Ok((profile, found))
     }
 
     async fn list(
@@ -709,9 +753,7 @@ impl MemoryStore for OpenMemoryStore {
         id: &MemoryId,
         update: MemoryUpdate,
     ) -> Result<Memory, MemoryError> {
-        if let Some(content) = &update.content {
-            crate::validate_content(content)?;
-        }
+        update.validate()?;
         let _guard = self.lock_for(user).lock().await;
         self.update_once(user, id, &update).await?;
         Ok(self.row(user, id).await?.memory)
@@ -740,8 +782,9 @@ impl MemoryStore for OpenMemoryStore {
         // Tombstones go too (the caller's keys are forgotten) but are not
         // memories, so they are not counted.
         let tombstones = self
-            .rows(user)
+            .rows_upto(user)
             .await?
+            .0
             .iter()
             .filter(|r| r.is_tombstone())
             .count() as u64;
@@ -764,24 +807,25 @@ impl MemoryStore for OpenMemoryStore {
     async fn profile(&self, user: &PhoneNumber) -> Result<UserProfile, MemoryError> {
         // OpenMemory's own summary stays a placeholder on v1.3; the
         // profile is built from the facts kept in the envelopes.
-        let rows = self.memory_rows(user).await?;
-        let mut newest: HashMap<&str, (&crate::store::Fact, UnixTimestamp)> = HashMap::new();
-        for row in &rows {
-            if let Some(fact) = &row.memory.fact {
-                // Rows are newest first: the first per key wins.
-                newest
-                    .entry(fact.key.as_str())
-                    .or_insert((fact, row.memory.created_at));
-            }
-        }
-        Ok(UserProfile::from_facts(
-            user.clone(),
-            newest.into_values(),
-            rows.len() as u64,
-        ))
+        Ok(profile_of(user, &self.memory_rows(user).await?))
     }
 
     async fn health(&self) -> Result<(), MemoryError> {
         self.check_compatibility().await
     }
+}
+
+/// The caller's profile from their memory rows (newest first): the newest
+/// fact per key.
+fn profile_of(user: &PhoneNumber, rows: &[StoredRow]) -> UserProfile {
+    let mut newest: HashMap<&str, (&crate::store::Fact, UnixTimestamp)> = HashMap::new();
+    for row in rows {
+        if let Some(fact) = &row.memory.fact {
+            // Rows are newest first: the first per key wins.
+            newest
+                .entry(fact.key.as_str())
+                .or_insert((fact, row.memory.created_at));
+        }
+    }
+    UserProfile::from_facts(user.clone(), newest.into_values(), rows.len() as u64)
 }
