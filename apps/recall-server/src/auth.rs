@@ -107,14 +107,17 @@ impl SmallWebhookAuth {
     }
 }
 
-/// Turns a verification failure into a 401 that says what was wrong.
+/// Turns a verification failure into a 401 that says what was wrong (or a
+/// 500 when the server itself has no secret for the route: a configuration
+/// fault that callers need not be told about).
 pub fn reject(error: &SignatureError) -> ApiError {
     let message = match error {
         SignatureError::MissingHeader => {
             "missing credentials: the authentication header is absent or empty".to_owned()
         }
         SignatureError::NoSecretConfigured => {
-            "this webhook has no secret configured on the server".to_owned()
+            tracing::error!("a webhook was called but has no secret configured");
+            return ApiError::internal();
         }
         other => other.to_string(),
     };

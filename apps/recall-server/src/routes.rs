@@ -119,10 +119,15 @@ pub async fn observe(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
     let started = Instant::now();
+    // The path as the router matches it (percent-encoded unreserved
+    // characters decoded): classifying the raw path would let
+    // `/webhook/%63lient-data` reach a webhook without meeting the allowlist.
+    let path = req.match_info().as_str();
+    let is_webhook = path.starts_with("/webhook/");
     let route = KNOWN_ROUTES
         .iter()
         .copied()
-        .find(|r| *r == req.path())
+        .find(|r| *r == path)
         .unwrap_or("other");
     let method = req.method().as_str().to_owned();
     let span = tracing::info_span!(
@@ -137,14 +142,20 @@ pub async fn observe(
 
     let response = async {
         if let Some(state) = &state
-            && route.starts_with("/webhook/")
+            && is_webhook
             && !state.config.network.allowlist.is_empty()
         {
             let peer = req.peer_addr().map(|a| a.ip());
+            // Every line, in order: a proxy may add its own line rather
+            // than append to the client's, and the last hops are the ones
+            // to believe.
             let forwarded = req
                 .headers()
-                .get("X-Forwarded-For")
-                .and_then(|v| v.to_str().ok());
+                .get_all("X-Forwarded-For")
+                .map(|v| v.to_str().unwrap_or("invalid"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let forwarded = (!forwarded.is_empty()).then_some(forwarded.as_str());
             let allowed = peer.is_some_and(|peer| {
                 let ip = client_ip(peer, forwarded, &state.config.network.trusted_proxies);
                 state

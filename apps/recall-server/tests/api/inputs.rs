@@ -166,6 +166,41 @@ async fn the_ip_allowlist_refuses_other_clients_and_believes_trusted_proxies() {
     // Health is not a webhook: not restricted.
     let health = app.client.get(app.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
+
+    // A percent-encoded path reaches the same handler, so it must meet the
+    // same allowlist.
+    let encoded = app
+        .client
+        .post(app.url("/webhook/%63lient-data"))
+        .header("X-Api-Key", &app.client_data_key)
+        .header("X-Forwarded-For", "6.6.6.6")
+        .json(&json!({"caller_id": CALLER, "agent_id": "agent_1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        encoded.status(),
+        403,
+        "an encoded path skipped the allowlist"
+    );
+
+    // A proxy that adds its own X-Forwarded-For line (instead of appending)
+    // leaves the client's forged line first: the last line is the proxy's.
+    let forged = app
+        .client
+        .post(app.url("/webhook/client-data"))
+        .header("X-Api-Key", &app.client_data_key)
+        .header("X-Forwarded-For", "34.67.146.145")
+        .header("X-Forwarded-For", "6.6.6.6")
+        .json(&json!({"caller_id": CALLER, "agent_id": "agent_1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        forged.status(),
+        403,
+        "a forged first X-Forwarded-For line was believed"
+    );
 }
 
 #[tokio::test]
