@@ -135,9 +135,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(async {
                 let service = recall_server::open_service(&config, None)?;
                 let index = recall_server::admin::open_index(&config).await?;
-                let _ = service.set_observer(std::sync::Arc::new(
-                    recall_server::admin::IndexObserver::new(index),
-                ));
+                recall_server::admin::index_processed_events(&service, index);
                 let report = service.replay(conversation.as_ref()).await?;
                 println!(
                     "replayed: {} processed, {} failed, {} to retry, {} skipped; {} memories written, {} unchanged",

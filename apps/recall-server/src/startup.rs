@@ -135,7 +135,7 @@ impl Application {
         let service = open_service(&config, Some(store.clone()))?;
         let index = crate::admin::open_index(&config).await?;
         // Before the worker starts: every processed event reaches the index.
-        let _ = service.set_observer(Arc::new(crate::admin::IndexObserver::new(index.clone())));
+        crate::admin::index_processed_events(&service, index.clone());
         let admin = crate::admin::AdminState {
             tokens: config.admin_tokens.clone(),
             service: service.clone(),

@@ -113,11 +113,28 @@ pub(crate) fn failure_caller(data: &Value) -> Option<PhoneNumber> {
     classify_caller_id(raw).ok()
 }
 
+/// Who an indexed call belongs to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Caller<'a> {
+    /// Read from the event by [`transcription_caller`] / [`failure_caller`].
+    FromEvent,
+    /// Decided elsewhere (by the service that wrote the memories); `None`
+    /// means the call has no caller identity.
+    Decided(Option<&'a PhoneNumber>),
+}
+
+impl Caller<'_> {
+    /// The caller, reading the event with `rule` only when not decided.
+    fn resolve(self, rule: impl FnOnce() -> Option<PhoneNumber>) -> Option<PhoneNumber> {
+        match self {
+            Caller::FromEvent => rule(),
+            Caller::Decided(caller) => caller.cloned(),
+        }
+    }
+}
+
 /// Reads a `post_call_transcription` event (envelope or `data`).
-pub(crate) fn transcription(
-    event: &Value,
-    caller: Option<&PhoneNumber>,
-) -> Result<CallRecord, CallsError> {
+pub(crate) fn transcription(event: &Value, caller: Caller<'_>) -> Result<CallRecord, CallsError> {
     let data = data_of(event);
     let (conversation_id, agent_id) = ids(data)?;
     let start_time = int_at(data, "/metadata/start_time_unix_secs")
@@ -152,7 +169,7 @@ pub(crate) fn transcription(
         })
         .unwrap_or_default();
     Ok(CallRecord {
-        caller: caller.cloned().or_else(|| transcription_caller(data)),
+        caller: caller.resolve(|| transcription_caller(data)),
         conversation_id,
         agent_id,
         kind: Kind::Transcription,
@@ -192,13 +209,13 @@ fn turn(raw: &Value) -> Option<Turn> {
 /// Reads a `call_initiation_failure` event (envelope or `data`).
 pub(crate) fn initiation_failure(
     event: &Value,
-    caller: Option<&PhoneNumber>,
+    caller: Caller<'_>,
 ) -> Result<CallRecord, CallsError> {
     let data = data_of(event);
     let (conversation_id, agent_id) = ids(data)?;
     let reason = non_empty(str_at(data, "/failure_reason")).unwrap_or_else(|| "unknown".into());
     Ok(CallRecord {
-        caller: caller.cloned().or_else(|| failure_caller(data)),
+        caller: caller.resolve(|| failure_caller(data)),
         conversation_id,
         agent_id,
         kind: Kind::InitiationFailure,

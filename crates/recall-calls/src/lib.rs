@@ -77,7 +77,10 @@ use std::sync::{Arc, Mutex};
 use recall_model::{AgentId, ConversationId, PhoneNumber, UnixTimestamp};
 use serde_json::Value;
 
-use crate::extract::CallRecord;
+use crate::extract::{CallRecord, Caller};
+
+/// The file in which Recall's service records a conversation's caller.
+const CALLER_FILE: &str = "caller";
 
 /// The file name of the index inside the data directory.
 pub const INDEX_FILE_NAME: &str = "calls.db";
@@ -320,9 +323,34 @@ impl CallIndex {
     /// # Errors
     /// [`CallsError::InvalidEvent`] when ids are missing or invalid.
     pub async fn record_event(&self, event: &Value) -> Result<(), CallsError> {
+        self.record(event, Caller::FromEvent).await
+    }
+
+    /// [`record_event`](Self::record_event), with the caller decided by
+    /// whoever processed the event (Recall's service records it beside the
+    /// payload): `None` means the call has no caller identity. This keeps
+    /// the index attributing calls exactly as memories are attributed, so
+    /// erasing a caller erases their index rows too (on an outbound call,
+    /// for instance, the event's `system__caller_id` is the agent's own
+    /// line, not the person called).
+    ///
+    /// # Errors
+    /// [`CallsError::InvalidEvent`] when ids are missing or invalid.
+    pub async fn record_event_for(
+        &self,
+        event: &Value,
+        caller: Option<&PhoneNumber>,
+    ) -> Result<(), CallsError> {
+        self.record(event, Caller::Decided(caller)).await
+    }
+
+    async fn record(&self, event: &Value, caller: Caller<'_>) -> Result<(), CallsError> {
+        let upsert = |record: CallRecord| self.with_conn(move |conn| store::upsert(conn, &record));
         match event.get("type").and_then(Value::as_str) {
-            Some("post_call_transcription") => self.record_transcription(event, None).await,
-            Some("call_initiation_failure") => self.record_initiation_failure(event, None).await,
+            Some("post_call_transcription") => upsert(extract::transcription(event, caller)?).await,
+            Some("call_initiation_failure") => {
+                upsert(extract::initiation_failure(event, caller)?).await
+            }
             Some("post_call_audio") => {
                 let id = event
                     .pointer("/data/conversation_id")
@@ -349,9 +377,11 @@ impl CallIndex {
         event: &Value,
         caller: Option<&PhoneNumber>,
     ) -> Result<(), CallsError> {
-        let record = extract::transcription(event, caller)?;
-        self.with_conn(move |conn| store::upsert(conn, &record))
-            .await
+        self.record(
+            event,
+            caller.map_or(Caller::FromEvent, |c| Caller::Decided(Some(c))),
+        )
+        .await
     }
 
     /// Indexes a `call_initiation_failure` event (the whole envelope, or
@@ -365,9 +395,11 @@ impl CallIndex {
         event: &Value,
         caller: Option<&PhoneNumber>,
     ) -> Result<(), CallsError> {
-        let record = extract::initiation_failure(event, caller)?;
-        self.with_conn(move |conn| store::upsert(conn, &record))
-            .await
+        self.record(
+            event,
+            caller.map_or(Caller::FromEvent, |c| Caller::Decided(Some(c))),
+        )
+        .await
     }
 
     /// Notes that the call's audio is stored.
@@ -521,21 +553,33 @@ fn read_payloads(root: &Path) -> Result<Payloads, CallsError> {
                 out.skipped += 1;
             }
         };
+        // The caller as the service decided it (its `caller` file); an
+        // event it processed without one has no caller identity; one not
+        // processed yet is read by the index's own rule until it is.
+        let decided = std::fs::read_to_string(dir.join(CALLER_FILE))
+            .ok()
+            .and_then(|raw| PhoneNumber::parse(raw.trim()).ok());
+        let caller_for = |kind: &str| match &decided {
+            Some(phone) => Caller::Decided(Some(phone)),
+            None if dir.join(format!("{kind}.done")).is_file() => Caller::Decided(None),
+            None => Caller::FromEvent,
+        };
         // A transcription supersedes a failure of the same conversation, as
-        // at ingest: the failure goes first so the transcription wins.
+        // when recorded live: the failure goes first so the transcription wins.
         if let Some(event) = failure {
             push(
-                extract::initiation_failure(&event, None),
+                extract::initiation_failure(&event, caller_for("call_initiation_failure")),
                 "call_initiation_failure.json",
             );
         }
         if let Some(event) = transcription {
             push(
-                extract::transcription(&event, None),
+                extract::transcription(&event, caller_for("post_call_transcription")),
                 "post_call_transcription.json",
             );
         }
-        if dir.join("audio.mp3").is_file() || dir.join("post_call_audio.json").is_file() {
+        // Only decoded audio counts: the audio route serves audio.mp3.
+        if dir.join("audio.mp3").is_file() {
             out.audio.push(id);
         }
     }

@@ -536,3 +536,89 @@ async fn an_inbound_twilio_failure_belongs_to_the_number_that_called() {
         .unwrap();
     assert_eq!(mine, [conv("abc")]);
 }
+
+async fn calls_of(index: &CallIndex, caller: &str) -> usize {
+    index
+        .list_calls(CallQuery {
+            phone: Some(phone(caller)),
+            ..CallQuery::default()
+        })
+        .await
+        .unwrap()
+        .items
+        .len()
+}
+
+#[tokio::test]
+async fn a_caller_decided_by_the_service_wins_over_the_events_own_ids() {
+    let (_dir, index) = open().await;
+    // An outbound call: system__caller_id is the agent's own line, the
+    // service attributes the call to the person called.
+    let agent_line = "+15550001111";
+    let callee = "+16125550123";
+    index
+        .record_event_for(
+            &transcription("outbound", Some(agent_line), 100, "success"),
+            Some(&phone(callee)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(calls_of(&index, callee).await, 1);
+    assert_eq!(calls_of(&index, agent_line).await, 0);
+    assert_eq!(index.forget_caller(&phone(callee)).await.unwrap().len(), 1);
+
+    // No identity decided: not filed under the event's caller id either.
+    index
+        .record_event_for(
+            &transcription("withheld", Some(callee), 200, "success"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(calls_of(&index, callee).await, 0);
+    assert_eq!(
+        index
+            .list_calls(CallQuery::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn reindex_attributes_calls_as_the_service_recorded_and_counts_only_decoded_audio() {
+    let (dir, index) = open().await;
+    let root = dir.path().join("payloads");
+    let write = |id: &str, file: &str, body: &[u8]| {
+        let folder = root.join(id);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join(file), body).unwrap();
+    };
+    let event = |id: &str| {
+        serde_json::to_vec(&transcription(id, Some("+15550001111"), 100, "success")).unwrap()
+    };
+    // Processed, attributed to the person called.
+    write("decided", "post_call_transcription.json", &event("decided"));
+    write("decided", "caller", b"+16125550123\n");
+    write("decided", "post_call_transcription.done", b"{}");
+    // Processed without an identity.
+    write(
+        "anonymous",
+        "post_call_transcription.json",
+        &event("anonymous"),
+    );
+    write("anonymous", "post_call_transcription.done", b"{}");
+    // Audio received but never decoded: nothing to serve.
+    write("anonymous", "post_call_audio.json", b"{}");
+
+    index.reindex(&root).await.unwrap();
+    assert_eq!(calls_of(&index, "+16125550123").await, 1);
+    assert_eq!(calls_of(&index, "+15550001111").await, 0);
+    let detail = index.get_call(&conv("anonymous")).await.unwrap().unwrap();
+    assert!(
+        !detail.call.has_audio,
+        "audio that was never decoded is not servable"
+    );
+}

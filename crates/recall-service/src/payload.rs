@@ -21,7 +21,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use recall_model::{ConversationId, UnixTimestamp};
+use recall_model::{ConversationId, PhoneNumber, UnixTimestamp};
 use tokio::io::AsyncWriteExt;
 
 pub(crate) const INCOMING: &str = "_incoming";
@@ -186,6 +186,22 @@ impl PayloadStore {
         }
         out.sort_by(|a, b| a.kind.cmp(&b.kind));
         Ok(out)
+    }
+
+    /// The caller the service attributed a conversation to when it
+    /// processed it (`None`: not processed yet, or no caller identity).
+    /// Other views of the calls (the operator's call index) use it so that
+    /// they attribute calls exactly as memories are.
+    ///
+    /// # Errors
+    /// When the record exists but cannot be read.
+    pub fn recorded_caller(
+        &self,
+        conversation: &ConversationId,
+    ) -> io::Result<Option<PhoneNumber>> {
+        Ok(self
+            .caller_of(conversation)?
+            .and_then(|raw| PhoneNumber::parse(&raw).ok()))
     }
 
     /// The caller recorded for a conversation, if any.

@@ -568,9 +568,21 @@ async fn forget_deletes_nothing_when_the_store_fails() {
     assert_eq!(all_memories(&h.store, MARGARET).await.len(), 1);
 }
 
-/// Records what it is told, for the observer tests.
-#[derive(Default)]
-struct Recorder(std::sync::Mutex<Vec<(String, String, bool)>>);
+/// Records what it is told and what held at that moment.
+struct Recorder {
+    store: InMemoryStore,
+    payloads: PayloadStore,
+    told: std::sync::Mutex<Vec<Told>>,
+}
+
+#[derive(Debug, PartialEq)]
+struct Told {
+    conversation: String,
+    kind: String,
+    event_exists: bool,
+    memories_then: usize,
+    caller_then: Option<PhoneNumber>,
+}
 
 #[async_trait]
 impl recall_service::EventObserver for Recorder {
@@ -580,23 +592,27 @@ impl recall_service::EventObserver for Recorder {
         kind: &recall_model::WebhookType,
         event: &std::path::Path,
     ) {
-        self.0.lock().unwrap().push((
-            conversation.as_str().to_owned(),
-            kind.to_string(),
-            event.exists(),
-        ));
+        self.told.lock().unwrap().push(Told {
+            conversation: conversation.as_str().to_owned(),
+            kind: kind.to_string(),
+            event_exists: event.exists(),
+            memories_then: self.store.total_memories(),
+            caller_then: self.payloads.recorded_caller(conversation).unwrap(),
+        });
     }
 }
 
 #[tokio::test]
-async fn the_observer_hears_of_an_event_only_once_its_memories_are_written() {
+async fn the_observer_hears_of_an_event_only_once_its_memories_and_caller_are_written() {
     let h = Harness::new();
-    let recorder = Arc::new(Recorder::default());
+    let recorder = Arc::new(Recorder {
+        store: h.store.clone(),
+        payloads: h.service.payloads().clone(),
+        told: std::sync::Mutex::default(),
+    });
     assert!(h.service.set_observer(recorder.clone()).is_ok());
     assert!(
-        h.service
-            .set_observer(Arc::new(Recorder::default()))
-            .is_err(),
+        h.service.set_observer(recorder.clone()).is_err(),
         "a second observer must be refused"
     );
 
@@ -605,7 +621,7 @@ async fn the_observer_hears_of_an_event_only_once_its_memories_are_written() {
     h.service.ingest_bytes(&call.body()).await.unwrap();
     h.service.process_pending().await;
     assert!(
-        recorder.0.lock().unwrap().is_empty(),
+        recorder.told.lock().unwrap().is_empty(),
         "told of an event whose memories are not written"
     );
 
@@ -613,18 +629,13 @@ async fn the_observer_hears_of_an_event_only_once_its_memories_are_written() {
     let report = h.service.replay(None).await.unwrap();
     assert_eq!(report.processed, 1, "{report:?}");
     assert_eq!(
-        *recorder.0.lock().unwrap(),
-        [(
-            "conv_observed".to_owned(),
-            "post_call_transcription".to_owned(),
-            true
-        )]
-    );
-    assert!(
-        all_memories(&h.store, MARGARET)
-            .await
-            .iter()
-            .any(|m| m.content == "Caller's first_name: Margaret"),
-        "the observer was told before the memories were written"
+        *recorder.told.lock().unwrap(),
+        [Told {
+            conversation: "conv_observed".to_owned(),
+            kind: "post_call_transcription".to_owned(),
+            event_exists: true,
+            memories_then: 1,
+            caller_then: Some(phone(MARGARET)),
+        }]
     );
 }

@@ -177,6 +177,15 @@ pub async fn open_index(config: &crate::config::Config) -> anyhow::Result<CallIn
     Ok(index)
 }
 
+/// Makes `service` record every processed event in `index` (see
+/// [`IndexObserver`]); call it before the service's worker starts.
+pub fn index_processed_events(service: &recall_service::Service, index: CallIndex) {
+    let observer = IndexObserver::new(index, service.payloads().clone());
+    if service.set_observer(std::sync::Arc::new(observer)).is_err() {
+        tracing::warn!("the service already has an observer; the call index is not updated");
+    }
+}
+
 /// Keeps the call index up to date: the service tells it of each event once
 /// processed (off the webhook's request path, at least once, again after a
 /// crash), and it records the event. Failures are logged, never fatal:
@@ -184,12 +193,14 @@ pub async fn open_index(config: &crate::config::Config) -> anyhow::Result<CallIn
 #[derive(Clone, Debug)]
 pub struct IndexObserver {
     index: CallIndex,
+    payloads: recall_service::PayloadStore,
 }
 
 impl IndexObserver {
-    /// An observer recording into `index`.
-    pub fn new(index: CallIndex) -> Self {
-        Self { index }
+    /// An observer recording into `index` the events of `payloads`,
+    /// attributed to the caller the service decided.
+    pub fn new(index: CallIndex, payloads: recall_service::PayloadStore) -> Self {
+        Self { index, payloads }
     }
 }
 
@@ -206,9 +217,17 @@ impl recall_service::EventObserver for IndexObserver {
         let result = match kind {
             "post_call_audio" => index.record_audio(conversation).await,
             "post_call_transcription" | "call_initiation_failure" => {
+                // Processed before we are told: the caller is decided.
+                let caller = self
+                    .payloads
+                    .recorded_caller(conversation)
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "cannot read the recorded caller");
+                        None
+                    });
                 match tokio::fs::read(event).await {
                     Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
-                        Ok(event) => index.record_event(&event).await,
+                        Ok(event) => index.record_event_for(&event, caller.as_ref()).await,
                         Err(e) => Err(recall_calls::CallsError::InvalidEvent(e.to_string())),
                     },
                     Err(source) => Err(recall_calls::CallsError::Io {
