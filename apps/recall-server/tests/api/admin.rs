@@ -1,5 +1,5 @@
 //! The operator read API over real HTTP: access, every route, paging,
-//! bad parameters, erasing a caller, and the index kept at ingest.
+//! bad parameters, erasing a caller, and the index kept by the worker.
 
 use base64::Engine as _;
 use serde_json::{Value, json};
