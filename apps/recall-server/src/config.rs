@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -1286,11 +1286,6 @@ fn openmemory_url(text: &str) -> Result<String, ConfigError> {
         }
         _ => Err(ConfigError::invalid("openmemory_url", text, allowed)),
     }
-}
-
-/// Whether an address is on this machine only.
-pub fn is_loopback(ip: IpAddr) -> bool {
-    ip.is_loopback()
 }
 
 #[cfg(test)]

@@ -68,11 +68,6 @@ impl ApiError {
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
-
-    /// The machine-readable code.
-    pub fn code(&self) -> &'static str {
-        self.code
-    }
 }
 
 impl std::fmt::Display for ApiError {

@@ -19,9 +19,10 @@ use recall_service::Service;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// The route pattern (`/webhook/post-call`) or `other`.
-    pub route: String,
-    /// The HTTP method.
-    pub method: String,
+    pub route: &'static str,
+    /// The HTTP method (`OTHER` for any but the standard ones, so that
+    /// invented methods cannot grow the label sets).
+    pub method: &'static str,
     /// The status code.
     pub status: u16,
 }
@@ -30,7 +31,7 @@ pub struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     /// The route pattern or `other`.
-    pub route: String,
+    pub route: &'static str,
 }
 
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
@@ -78,18 +79,16 @@ impl Metrics {
     }
 
     /// Records one answered request.
-    pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+    pub fn observe(&self, route: &'static str, method: &'static str, status: u16, seconds: f64) {
         self.requests
             .get_or_create(&RequestLabels {
-                route: route.to_owned(),
-                method: method.to_owned(),
+                route,
+                method,
                 status,
             })
             .inc();
         self.latency
-            .get_or_create(&RouteLabels {
-                route: route.to_owned(),
-            })
+            .get_or_create(&RouteLabels { route })
             .observe(seconds);
     }
 

@@ -111,6 +111,24 @@ const KNOWN_ROUTES: &[&str] = &[
     "/metrics",
 ];
 
+/// The method as a metrics and log label: the standard methods by name,
+/// anything else `OTHER`.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
 /// Middleware around every request: one span (with the conversation id
 /// once a handler knows it), the client-IP allowlist for the webhooks, and
 /// the request metrics.
@@ -129,7 +147,7 @@ pub async fn observe(
         .copied()
         .find(|r| *r == path)
         .unwrap_or("other");
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let span = tracing::info_span!(
         "request",
         %method,
@@ -187,7 +205,7 @@ pub async fn observe(
     if let Some(state) = &state {
         state
             .metrics
-            .observe(route, &method, status, elapsed.as_secs_f64());
+            .observe(route, method, status, elapsed.as_secs_f64());
     }
     span.in_scope(|| {
         tracing::info!(

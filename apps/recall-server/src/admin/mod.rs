@@ -88,8 +88,7 @@ impl AdminState {
 /// Registers `/openapi.json` always, and `/api/*` and `/dashboard` when a
 /// token is configured. Call it before the app's default service.
 pub fn configure(cfg: &mut web::ServiceConfig, state: AdminState) {
-    cfg.app_data(web::Data::new(state.index.clone()))
-        .service(web::resource("/openapi.json").route(web::get().to(openapi::serve)));
+    cfg.service(web::resource("/openapi.json").route(web::get().to(openapi::serve)));
     if !state.enabled() {
         return;
     }

@@ -72,7 +72,7 @@ pub async fn post_call(
             Ok(HttpResponse::Ok().json(serde_json::json!({
                 "status": if ack.duplicate { "duplicate" } else { "stored" },
                 "conversation_id": ack.conversation_id.as_str(),
-                "type": ack.event_type.to_string(),
+                "type": ack.event_type.as_str(),
             })))
         }
         Err(IngestError::Invalid(reason)) => {

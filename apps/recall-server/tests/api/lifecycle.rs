@@ -90,6 +90,15 @@ async fn health_ready_and_metrics_answer() {
     assert_eq!(ready.status(), 200);
 
     app.greet(CALLER).await;
+    // An invented method must not become a label set of its own.
+    let invented = reqwest::Method::from_bytes(b"SCANME").unwrap();
+    let odd = app
+        .client
+        .request(invented, app.url("/health"))
+        .send()
+        .await
+        .unwrap();
+    assert!(odd.status().is_client_error(), "{}", odd.status());
     let metrics = app
         .client
         .get(app.url("/metrics"))
@@ -107,6 +116,8 @@ async fn health_ready_and_metrics_answer() {
         metrics.contains("recall_http_request_duration_seconds_bucket"),
         "{metrics}"
     );
+    assert!(!metrics.contains("SCANME"), "{metrics}");
+    assert!(metrics.contains(r#"method="OTHER""#), "{metrics}");
     assert!(
         metrics.contains("recall_post_call_pending_events 0"),
         "{metrics}"
