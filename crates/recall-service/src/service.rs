@@ -1,9 +1,9 @@
 //! The [`Service`]: shared state, ingest and readiness.
 
 use std::collections::HashMap;
-use std::fs;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::{fs, io};
 
 use recall_memory::MemoryStore;
 use recall_model::{ConversationId, WebhookType};
@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::envelope::{BodyError, read_envelope};
 use crate::error::join_error;
-use crate::payload::{TempGuard, persist, sync_dir};
+use crate::payload::{TempGuard, sync_dir};
 use crate::{IngestError, PayloadStore, ServiceConfig, ServiceError, ServiceStats, StagedEvent};
 
 /// Recall's use cases over a [`MemoryStore`] and a [`PayloadStore`]:
@@ -63,8 +63,6 @@ pub(crate) struct Inner {
     pub(crate) wake: Notify,
     /// One processing pass (or replay, or forget) at a time.
     pub(crate) process_lock: tokio::sync::Mutex<()>,
-    /// Makes "exists? then rename" of ingest atomic within this process.
-    pub(crate) ingest_lock: Mutex<()>,
     /// Told of each processed event (see [`Service::set_observer`]).
     pub(crate) observer: std::sync::OnceLock<Arc<dyn crate::EventObserver>>,
 }
@@ -133,7 +131,6 @@ impl Service {
                 next_seq: AtomicU64::new(0),
                 wake: Notify::new(),
                 process_lock: tokio::sync::Mutex::new(()),
-                ingest_lock: Mutex::new(()),
                 observer: std::sync::OnceLock::new(),
             }),
         }
@@ -274,34 +271,33 @@ impl Service {
         let event_type = WebhookType::parse(&envelope.kind);
         let payloads = self.payloads();
         let dir = payloads.conversation_dir(&conversation);
-        let _guard = self
-            .inner
-            .ingest_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if payloads.event_path(&conversation, &envelope.kind).exists() {
-            drop(temp);
-            return Ok((
-                IngestAck {
-                    conversation_id: conversation,
-                    event_type,
-                    duplicate: true,
-                },
-                false,
-            ));
+        match fs::create_dir(&dir) {
+            Ok(()) => sync_dir(payloads.root())?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e.into()),
         }
-        if !dir.exists() {
-            fs::create_dir(&dir)?;
-            sync_dir(payloads.root())?;
+        // Published with a hard link, which fails atomically when the name
+        // exists: two deliveries of one event race safely without a lock,
+        // and no acknowledgement waits on another's fsync.
+        let stored = payloads.event_path(&conversation, &envelope.kind);
+        let duplicate = match fs::hard_link(temp.path(), &stored) {
+            Ok(()) => false,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => true,
+            Err(e) => return Err(e.into()),
+        };
+        // The staged name goes either way (a stray one left by a crash here
+        // is removed at start-up); the new name is made durable.
+        drop(temp);
+        if !duplicate {
+            sync_dir(&dir)?;
         }
-        persist(temp, &dir, &format!("{}.json", envelope.kind))?;
         Ok((
             IngestAck {
                 conversation_id: conversation,
                 event_type,
-                duplicate: false,
+                duplicate,
             },
-            true,
+            !duplicate,
         ))
     }
 

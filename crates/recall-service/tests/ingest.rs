@@ -342,3 +342,44 @@ async fn bodies_left_half_received_by_a_crash_are_removed_at_start_up() {
     assert_eq!(restarted.process_pending().await, Default::default());
     assert!(restarted.ready().await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_deliveries_store_each_event_exactly_once() {
+    let h = Harness::new();
+    let same = Call::new("conv_raced", MARGARET)
+        .fact("first_name", "Margaret")
+        .body();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let service = h.service.clone();
+        // Half redeliver one event, half deliver events of their own.
+        let body = if i % 2 == 0 {
+            same.clone()
+        } else {
+            Call::new(&format!("conv_own_{i}"), MARGARET).body()
+        };
+        tasks.push(tokio::spawn(
+            async move { service.ingest_bytes(&body).await },
+        ));
+    }
+    let mut stored_raced = 0;
+    let mut stored_own = 0;
+    for task in tasks {
+        let ack = task.await.unwrap().unwrap();
+        if ack.duplicate {
+            continue;
+        }
+        if ack.conversation_id.as_str() == "conv_raced" {
+            stored_raced += 1;
+        } else {
+            stored_own += 1;
+        }
+    }
+    assert_eq!(stored_raced, 1, "one of eight racing deliveries is stored");
+    assert_eq!(stored_own, 8, "every distinct event is stored");
+    assert_eq!(
+        files_in(&h.dir.path().join("_incoming")),
+        Vec::<String>::new(),
+        "no staged file is left behind"
+    );
+}
