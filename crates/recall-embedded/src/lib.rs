@@ -43,9 +43,10 @@
 //! # }
 //! ```
 
+mod bm25;
 mod error;
-mod rank;
 mod schema;
+mod search;
 mod store;
 mod text;
 

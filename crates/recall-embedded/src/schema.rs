@@ -13,7 +13,7 @@ use crate::OpenError;
 pub(crate) const APPLICATION_ID: i64 = 0x5245_434C;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migrations, in order: `MIGRATIONS[i]` takes the schema from version
 /// `i` to `i + 1`. Each runs in the same transaction as the version bump.
@@ -65,6 +65,16 @@ const MIGRATIONS: &[&str] = &[
     -- Merge index segments eagerly (pairs rather than FTS5's default of
     -- fours): searches seek once per segment, writes are small and many.
     INSERT INTO memories_fts (memories_fts, rank) VALUES ('automerge', 2);
+    "#,
+    // 1 -> 2: each memory's embedding, apart from its row so that a scan
+    // of one caller's vectors reads small, contiguous rows. `model` is the
+    // embedder's tag: vectors of another model are rebuilt by a backfill.
+    r#"
+    CREATE TABLE vectors (
+        id    INTEGER PRIMARY KEY,
+        model INTEGER NOT NULL,
+        v     BLOB    NOT NULL
+    );
     "#,
 ];
 

@@ -1,15 +1,15 @@
 //! [`EmbeddedStore`]: the [`MemoryStore`] on a SQLite file.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
+use recall_memory::embed::Embedding;
 use recall_memory::{
-    AddOutcome, Fact, FactKey, IdempotencyKey, ListRequest, Memory, MemoryError, MemoryFilter,
-    MemoryId, MemoryPage, MemoryStore, MemoryUpdate, NewMemory, ScoredMemory, SearchQuery,
-    UserProfile,
+    AddOutcome, EmbeddingBacklog, EmbeddingTask, Fact, FactKey, IdempotencyKey, ListRequest,
+    Memory, MemoryError, MemoryId, MemoryPage, MemoryStore, MemoryUpdate, ModelTag, NewMemory,
+    ScoredMemory, SearchQuery, UserProfile,
 };
 use recall_model::{
     AgentId, ConversationId, DecayLambda, MemorySector, PhoneNumber, Salience, UnixTimestamp,
@@ -18,7 +18,8 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 
 use crate::error::memory_error;
 use crate::schema::{self, EmbeddedOptions};
-use crate::{OpenError, rank, text};
+use crate::search::search_blocking;
+use crate::{OpenError, text};
 
 /// Bits of a row id that number a caller's memories; the bits above
 /// number the caller. Each caller's memories thus occupy one contiguous
@@ -26,19 +27,10 @@ use crate::{OpenError, rank, text};
 const SEQ_BITS: u32 = 32;
 /// The largest per-caller sequence number.
 const MAX_SEQ: i64 = (1 << SEQ_BITS) - 1;
-/// The most memories one query term contributes to a search: the
-/// caller's newest memories holding it. Bounds the work of a search for a
-/// caller with many memories and a common word.
-const MAX_TERM_ROWS: i64 = 250;
-/// How much further a filtered search looks per term.
-const FILTERED_TERM_ROWS_FACTOR: i64 = 8;
-/// The most candidates passing the filter that a search scores: those
-/// with the best text match, the newest first among equals.
-const MAX_SCORED: usize = 200;
 
 /// Columns read to rebuild a [`Memory`], in the order [`memory_from_row`]
 /// expects.
-const MEMORY_COLUMNS: &str = "id, content, sector, salience, decay_lambda, tags, metadata, \
+pub(crate) const MEMORY_COLUMNS: &str = "id, content, sector, salience, decay_lambda, tags, metadata, \
      agent_id, conversation_id, fact_key, fact_value, fact_is_name, created_at, updated_at";
 
 /// Recall's default memory store: one SQLite file on local disk (WAL
@@ -96,19 +88,19 @@ struct Inner {
 
 /// A caller's row in `users`.
 #[derive(Clone, Copy, Debug)]
-struct UserRow {
-    slot: i64,
+pub(crate) struct UserRow {
+    pub(crate) slot: i64,
     next_seq: i64,
-    memory_count: i64,
-    token_total: i64,
+    pub(crate) memory_count: i64,
+    pub(crate) token_total: i64,
 }
 
 impl UserRow {
-    fn first_id(self) -> i64 {
+    pub(crate) fn first_id(self) -> i64 {
         self.slot << SEQ_BITS
     }
 
-    fn last_id(self) -> i64 {
+    pub(crate) fn last_id(self) -> i64 {
         (self.slot << SEQ_BITS) | MAX_SEQ
     }
 
@@ -269,7 +261,7 @@ impl Inner {
     }
 }
 
-fn corrupt(what: impl std::fmt::Display) -> MemoryError {
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> MemoryError {
     MemoryError::Internal(format!("embedded store: unreadable row: {what}"))
 }
 
@@ -294,7 +286,10 @@ fn validate_new(memory: &NewMemory, index: Option<usize>) -> Result<(), MemoryEr
     })
 }
 
-fn load_user(tx: &Connection, user: &PhoneNumber) -> Result<Option<UserRow>, MemoryError> {
+pub(crate) fn load_user(
+    tx: &Connection,
+    user: &PhoneNumber,
+) -> Result<Option<UserRow>, MemoryError> {
     tx.prepare_cached(
         "SELECT slot, next_seq, memory_count, token_total FROM users WHERE phone = ?1",
     )
@@ -339,7 +334,7 @@ fn save_user(tx: &Connection, row: UserRow) -> Result<(), MemoryError> {
     Ok(())
 }
 
-fn memory_from_row(user: &PhoneNumber, r: &Row<'_>) -> Result<Memory, MemoryError> {
+pub(crate) fn memory_from_row(user: &PhoneNumber, r: &Row<'_>) -> Result<Memory, MemoryError> {
     let get = |e: rusqlite::Error| corrupt(e);
     let id: i64 = r.get(0).map_err(get)?;
     let sector: String = r.get(2).map_err(get)?;
@@ -448,8 +443,24 @@ fn delete_row(
     tx.prepare_cached("DELETE FROM memories_fts WHERE rowid = ?1")
         .and_then(|mut s| s.execute([id]))
         .map_err(memory_error)?;
+    tx.prepare_cached("DELETE FROM vectors WHERE id = ?1")
+        .and_then(|mut s| s.execute([id]))
+        .map_err(memory_error)?;
     row.memory_count -= 1;
     row.token_total -= n_tokens;
+    Ok(())
+}
+
+fn store_vector(tx: &Connection, id: i64, embedding: &Embedding) -> Result<(), MemoryError> {
+    tx.prepare_cached("INSERT OR REPLACE INTO vectors (id, model, v) VALUES (?1, ?2, ?3)")
+        .and_then(|mut s| {
+            s.execute(params![
+                id,
+                i64::from(embedding.model().get()),
+                embedding.to_bytes()
+            ])
+        })
+        .map_err(memory_error)?;
     Ok(())
 }
 
@@ -557,6 +568,9 @@ fn add_one(
     })
     .map_err(memory_error)?;
     index(tx, id, &body)?;
+    if let Some(embedding) = &new.embedding {
+        store_vector(tx, id, embedding)?;
+    }
     if let Some(key) = &new.idempotency_key {
         tx.prepare_cached("INSERT INTO idempotency (slot, key, memory_id) VALUES (?1, ?2, ?3)")
             .and_then(|mut s| s.execute(params![row.slot, key.as_str(), id]))
@@ -585,207 +599,6 @@ fn add_one(
     } else {
         AddOutcome::Superseded { memory, replaced }
     })
-}
-
-/// What ranking needs of a candidate memory.
-struct Candidate {
-    id: i64,
-    score: f64,
-    created_at: i64,
-}
-
-/// Best first: higher score, then newer, then later write.
-fn better(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
-    b.score
-        .total_cmp(&a.score)
-        .then(b.created_at.cmp(&a.created_at))
-        .then(a.id.cmp(&b.id))
-}
-
-/// Keeps the best `k` candidates.
-struct TopK {
-    k: usize,
-    items: Vec<Candidate>,
-}
-
-impl TopK {
-    fn push(&mut self, c: Candidate) {
-        self.items.push(c);
-        if self.items.len() > self.k * 4 {
-            self.trim();
-        }
-    }
-
-    fn trim(&mut self) {
-        self.items.sort_by(better);
-        self.items.truncate(self.k);
-    }
-
-    /// The score a candidate must beat to enter (once `k` are held).
-    fn threshold(&mut self) -> Option<f64> {
-        if self.items.len() < self.k {
-            return None;
-        }
-        self.trim();
-        self.items.last().map(|c| c.score)
-    }
-}
-
-struct Attributes {
-    sector: MemorySector,
-    salience: f64,
-    decay: DecayLambda,
-    agent: Option<String>,
-    n_tokens: i64,
-    created_at: i64,
-}
-
-fn attributes(tx: &Connection, id: i64) -> Result<Option<Attributes>, MemoryError> {
-    let mut stmt = tx
-        .prepare_cached(
-            "SELECT sector, salience, decay_lambda, agent_id, n_tokens, created_at \
-             FROM memories WHERE id = ?1",
-        )
-        .map_err(memory_error)?;
-    let mut rows = stmt.query([id]).map_err(memory_error)?;
-    let Some(r) = rows.next().map_err(memory_error)? else {
-        return Ok(None);
-    };
-    let sector: String = r.get(0).map_err(corrupt)?;
-    Ok(Some(Attributes {
-        sector: MemorySector::parse(&sector).map_err(corrupt)?,
-        salience: r.get(1).map_err(corrupt)?,
-        decay: DecayLambda::new(r.get(2).map_err(corrupt)?).map_err(corrupt)?,
-        agent: r.get(3).map_err(corrupt)?,
-        n_tokens: r.get(4).map_err(corrupt)?,
-        created_at: r.get(5).map_err(corrupt)?,
-    }))
-}
-
-fn passes(filter: &MemoryFilter, a: &Attributes) -> bool {
-    filter.sector.is_none_or(|s| s == a.sector)
-        && filter.min_salience.is_none_or(|s| a.salience >= s.get())
-        && filter
-            .agent_id
-            .as_ref()
-            .is_none_or(|want| a.agent.as_deref() == Some(want.as_str()))
-}
-
-fn search_blocking(
-    tx: &Connection,
-    user: &PhoneNumber,
-    query: &SearchQuery,
-) -> Result<Vec<ScoredMemory>, MemoryError> {
-    let Some(row) = load_user(tx, user)? else {
-        return Ok(Vec::new());
-    };
-    if row.memory_count <= 0 {
-        return Ok(Vec::new());
-    }
-    let k = query.effective_k();
-    let now = query.now.unwrap_or_else(UnixTimestamp::now).as_secs();
-    let n = row.memory_count as f64;
-    let avg_len = row.token_total as f64 / n;
-    let terms = text::query_terms(&query.text);
-
-    // A filter may reject most of a term's newest memories: look further.
-    let term_rows = if query.filter == MemoryFilter::default() {
-        MAX_TERM_ROWS
-    } else {
-        MAX_TERM_ROWS * FILTERED_TERM_ROWS_FACTOR
-    };
-    // Per term: the caller's newest memories holding it.
-    let mut matched: HashMap<i64, Vec<usize>> = HashMap::new();
-    let mut idfs = Vec::with_capacity(terms.len());
-    {
-        let mut stmt = tx
-            .prepare_cached(
-                "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?1 \
-                 AND rowid BETWEEN ?2 AND ?3 LIMIT ?4",
-            )
-            .map_err(memory_error)?;
-        for (t, term) in terms.iter().enumerate() {
-            let ids: Vec<i64> = stmt
-                .query_map(
-                    params![
-                        text::fts_query(term),
-                        row.first_id(),
-                        row.last_id(),
-                        term_rows
-                    ],
-                    |r| r.get(0),
-                )
-                .and_then(Iterator::collect)
-                .map_err(memory_error)?;
-            idfs.push(rank::idf(n, ids.len() as f64));
-            for id in ids {
-                matched.entry(id).or_default().push(t);
-            }
-        }
-    }
-    let best_possible: f64 = idfs.iter().map(|i| rank::max_term_weight(*i)).sum();
-
-    // Candidates in order of their best possible score, so that the scan
-    // can stop once no remaining one can enter the top k.
-    let mut candidates: Vec<(f64, i64)> = matched
-        .iter()
-        .map(|(id, ts)| {
-            let bound = ts.iter().map(|t| rank::max_term_weight(idfs[*t])).sum();
-            (bound, *id)
-        })
-        .collect();
-    // Best bound first; among equal bounds, the newest write first.
-    candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-
-    let mut top = TopK {
-        k,
-        items: Vec::with_capacity(k * 4 + 1),
-    };
-    let (mut scored, mut examined) = (0usize, 0usize);
-    for (bound, id) in candidates {
-        if scored >= MAX_SCORED {
-            break;
-        }
-        examined += 1;
-        if examined.is_multiple_of(16)
-            && let Some(threshold) = top.threshold()
-            && bound / best_possible * rank::MAX_SECTOR_WEIGHT < threshold
-        {
-            break;
-        }
-        let Some(a) = attributes(tx, id)? else {
-            continue;
-        };
-        if !passes(&query.filter, &a) {
-            continue;
-        }
-        scored += 1;
-        let len = a.n_tokens as f64;
-        let text_score: f64 = matched[&id]
-            .iter()
-            .map(|t| rank::term_weight(idfs[*t], len, avg_len))
-            .sum();
-        let relevance = text_score / best_possible;
-        let score = relevance
-            * rank::sector_weight(a.sector)
-            * rank::importance(a.salience, a.decay.factor(now - a.created_at));
-        top.push(Candidate {
-            id,
-            score,
-            created_at: a.created_at,
-        });
-    }
-    top.trim();
-    let mut out = Vec::with_capacity(top.items.len());
-    for c in top.items {
-        if let Some(memory) = load_memory(tx, user, c.id)? {
-            out.push(ScoredMemory {
-                memory,
-                score: c.score,
-            });
-        }
-    }
-    Ok(out)
 }
 
 /// A list cursor: the position after the last item of a page.
@@ -859,7 +672,8 @@ fn update_blocking(
 ) -> Result<Memory, MemoryError> {
     update.validate()?;
     let (mut row, raw, mut memory) = owned_memory(tx, user, load_user(tx, user)?, id)?;
-    let reindex = update.content.is_some() || update.tags.is_some();
+    let content_changed = update.content.is_some();
+    let reindex = content_changed || update.tags.is_some();
     update.apply_to(&mut memory);
     let (body, n_tokens) = body_of(&memory.content, &memory.tags, memory.fact.as_ref());
     let old_tokens: i64 = tx
@@ -888,6 +702,12 @@ fn update_blocking(
             .map_err(memory_error)?;
         index(tx, raw, &body)?;
     }
+    if content_changed {
+        // The embedding described the old content; the backfill makes a new one.
+        tx.prepare_cached("DELETE FROM vectors WHERE id = ?1")
+            .and_then(|mut s| s.execute([raw]))
+            .map_err(memory_error)?;
+    }
     row.token_total += n_tokens - old_tokens;
     save_user(tx, row)?;
     Ok(memory)
@@ -909,6 +729,11 @@ fn erase_blocking(tx: &Connection, user: &PhoneNumber) -> Result<u64, MemoryErro
             del.execute([id]).map_err(memory_error)?;
         }
     }
+    tx.execute(
+        "DELETE FROM vectors WHERE id BETWEEN ?1 AND ?2",
+        [row.first_id(), row.last_id()],
+    )
+    .map_err(memory_error)?;
     let erased = tx
         .execute("DELETE FROM memories WHERE slot = ?1", [row.slot])
         .map_err(memory_error)?;
@@ -1090,6 +915,74 @@ impl MemoryStore for EmbeddedStore {
         let user = user.clone();
         self.run(move |inner| inner.read(|tx| profile_blocking(tx, &user)))
             .await
+    }
+
+    async fn embedding_backlog(
+        &self,
+        model: ModelTag,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<EmbeddingBacklog, MemoryError> {
+        let after: i64 = match cursor {
+            None => 0,
+            Some(c) => c.parse().map_err(|_| {
+                MemoryError::Rejected("cursor: not a backlog cursor this store issued".into())
+            })?,
+        };
+        let limit = limit.clamp(1, 10_000);
+        self.run(move |inner| {
+            inner.read(|tx| {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT m.id, m.content, u.phone FROM memories m \
+                         JOIN users u ON u.slot = m.slot \
+                         LEFT JOIN vectors v ON v.id = m.id \
+                         WHERE m.id > ?1 AND (v.id IS NULL OR v.model != ?2) \
+                         ORDER BY m.id LIMIT ?3",
+                    )
+                    .map_err(memory_error)?;
+                let rows: Vec<(i64, String, String)> = stmt
+                    .query_map(
+                        params![after, i64::from(model.get()), limit as i64 + 1],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .and_then(Iterator::collect)
+                    .map_err(memory_error)?;
+                let more = rows.len() > limit;
+                let mut tasks = Vec::with_capacity(limit);
+                let mut last = after;
+                for (id, content, phone) in rows.into_iter().take(limit) {
+                    last = id;
+                    tasks.push(EmbeddingTask {
+                        user: PhoneNumber::parse(&phone).map_err(corrupt)?,
+                        id: format_id(id),
+                        content,
+                    });
+                }
+                Ok(EmbeddingBacklog {
+                    tasks,
+                    next_cursor: more.then(|| last.to_string()),
+                })
+            })
+        })
+        .await
+    }
+
+    async fn set_embedding(
+        &self,
+        user: &PhoneNumber,
+        id: &MemoryId,
+        embedding: Embedding,
+    ) -> Result<(), MemoryError> {
+        let user = user.clone();
+        let id = id.clone();
+        self.run(move |inner| {
+            inner.write(|tx| {
+                let (_, raw, _) = owned_memory(tx, &user, load_user(tx, &user)?, &id)?;
+                store_vector(tx, raw, &embedding)
+            })
+        })
+        .await
     }
 
     async fn health(&self) -> Result<(), MemoryError> {

@@ -56,12 +56,19 @@ async fn stems_and_prefixes_match_other_forms_of_a_word() {
     ] {
         store.add(&me, m).await.unwrap();
     }
+    // Every memory comes back (the best k), those sharing a word first.
     let hits = search(&store, &me, "did we talk about refinance").await;
-    assert_eq!(hits.len(), 2, "{hits:?}");
-    assert!(hits[0].contains("refinancing") || hits[1].contains("refinancing"));
-    assert!(hits.iter().any(|h| h.contains("talked")));
-    assert_eq!(search(&store, &me, "penalties").await.len(), 1);
-    assert!(search(&store, &me, "savings").await.is_empty());
+    assert_eq!(hits.len(), 3, "{hits:?}");
+    assert!(hits[0].contains("refinancing"), "{hits:?}");
+    assert!(hits[1].contains("talked"), "{hits:?}");
+    assert!(search(&store, &me, "penalties").await[0].contains("penalty"));
+    // Nothing in common: still answered, with scores that say so.
+    let unrelated = store
+        .search(&me, &SearchQuery::new("savings", 5).at(now()))
+        .await
+        .unwrap();
+    assert_eq!(unrelated.len(), 3);
+    assert!(unrelated.iter().all(|r| r.score < 0.05), "{unrelated:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,14 +137,8 @@ async fn fts_syntax_in_user_text_is_searched_as_words_never_run() {
             .await;
         assert!(result.is_ok(), "query {query:?} failed: {result:?}");
     }
-    assert_eq!(
-        search(&store, &me, "NEAR(deal)").await,
-        vec![tricky.to_owned()]
-    );
-    assert_eq!(
-        search(&store, &me, "DROP TABLE").await,
-        vec![tricky.to_owned()]
-    );
+    assert_eq!(search(&store, &me, "NEAR(deal)").await[0], tricky);
+    assert_eq!(search(&store, &me, "DROP TABLE").await[0], tricky);
     // The table is still there and whole.
     assert_eq!(store.profile(&me).await.unwrap().memory_count, 2);
 }

@@ -33,6 +33,8 @@ use recall_model::{
 };
 use serde_json::json;
 
+use crate::embed::{Embedding, ModelTag};
+use crate::rank::{Candidate, rank};
 use crate::store::{
     AddOutcome, Fact, FactKey, IdempotencyKey, ListRequest, MAX_CONTENT_LEN, Memory, MemoryError,
     MemoryFilter, MemoryId, MemoryStore, MemoryUpdate, Metadata, NewMemory, SearchQuery,
@@ -68,6 +70,9 @@ pub async fn run_all<S: MemoryStore + ?Sized>(store: &S) {
     idempotency_survives_supersession(store).await;
     add_batch_applies_rules_in_order(store).await;
     rejected_input_changes_nothing(store).await;
+    search_ranks_as_the_shared_ranking(store).await;
+    search_answers_by_intent(store).await;
+    embeddings_are_kept_and_backfilled(store).await;
 }
 
 // ---------------------------------------------------------------- helpers
@@ -740,6 +745,316 @@ pub async fn search_applies_filters<S: MemoryStore + ?Sized>(store: &S) {
     erase(store, &[&user]).await;
 }
 
+/// The model tag of the suite's hand-made embeddings.
+fn suite_model() -> ModelTag {
+    ModelTag::of("recall-conformance/topics-v1")
+}
+
+/// A hand-made embedding over eight topics: mortgage, garden, dog,
+/// travel, health, billing, booking, name.
+fn topics(weights: [f32; 8]) -> Embedding {
+    Embedding::new(suite_model(), weights.to_vec()).expect("suite vectors are not zero")
+}
+
+/// One caller's history, with hand-made embeddings: two facts and six
+/// calls spread over a year, the newest a month before the suite's "now".
+struct History {
+    user: PhoneNumber,
+    now: UnixTimestamp,
+    /// Each memory written, with the embedding it was given.
+    written: Vec<(Memory, Embedding)>,
+}
+
+impl History {
+    fn id(&self, needle: &str) -> MemoryId {
+        self.written
+            .iter()
+            .find(|(m, _)| m.content.contains(needle))
+            .map(|(m, _)| m.id.clone())
+            .unwrap_or_else(|| panic!("suite memory {needle:?} exists"))
+    }
+
+    /// The shared ranking's answer for `query` over the whole history.
+    fn expected(&self, query: &SearchQuery) -> Vec<MemoryId> {
+        let candidates = self
+            .written
+            .iter()
+            .map(|(m, e)| Candidate::with_vector(m.clone(), Some(&e.to_bytes())))
+            .collect();
+        rank(query, candidates)
+            .into_iter()
+            .map(|r| r.memory.id)
+            .collect()
+    }
+}
+
+async fn write_history<S: MemoryStore + ?Sized>(store: &S) -> History {
+    const DAY: i64 = 86_400;
+    let user = fresh_user();
+    let now = UnixTimestamp::from_secs(1_796_058_000).expect("a valid time");
+    let at = |days: i64| before(now, days * DAY);
+    let fact_memory = |key: &str, value: &str, is_name: bool, days: i64| {
+        NewMemory::new(format!("Caller's {key}: {value}"), MemorySector::Semantic)
+            .salience(Salience::HIGH)
+            .decay(DecayLambda::PERMANENT)
+            .fact(fact(key, value, is_name))
+            .occurred_at(at(days))
+    };
+    let call = |content: &str, days: i64| {
+        NewMemory::new(content, MemorySector::Episodic)
+            .salience(Salience::MEDIUM)
+            .occurred_at(at(days))
+    };
+    let memories = [
+        (
+            fact_memory("first_name", "Rosa", true, 360),
+            topics([0., 0., 0., 0., 0., 0., 0., 1.]),
+        ),
+        (
+            fact_memory("home_city", "Leeds", false, 200),
+            topics([0.1, 0., 0., 0.2, 0., 0., 0., 0.]),
+        ),
+        (
+            call("Rosa asked how to treat black spot on her roses", 30),
+            topics([0., 1., 0., 0., 0.1, 0., 0., 0.1]),
+        ),
+        (
+            call("Rosa booked a table for four at the harbour restaurant", 60),
+            topics([0., 0., 0., 0.2, 0., 0.1, 1., 0.1]),
+        ),
+        (
+            call(
+                "Rosa asked about refinancing the mortgage on the house",
+                120,
+            ),
+            topics([1., 0., 0., 0., 0., 0.3, 0., 0.1]),
+        ),
+        (
+            call("Rosa said the dog Biscuit needs his vaccinations", 200),
+            topics([0., 0., 1., 0., 0.5, 0., 0.1, 0.1]),
+        ),
+        (
+            call("Rosa disputed a late fee on the March statement", 250),
+            topics([0.2, 0., 0., 0., 0., 1., 0., 0.1]),
+        ),
+        (
+            call("Rosa first called to open an account", 350),
+            topics([0.3, 0., 0., 0., 0., 0.5, 0.2, 0.1]),
+        ),
+    ];
+    let mut written = Vec::new();
+    for (new, embedding) in memories {
+        let m = create(store, &user, new.embedding(embedding.clone())).await;
+        written.push((m, embedding));
+    }
+    History { user, now, written }
+}
+
+/// `search` answers exactly what the shared ranking ([`crate::rank`])
+/// answers over the caller's memories and their embeddings: same
+/// memories, same order. No store ranks better or worse than another.
+pub async fn search_ranks_as_the_shared_ranking<S: MemoryStore + ?Sized>(store: &S) {
+    let h = write_history(store).await;
+    let questions: [(&str, Option<[f32; 8]>); 7] = [
+        ("refinance", None),
+        (
+            "what was wrong with her flowers",
+            Some([0., 1., 0., 0., 0., 0., 0., 0.]),
+        ),
+        (
+            "what was her most recent call about",
+            Some([0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]),
+        ),
+        ("the first time she called", None),
+        (
+            "where does she live",
+            Some([0., 0., 0., 0.1, 0., 0., 0., 0.]),
+        ),
+        (
+            "what did Rosa book",
+            Some([0., 0., 0., 0., 0., 0., 1., 0.8]),
+        ),
+        ("🌹🌹", None),
+    ];
+    for (text, vector) in questions {
+        let mut query = SearchQuery::new(text, 5).at(h.now);
+        if let Some(v) = vector {
+            query = query.vector(topics(v));
+        }
+        let expected = h.expected(&query);
+        let found = search_ids(store, &h.user, &query).await;
+        rule!(
+            found == expected,
+            "search must answer as the shared ranking does: for {text:?} expected {expected:?}, got {found:?}"
+        );
+    }
+    erase(store, &[&h.user]).await;
+}
+
+/// `search` answers what the question asks: by meaning without shared
+/// words, by call time for "the last call" and "the first time", by the
+/// profile fact for "where does she live", never with the name fact for
+/// a question that only mentions the name, and never an empty list while
+/// the caller has memories.
+pub async fn search_answers_by_intent<S: MemoryStore + ?Sized>(store: &S) {
+    let h = write_history(store).await;
+    let first = |text: &str, vector: Option<[f32; 8]>| {
+        let mut query = SearchQuery::new(text, 5).at(h.now);
+        if let Some(v) = vector {
+            query = query.vector(topics(v));
+        }
+        query
+    };
+    let cases = [
+        (
+            first(
+                "what was wrong with her flowers",
+                Some([0., 1., 0., 0., 0., 0., 0., 0.]),
+            ),
+            "black spot",
+        ),
+        (
+            first("what was her most recent call about", None),
+            "black spot",
+        ),
+        (first("two calls ago", None), "harbour"),
+        (first("the first time she called", None), "open an account"),
+        (first("where does she live", None), "home_city"),
+        (
+            first(
+                "what did Rosa book",
+                Some([0., 0., 0., 0., 0., 0., 1., 0.8]),
+            ),
+            "harbour",
+        ),
+        (first("refinance", None), "mortgage"),
+    ];
+    for (query, answer) in cases {
+        let found = search_ids(store, &h.user, &query).await;
+        rule!(
+            found.first() == Some(&h.id(answer)),
+            "search for {:?} must answer the memory with {answer:?} first, got {found:?}",
+            query.text
+        );
+    }
+    let found = ok(
+        "search",
+        store
+            .search(&h.user, &SearchQuery::new("🌹🌹", 3).at(h.now))
+            .await,
+    );
+    rule!(
+        found.len() == 3,
+        "search must answer the best k even when nothing matches well, got {}",
+        found.len()
+    );
+    rule!(
+        found.iter().all(|r| (0.0..=1.0).contains(&r.score)),
+        "search scores must be from 0 to 1, got {:?}",
+        found.iter().map(|r| r.score).collect::<Vec<_>>()
+    );
+    erase(store, &[&h.user]).await;
+}
+
+/// The caller's memories on the embedding backlog of `model`.
+async fn backlog_of<S: MemoryStore + ?Sized>(
+    store: &S,
+    user: &PhoneNumber,
+    model: ModelTag,
+) -> Vec<(MemoryId, String)> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10_000 {
+        let page = ok(
+            "embedding_backlog",
+            store.embedding_backlog(model, cursor.as_deref(), 100).await,
+        );
+        ids.extend(
+            page.tasks
+                .into_iter()
+                .filter(|t| t.user == *user)
+                .map(|t| (t.id, t.content)),
+        );
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return ids,
+        }
+    }
+    panic!("conformance: embedding_backlog paging must end");
+}
+
+/// A memory's embedding is kept; `embedding_backlog` lists the memories
+/// without one of the model asked (and not those with one), and
+/// `set_embedding` takes a memory off it.
+pub async fn embeddings_are_kept_and_backfilled<S: MemoryStore + ?Sized>(store: &S) {
+    let user = fresh_user();
+    let with = create(
+        store,
+        &user,
+        NewMemory::new(
+            format!("Caller likes tulips {}", nonce()),
+            MemorySector::Semantic,
+        )
+        .embedding(topics([0., 1., 0., 0., 0., 0., 0., 0.])),
+    )
+    .await;
+    let without = create(
+        store,
+        &user,
+        NewMemory::new(
+            format!("Caller likes daisies {}", nonce()),
+            MemorySector::Semantic,
+        ),
+    )
+    .await;
+    let listed = backlog_of(store, &user, suite_model()).await;
+    rule!(
+        listed == [(without.id.clone(), without.content.clone())],
+        "embedding_backlog must list exactly the caller's memory without an embedding ({}), got {listed:?}",
+        without.id
+    );
+    let other_model = ModelTag::of("recall-conformance/another-model");
+    let listed = backlog_of(store, &user, other_model).await;
+    rule!(
+        listed.len() == 2,
+        "embedding_backlog must list memories whose embedding is of another model, got {listed:?}"
+    );
+    ok(
+        "set_embedding",
+        store
+            .set_embedding(
+                &user,
+                &without.id,
+                topics([0., 0.9, 0., 0., 0., 0., 0., 0.1]),
+            )
+            .await,
+    );
+    let listed = backlog_of(store, &user, suite_model()).await;
+    rule!(
+        listed.is_empty(),
+        "a memory given an embedding must leave the backlog, got {listed:?}"
+    );
+    // Both now rank by meaning.
+    let query =
+        SearchQuery::new("spring flowers", 2).vector(topics([0., 1., 0., 0., 0., 0., 0., 0.]));
+    let found = ok("search", store.search(&user, &query).await);
+    rule!(
+        found.len() == 2 && found.iter().all(|r| r.score > 0.0),
+        "memories with embeddings must score by meaning, got {found:?}"
+    );
+    not_found(
+        "set_embedding of another caller's memory",
+        store
+            .set_embedding(
+                &fresh_user(),
+                &with.id,
+                topics([1., 0., 0., 0., 0., 0., 0., 0.]),
+            )
+            .await,
+    );
+    erase(store, &[&user]).await;
+}
+
 /// `list` is newest first by `created_at`, and following `next_cursor`
 /// visits every memory exactly once, in pages of at most `limit`.
 pub async fn list_is_newest_first_and_pages_cover_all_once<S: MemoryStore + ?Sized>(store: &S) {
@@ -1266,9 +1581,10 @@ pub async fn users_are_isolated<S: MemoryStore + ?Sized>(store: &S) {
 
     let found = search_ids(store, &b, &SearchQuery::new("tulips", 10)).await;
     rule!(
-        found == [b_note.id.clone()],
-        "search must see only the caller's memories: expected [{}], got {found:?}",
-        b_note.id
+        found.first() == Some(&b_note.id) && !found.contains(&a_note.id),
+        "search must see only the caller's memories: expected {} first and never {}, got {found:?}",
+        b_note.id,
+        a_note.id
     );
     let listed = list_all(store, &b, &MemoryFilter::default(), 10).await;
     rule!(

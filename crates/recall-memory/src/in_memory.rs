@@ -15,11 +15,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use recall_model::{PhoneNumber, UnixTimestamp};
 
+use crate::embed::{Embedding, ModelTag};
+use crate::rank::{Candidate, rank};
 use crate::store::{
-    AddOutcome, IdempotencyKey, ListRequest, Memory, MemoryError, MemoryId, MemoryPage,
-    MemoryStore, MemoryUpdate, NewMemory, ScoredMemory, SearchQuery, UserProfile,
+    AddOutcome, EmbeddingBacklog, EmbeddingTask, IdempotencyKey, ListRequest, Memory, MemoryError,
+    MemoryId, MemoryPage, MemoryStore, MemoryUpdate, NewMemory, ScoredMemory, SearchQuery,
+    UserProfile,
 };
-use crate::text::{Bm25, terms};
 
 /// A thread-safe [`MemoryStore`] held in memory.
 ///
@@ -30,12 +32,11 @@ use crate::text::{Bm25, terms};
 /// Behaviour beyond the port's rules:
 /// * Ids are `mem_` followed by a simple UUID v4.
 /// * `created_at` is the memory's `occurred_at`, else the time of the write.
-/// * Search ranks by BM25 text relevance (see [`crate::text`]) weighted by
-///   salience decayed to the query's time: `relevance × (0.25 + 0.75 ×
-///   salience × decay)`. A memory that matches no query term is not
-///   returned; a query with no terms (blank, or only words such as `the`)
-///   returns the most salient memories after decay. Ties go to the newer
-///   memory, then to the smaller id.
+/// * Search offers all of the caller's memories to the shared ranking
+///   ([`crate::rank`]), with their embeddings.
+/// * Updating a memory's content drops its embedding (it described the
+///   old content); [`embedding_backlog`](MemoryStore::embedding_backlog)
+///   then lists it.
 /// * An idempotency key stays written when its memory is later superseded
 ///   or deleted, so replaying an old event cannot bring back a fact that
 ///   has since changed; [`erase_user`](MemoryStore::erase_user) forgets
@@ -93,6 +94,8 @@ struct UserMemories {
 struct Entry {
     memory: Memory,
     seq: u64,
+    /// The stored form of its embedding.
+    vector: Option<Vec<u8>>,
 }
 
 impl Entry {
@@ -237,6 +240,7 @@ impl InMemoryStore {
             );
         }
         let now = UnixTimestamp::now();
+        let vector = new.embedding.as_ref().map(Embedding::to_bytes);
         let memory = Memory {
             id: new_id(),
             user_id: user.clone(),
@@ -269,6 +273,7 @@ impl InMemoryStore {
         memories.entries.push(Entry {
             memory: memory.clone(),
             seq,
+            vector,
         });
         if replaced.is_empty() {
             AddOutcome::Created(memory)
@@ -316,47 +321,16 @@ impl MemoryStore for InMemoryStore {
         query: &SearchQuery,
     ) -> Result<Vec<ScoredMemory>, MemoryError> {
         self.enter(false).await?;
-        let now = query.now.unwrap_or_else(UnixTimestamp::now);
-        let query_terms = terms(&query.text);
-        let candidates: Vec<Memory> = self.read(|state| {
+        let candidates: Vec<Candidate> = self.read(|state| {
             state.users.get(user).map_or_else(Vec::new, |u| {
                 u.entries
                     .iter()
                     .filter(|e| query.filter.matches(&e.memory))
-                    .map(|e| e.memory.clone())
+                    .map(|e| Candidate::with_vector(e.memory.clone(), e.vector.as_deref()))
                     .collect()
             })
         });
-        let weight = |m: &Memory| m.weight_at(now);
-        let mut scored: Vec<ScoredMemory> = if query_terms.is_empty() {
-            candidates
-                .into_iter()
-                .map(|memory| ScoredMemory {
-                    score: weight(&memory),
-                    memory,
-                })
-                .collect()
-        } else {
-            let docs: Vec<Vec<String>> = candidates.iter().map(|m| terms(&m.content)).collect();
-            let relevance = Bm25::new(&docs).scores(&query_terms);
-            candidates
-                .into_iter()
-                .zip(relevance)
-                .filter(|(_, r)| *r > 0.0)
-                .map(|(memory, r)| ScoredMemory {
-                    score: r * (0.25 + 0.75 * weight(&memory)),
-                    memory,
-                })
-                .collect()
-        };
-        scored.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then_with(|| b.memory.created_at.cmp(&a.memory.created_at))
-                .then_with(|| a.memory.id.cmp(&b.memory.id))
-        });
-        scored.truncate(query.effective_k());
-        Ok(scored)
+        Ok(rank(query, candidates))
     }
 
     async fn list(
@@ -418,6 +392,9 @@ impl MemoryStore for InMemoryStore {
                 .get_mut(user)
                 .and_then(|u| u.entries.iter_mut().find(|e| e.memory.id == *id))
                 .ok_or_else(|| MemoryError::NotFound(id.clone()))?;
+            if update.content.is_some() {
+                entry.vector = None;
+            }
             update.apply_to(&mut entry.memory);
             Ok(entry.memory.clone())
         })
@@ -466,6 +443,69 @@ impl MemoryStore for InMemoryStore {
 
     async fn health(&self) -> Result<(), MemoryError> {
         self.enter(false).await
+    }
+
+    async fn embedding_backlog(
+        &self,
+        model: ModelTag,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<EmbeddingBacklog, MemoryError> {
+        self.enter(false).await?;
+        let after: u64 = match cursor {
+            None => 0,
+            Some(c) => c.parse::<u64>().map_err(|_| {
+                MemoryError::Rejected("cursor: not a backlog cursor this store issued".into())
+            })?,
+        };
+        let limit = limit.max(1);
+        Ok(self.read(|state| {
+            let mut stale: Vec<(&PhoneNumber, &Entry)> = state
+                .users
+                .iter()
+                .flat_map(|(user, u)| u.entries.iter().map(move |e| (user, e)))
+                .filter(|(_, e)| e.seq >= after)
+                .filter(|(_, e)| {
+                    e.vector
+                        .as_deref()
+                        .is_none_or(|v| Embedding::model_of_bytes(v).ok() != Some(model))
+                })
+                .collect();
+            stale.sort_by_key(|(_, e)| e.seq);
+            let more = stale.len() > limit;
+            stale.truncate(limit);
+            EmbeddingBacklog {
+                next_cursor: more
+                    .then(|| stale.last().map(|(_, e)| (e.seq + 1).to_string()))
+                    .flatten(),
+                tasks: stale
+                    .into_iter()
+                    .map(|(user, e)| EmbeddingTask {
+                        user: user.clone(),
+                        id: e.memory.id.clone(),
+                        content: e.memory.content.clone(),
+                    })
+                    .collect(),
+            }
+        }))
+    }
+
+    async fn set_embedding(
+        &self,
+        user: &PhoneNumber,
+        id: &MemoryId,
+        embedding: Embedding,
+    ) -> Result<(), MemoryError> {
+        self.enter(true).await?;
+        self.write(|state| {
+            let entry = state
+                .users
+                .get_mut(user)
+                .and_then(|u| u.entries.iter_mut().find(|e| e.memory.id == *id))
+                .ok_or_else(|| MemoryError::NotFound(id.clone()))?;
+            entry.vector = Some(embedding.to_bytes());
+            Ok(())
+        })
     }
 }
 

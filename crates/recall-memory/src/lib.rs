@@ -9,7 +9,7 @@
 //!   [`MemoryError`], whose variants say whether to retry.
 //! * [`in_memory`]: [`InMemoryStore`], a thread-safe store held in memory
 //!   with the real rules, plus failure and latency injection for tests.
-//! * `openmemory` (feature `openmemory`, on by default): the OpenMemory
+//! * `openmemory` (feature `openmemory`, off by default): the OpenMemory
 //!   v1.3 HTTP adapter.
 //! * `conformance` (feature `conformance`): the suite of checks every store
 //!   passes; `conformance::run_all(&store).await` runs it on any store.
@@ -64,7 +64,9 @@
 //! # }
 //! ```
 
+pub mod embed;
 pub mod in_memory;
+pub mod rank;
 pub mod store;
 pub mod text;
 
@@ -74,11 +76,13 @@ pub mod openmemory;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use embed::{Embedder, Embedding, ModelTag};
 pub use in_memory::InMemoryStore;
 #[cfg(feature = "openmemory")]
 pub use openmemory::{OpenMemoryConfig, OpenMemoryStore};
 pub use store::{
-    AddOutcome, Fact, FactKey, IdempotencyKey, ListRequest, MAX_CONTENT_LEN, MAX_KEY_LEN,
-    MAX_RESULTS, Memory, MemoryError, MemoryFilter, MemoryId, MemoryPage, MemoryStore,
-    MemoryUpdate, Metadata, NewMemory, ScoredMemory, SearchQuery, UserProfile, validate_content,
+    AddOutcome, EmbeddingBacklog, EmbeddingTask, Fact, FactKey, IdempotencyKey, ListRequest,
+    MAX_CONTENT_LEN, MAX_KEY_LEN, MAX_RESULTS, Memory, MemoryError, MemoryFilter, MemoryId,
+    MemoryPage, MemoryStore, MemoryUpdate, Metadata, NewMemory, QueryEmbedder, ScoredMemory,
+    SearchQuery, UserProfile, validate_content,
 };

@@ -10,6 +10,8 @@ use recall_model::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::embed::{Embedding, ModelTag};
+
 /// Free-form metadata kept with a memory (JSON object).
 pub type Metadata = Map<String, Value>;
 
@@ -132,6 +134,8 @@ pub struct NewMemory {
     pub fact: Option<Fact>,
     /// Set to make the write idempotent.
     pub idempotency_key: Option<IdempotencyKey>,
+    /// The embedding of its content, kept for search by meaning.
+    pub embedding: Option<Embedding>,
 }
 
 impl NewMemory {
@@ -150,6 +154,7 @@ impl NewMemory {
             occurred_at: None,
             fact: None,
             idempotency_key: None,
+            embedding: None,
         }
     }
 
@@ -204,6 +209,12 @@ impl NewMemory {
     /// Makes the write idempotent under `key`.
     pub fn idempotency_key(mut self, key: IdempotencyKey) -> Self {
         self.idempotency_key = Some(key);
+        self
+    }
+
+    /// Sets the embedding of its content.
+    pub fn embedding(mut self, embedding: Embedding) -> Self {
+        self.embedding = Some(embedding);
         self
     }
 
@@ -337,6 +348,25 @@ impl MemoryFilter {
 /// clamped to it.
 pub const MAX_RESULTS: usize = 100;
 
+/// The embedder a query was embedded with, so that the ranking can
+/// embed a variant of the question (without the caller's name). Equal
+/// when it is the same embedder.
+#[derive(Clone, Debug)]
+pub struct QueryEmbedder(pub std::sync::Arc<dyn crate::embed::Embedder>);
+
+impl QueryEmbedder {
+    /// The embedder.
+    pub fn get(&self) -> &dyn crate::embed::Embedder {
+        self.0.as_ref()
+    }
+}
+
+impl PartialEq for QueryEmbedder {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// A text search in one user's memories.
 #[derive(Clone, PartialEq, Debug)]
 pub struct SearchQuery {
@@ -346,8 +376,14 @@ pub struct SearchQuery {
     pub k: usize,
     /// Filters.
     pub filter: MemoryFilter,
-    /// The time decay is computed at; `None` means now.
+    /// The time decay is computed at, and the question is asked at
+    /// ("last week" is the week before it); `None` means now.
     pub now: Option<UnixTimestamp>,
+    /// The embedding of `text`, to rank by meaning; `None` ranks by words
+    /// and intent only.
+    pub vector: Option<Embedding>,
+    /// The embedder that made `vector`, to embed variants of the question.
+    pub embedder: Option<QueryEmbedder>,
 }
 
 impl SearchQuery {
@@ -358,7 +394,21 @@ impl SearchQuery {
             k,
             filter: MemoryFilter::default(),
             now: None,
+            vector: None,
+            embedder: None,
         }
+    }
+
+    /// Sets the embedder that made the question's vector.
+    pub fn embedder(mut self, embedder: std::sync::Arc<dyn crate::embed::Embedder>) -> Self {
+        self.embedder = Some(QueryEmbedder(embedder));
+        self
+    }
+
+    /// Sets the embedding of the question.
+    pub fn vector(mut self, vector: Embedding) -> Self {
+        self.vector = Some(vector);
+        self
     }
 
     /// Sets the filters.
@@ -379,8 +429,9 @@ impl SearchQuery {
     }
 }
 
-/// A search result: the memory and its score (higher is better; scores
-/// are comparable within one result list only).
+/// A search result: the memory and its score, from 0 (nothing in common
+/// with the question) to 1 (a strong match), as the shared ranking
+/// ([`crate::rank`]) computes it.
 #[derive(Clone, PartialEq, Debug)]
 pub struct ScoredMemory {
     /// The memory.
@@ -511,6 +562,27 @@ impl UserProfile {
     }
 }
 
+/// A memory whose embedding is missing, or was made by another model:
+/// work for a backfill.
+#[derive(Clone, PartialEq, Debug)]
+pub struct EmbeddingTask {
+    /// The memory's owner.
+    pub user: PhoneNumber,
+    /// The memory.
+    pub id: MemoryId,
+    /// Its content (what to embed).
+    pub content: String,
+}
+
+/// One page of a store's [`EmbeddingTask`]s.
+#[derive(Clone, PartialEq, Debug, Default)]
+pub struct EmbeddingBacklog {
+    /// The memories to embed.
+    pub tasks: Vec<EmbeddingTask>,
+    /// Opaque cursor of the next page; `None` when this is the last.
+    pub next_cursor: Option<String>,
+}
+
 /// What went wrong, in terms a service can act on.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -631,4 +703,32 @@ pub trait MemoryStore: Send + Sync {
 
     /// Whether the store is reachable and usable.
     async fn health(&self) -> Result<(), MemoryError>;
+
+    /// One page (at most `limit`) of the memories, across callers, whose
+    /// embedding is missing or not of `model`, after `cursor` (the
+    /// previous page's `next_cursor`). Maintenance, not a request path:
+    /// the service backfills embeddings with it at start-up. A store that
+    /// keeps no embeddings answers an empty page (the default).
+    async fn embedding_backlog(
+        &self,
+        model: ModelTag,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<EmbeddingBacklog, MemoryError> {
+        let _ = (model, cursor, limit);
+        Ok(EmbeddingBacklog::default())
+    }
+
+    /// Sets the embedding of one memory of `user` (for a backfill).
+    /// [`MemoryError::NotFound`] when the memory is gone; a store that keeps
+    /// no embeddings ignores it (the default).
+    async fn set_embedding(
+        &self,
+        user: &PhoneNumber,
+        id: &MemoryId,
+        embedding: Embedding,
+    ) -> Result<(), MemoryError> {
+        let _ = (user, id, embedding);
+        Ok(())
+    }
 }

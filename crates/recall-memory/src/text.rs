@@ -27,7 +27,9 @@ const STOP_WORDS: &[&str] = &[
 ];
 
 /// Suffixes stripped by [`stem`], longest first.
-const SUFFIXES: &[&str] = &["ingly", "edly", "ings", "ing", "ed", "es", "s", "e", "ly"];
+const SUFFIXES: &[&str] = &[
+    "ingly", "edly", "ings", "ing", "ies", "ed", "es", "s", "e", "ly", "y",
+];
 
 /// Shortest stem left after stripping a suffix.
 const MIN_STEM: usize = 3;

@@ -31,6 +31,8 @@ enum Flaw {
     RestartsOnForeignCursor,
     StoresBlankContent,
     IgnoresOccurredAt,
+    DropsEmbeddings,
+    RanksNewestFirst,
 }
 
 /// The in-memory store with one rule broken.
@@ -80,6 +82,7 @@ impl MemoryStore for Flawed {
                 memory.content = "(blank)".into();
             }
             Flaw::IgnoresOccurredAt => memory.occurred_at = None,
+            Flaw::DropsEmbeddings => memory.embedding = None,
             _ => {}
         }
         let outcome = self.inner.add(&self.scope(user), memory).await?;
@@ -114,6 +117,14 @@ impl MemoryStore for Flawed {
         let mut found = self.inner.search(&self.scope(user), &query).await?;
         if self.flaw == Flaw::RanksWorstFirst {
             found.reverse();
+        }
+        if self.flaw == Flaw::RanksNewestFirst {
+            // Its own rule: the newest memories, whatever the question.
+            let scores: Vec<f64> = found.iter().map(|r| r.score).collect();
+            found.sort_by_key(|r| std::cmp::Reverse(r.memory.created_at));
+            for (r, s) in found.iter_mut().zip(scores) {
+                r.score = s;
+            }
         }
         for r in &mut found {
             r.memory.user_id = user.clone();
@@ -189,6 +200,24 @@ impl MemoryStore for Flawed {
 
     async fn health(&self) -> Result<(), MemoryError> {
         self.inner.health().await
+    }
+
+    async fn embedding_backlog(
+        &self,
+        model: recall_memory::ModelTag,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<recall_memory::EmbeddingBacklog, MemoryError> {
+        self.inner.embedding_backlog(model, cursor, limit).await
+    }
+
+    async fn set_embedding(
+        &self,
+        user: &PhoneNumber,
+        id: &recall_memory::MemoryId,
+        embedding: recall_memory::Embedding,
+    ) -> Result<(), MemoryError> {
+        self.inner.set_embedding(user, id, embedding).await
     }
 }
 
@@ -289,6 +318,16 @@ async fn catches_more_results_than_k() {
 #[tokio::test]
 async fn catches_results_worst_first() {
     caught(Flaw::RanksWorstFirst, "best first").await;
+}
+
+#[tokio::test]
+async fn catches_embeddings_dropped() {
+    caught(Flaw::DropsEmbeddings, "shared ranking").await;
+}
+
+#[tokio::test]
+async fn catches_a_ranking_of_its_own() {
+    caught(Flaw::RanksNewestFirst, "shared ranking").await;
 }
 
 #[tokio::test]

@@ -129,16 +129,22 @@ pub struct MemoryItem {
         with = "crate::timefmt::rfc3339_option"
     )]
     pub timestamp: Option<UnixTimestamp>,
+    /// How well it answers the question, from 0 (nothing in common) to 1
+    /// (a strong match), so the agent can tell a real answer from the
+    /// closest thing there is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
 }
 
 impl MemoryItem {
-    /// A memory without a timestamp.
+    /// A memory without a timestamp or score.
     pub fn new(content: impl Into<String>, sector: MemorySector, salience: Salience) -> Self {
         Self {
             content: content.into(),
             sector,
             salience,
             timestamp: None,
+            score: None,
         }
     }
 }

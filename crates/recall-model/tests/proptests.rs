@@ -108,12 +108,14 @@ proptest! {
         sector in sector(),
         salience in 0.0f64..=1.0,
         ts in proptest::option::of(0i64..=UnixTimestamp::MAX_SECS),
+        score in proptest::option::of(0u32..=1000),
     ) {
         let item = MemoryItem {
             content,
             sector,
             salience: Salience::new(salience).unwrap(),
             timestamp: ts.map(|s| UnixTimestamp::from_secs(s).unwrap()),
+            score: score.map(|s| f64::from(s) / 1000.0),
         };
         let json = serde_json::to_string(&item).unwrap();
         let back: MemoryItem = serde_json::from_str(&json).unwrap();

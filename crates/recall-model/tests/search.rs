@@ -60,6 +60,7 @@ fn response_is_compact_with_rfc3339_timestamps() {
             sector: MemorySector::Semantic,
             salience: Salience::HIGH,
             timestamp: Some(UnixTimestamp::from_secs(1_739_537_297).unwrap()),
+            score: Some(0.82),
         }],
     };
     let json = serde_json::to_value(&resp).unwrap();
@@ -68,7 +69,7 @@ fn response_is_compact_with_rfc3339_timestamps() {
         json!({
             "profile": {"name": "Angelo", "phone_number": "+16129782029"},
             "memories": [{"content": "Drives a red Volvo", "sector": "semantic",
-                "salience": 0.9, "timestamp": "2025-02-14T12:48:17Z"}]
+                "salience": 0.9, "timestamp": "2025-02-14T12:48:17Z", "score": 0.82}]
         })
     );
     let back: SearchDataResponse = serde_json::from_value(json).unwrap();

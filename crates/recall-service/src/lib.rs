@@ -58,6 +58,7 @@
 //! ```
 
 mod config;
+mod embedding;
 mod envelope;
 mod error;
 mod extract;
@@ -74,11 +75,12 @@ pub use config::{
     ConfigError, DEFAULT_GREETING, DEFAULT_GREETING_WITHOUT_LAST_CALL, DEFAULT_NAME_FIELD_IDS,
     RESERVED_VARIABLES, ServiceConfig,
 };
+pub use embedding::BackfillReport;
 pub use error::{IngestError, SearchError, ServiceError};
 pub use forget::ForgetReport;
 pub use greet::{GreetFallback, GreetOutcome, Greeting};
 pub use observer::EventObserver;
 pub use payload::{EventState, PayloadStore, StagedEvent, StoredEvent};
 pub use process::{ProcessReport, ReplayReport, WorkerHandle};
-pub use service::{IngestAck, Service};
+pub use service::{IngestAck, Service, ServiceBuilder};
 pub use stats::ServiceStats;

@@ -87,6 +87,12 @@ impl Service {
     pub fn spawn_worker(&self) -> WorkerHandle {
         let (stop, mut stopped) = watch::channel(false);
         let service = self.clone();
+        let backfill = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = backfill.backfill_embeddings().await {
+                tracing::warn!(error = %e, "embedding backfill stopped; it resumes at the next start");
+            }
+        });
         let task = tokio::spawn(async move {
             if let Err(e) = service.scan_pending().await {
                 tracing::error!(error = %e, "could not scan the payload store for pending events");
@@ -420,7 +426,7 @@ impl Service {
             return io_retry(&e);
         }
         let memories = call_memories(&data, conversation, event_time, self.config());
-        let memories = if memories.iter().any(|m| m.fact.is_some()) {
+        let mut memories = if memories.iter().any(|m| m.fact.is_some()) {
             match self.fact_times(&caller, conversation).await {
                 Ok(existing) => {
                     let (kept, stale) = drop_stale_facts(memories, &existing);
@@ -444,6 +450,7 @@ impl Service {
                 unchanged: 0,
             };
         }
+        self.embed_memories(&mut memories).await;
         match self.store().add_batch(&caller, memories).await {
             Ok(outcomes) => {
                 let unchanged = outcomes.iter().filter(|o| o.is_duplicate()).count();

@@ -83,7 +83,13 @@ impl Service {
                 )));
             }
         }
-        let query = SearchQuery::new(text, k).filter(filter);
+        let mut query = SearchQuery::new(text, k).filter(filter).at(self.now());
+        if let Some(vector) = self.embed_query(text).await {
+            query = query.vector(vector);
+            if let Some(embedder) = self.embedder() {
+                query = query.embedder(embedder.clone());
+            }
+        }
         let store = self.store();
         let (profile, found) = match store.search_with_profile(&caller, &query).await {
             Ok(both) => both,
@@ -106,6 +112,7 @@ impl Service {
                 sector: scored.memory.sector,
                 salience: scored.memory.salience,
                 timestamp: Some(scored.memory.created_at),
+                score: Some((scored.score * 1000.0).round() / 1000.0),
             })
             .collect::<Vec<_>>();
         tracing::debug!(caller = %caller.masked(), k, found = memories.len(), "memory search");

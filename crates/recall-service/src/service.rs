@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::{fs, io};
 
-use recall_memory::MemoryStore;
-use recall_model::{ConversationId, WebhookType};
+use recall_memory::{Embedder, MemoryStore};
+use recall_model::{ConversationId, UnixTimestamp, WebhookType};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -52,8 +52,14 @@ pub(crate) struct PendingEntry {
     pub(crate) due: Option<Instant>,
 }
 
+/// Where a service reads the time: the system clock, or a fixed time
+/// (for tests and evaluations that ask "last week" of a known day).
+pub(crate) type Clock = Arc<dyn Fn() -> UnixTimestamp + Send + Sync>;
+
 pub(crate) struct Inner {
     pub(crate) store: Arc<dyn MemoryStore>,
+    pub(crate) embedder: Option<Arc<dyn Embedder>>,
+    pub(crate) clock: Option<Clock>,
     pub(crate) payloads: PayloadStore,
     pub(crate) config: ServiceConfig,
     pub(crate) stats: ServiceStats,
@@ -115,17 +121,65 @@ fn check_conversation(raw: &str) -> Result<ConversationId, String> {
     Ok(id)
 }
 
-impl Service {
-    /// A service over `store` and `payloads`. Call
-    /// [`ServiceConfig::validate`] first; start processing with
-    /// [`spawn_worker`](Self::spawn_worker) (or run
-    /// [`process_pending`](Self::process_pending) yourself).
-    pub fn new(store: Arc<dyn MemoryStore>, payloads: PayloadStore, config: ServiceConfig) -> Self {
-        Self {
+/// Builds a [`Service`] with the optional parts: an [`Embedder`] (search
+/// by meaning) and a fixed clock.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use recall_memory::InMemoryStore;
+/// use recall_model::UnixTimestamp;
+/// use recall_service::{PayloadStore, Service, ServiceConfig};
+///
+/// let dir = tempfile::tempdir()?;
+/// let asked_at = UnixTimestamp::from_secs(1_796_058_000)?;
+/// let service = Service::builder(Arc::new(InMemoryStore::new()), PayloadStore::open(dir.path())?)
+///     .config(ServiceConfig::default())
+///     .clock(move || asked_at)
+///     .build();
+/// assert!(service.embedder().is_none());
+/// # Ok(()) }
+/// ```
+pub struct ServiceBuilder {
+    store: Arc<dyn MemoryStore>,
+    payloads: PayloadStore,
+    config: ServiceConfig,
+    embedder: Option<Arc<dyn Embedder>>,
+    clock: Option<Clock>,
+}
+
+impl ServiceBuilder {
+    /// Sets the configuration (default: [`ServiceConfig::default`]).
+    pub fn config(mut self, config: ServiceConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the embedder: memories are embedded when written and questions
+    /// when asked, and search ranks by meaning as well as by words.
+    /// Without one, search ranks by words and intent only.
+    pub fn embedder(mut self, embedder: Arc<dyn Embedder>) -> Self {
+        self.embedder = Some(embedder);
+        self
+    }
+
+    /// Reads the time from `clock` instead of the system clock: the time
+    /// questions are asked at ("last week"), decay is computed at, and
+    /// memories without a call time are dated.
+    pub fn clock(mut self, clock: impl Fn() -> UnixTimestamp + Send + Sync + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// The service.
+    pub fn build(self) -> Service {
+        Service {
             inner: Arc::new(Inner {
-                store,
-                payloads,
-                config,
+                store: self.store,
+                embedder: self.embedder,
+                clock: self.clock,
+                payloads: self.payloads,
+                config: self.config,
                 stats: ServiceStats::default(),
                 pending: Mutex::new(HashMap::new()),
                 next_seq: AtomicU64::new(0),
@@ -134,6 +188,41 @@ impl Service {
                 observer: std::sync::OnceLock::new(),
             }),
         }
+    }
+}
+
+impl Service {
+    /// A service over `store` and `payloads`, without an embedder. Call
+    /// [`ServiceConfig::validate`] first; start processing with
+    /// [`spawn_worker`](Self::spawn_worker) (or run
+    /// [`process_pending`](Self::process_pending) yourself).
+    pub fn new(store: Arc<dyn MemoryStore>, payloads: PayloadStore, config: ServiceConfig) -> Self {
+        Self::builder(store, payloads).config(config).build()
+    }
+
+    /// A builder for a service over `store` and `payloads`, to add an
+    /// embedder or a clock.
+    pub fn builder(store: Arc<dyn MemoryStore>, payloads: PayloadStore) -> ServiceBuilder {
+        ServiceBuilder {
+            store,
+            payloads,
+            config: ServiceConfig::default(),
+            embedder: None,
+            clock: None,
+        }
+    }
+
+    /// The embedder, if the service has one.
+    pub fn embedder(&self) -> Option<&Arc<dyn Embedder>> {
+        self.inner.embedder.as_ref()
+    }
+
+    /// The current time, from the service's clock.
+    pub fn now(&self) -> UnixTimestamp {
+        self.inner
+            .clock
+            .as_ref()
+            .map_or_else(UnixTimestamp::now, |clock| clock())
     }
 
     /// Sets the observer told of each processed event, before the worker

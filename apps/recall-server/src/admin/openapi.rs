@@ -239,6 +239,10 @@ pub mod schemas {
         /// RFC 3339 UTC.
         #[schema(format = DateTime)]
         pub timestamp: Option<String>,
+        /// How well it answers the question, 0.0 (nothing in common) to
+        /// 1.0 (a strong match).
+        #[schema(minimum = 0.0, maximum = 1.0)]
+        pub score: Option<f64>,
     }
 
     /// The search tool's answer.

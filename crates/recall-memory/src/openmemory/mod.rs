@@ -14,12 +14,9 @@
 //! * **Ranking.** The server's query scores are z-scores, relative to the
 //!   other candidates, and its vector search is global (other callers'
 //!   memories can crowd a caller's out) and cached for 60 s. Search
-//!   therefore also lists the caller's memories, drops anything deleted or
-//!   foreign, and ranks by `relevance × (0.25 + 0.75 × salience × decay)`
-//!   where relevance blends the caller-local BM25 text relevance with the
-//!   server's semantic relevance. Memories sharing words with the query
-//!   rank above those found by meaning alone. A slow or failing vector
-//!   search degrades to text relevance instead of failing the call.
+//!   therefore lists the caller's own memories and ranks them with the
+//!   shared ranking ([`crate::rank`]) and Recall's own embeddings, kept in
+//!   the envelope: the answers are those of every other store.
 //! * **Filters** (sector, minimum salience, agent) are applied here.
 //! * **Dedup.** The server merges any add whose word set it has seen
 //!   before — even another caller's, or a different fact that collides —
@@ -65,13 +62,15 @@ pub use config::{
 use self::http::{Answer, Call, Http, Kind};
 use self::wire::{
     AddRequest, AddResponse, Envelope, EraseResponse, HealthResponse, ListResponse, PatchRequest,
-    QueryFilters, QueryRequest, QueryResponse, RetiredWrite, StoredRow, WireMemory,
+    RetiredWrite, StoredRow, WireMemory,
 };
+use crate::embed::ModelTag;
+use crate::rank::{Candidate, rank};
 use crate::store::{
-    AddOutcome, IdempotencyKey, ListRequest, MAX_RESULTS, Memory, MemoryError, MemoryId,
-    MemoryPage, MemoryStore, MemoryUpdate, NewMemory, ScoredMemory, SearchQuery, UserProfile,
+    AddOutcome, EmbeddingBacklog, EmbeddingTask, IdempotencyKey, ListRequest, Memory, MemoryError,
+    MemoryId, MemoryPage, MemoryStore, MemoryUpdate, NewMemory, ScoredMemory, SearchQuery,
+    UserProfile,
 };
-use crate::text::{Bm25, terms};
 
 /// Rows fetched per `GET /memory/all` page.
 const PAGE: usize = 100;
@@ -85,13 +84,6 @@ const DEDUP_RESENDS: usize = 3;
 const MAX_RETIRED: usize = 50;
 /// The user id of the start-up probe: a number no caller has.
 const PROBE_USER: &str = "+10000000000";
-/// Weight of the caller-local text relevance in search (the rest is the
-/// server's semantic relevance).
-const TEXT_WEIGHT: f64 = 0.6;
-/// Least z-score for which a memory sharing no word with the query is
-/// still returned (found by meaning alone; the server scores every
-/// candidate, relevant or not).
-const SEMANTIC_ONLY_MIN_Z: f64 = 1.0;
 /// Number of write locks (callers are spread over them by hash).
 const LOCK_STRIPES: usize = 16;
 
@@ -197,113 +189,26 @@ impl OpenMemoryStore {
         url
     }
 
-    /// Searches the caller's rows, handing them to `seen` once read (so
-    /// `search_with_profile` builds the profile from the same read).
+    /// Searches the caller's rows with the shared ranking, handing them to
+    /// `seen` once read (so `search_with_profile` builds the profile from
+    /// the same read).
     async fn search_rows(
         &self,
         user: &PhoneNumber,
         query: &SearchQuery,
         seen: impl FnOnce(&[StoredRow]) + Send,
     ) -> Result<Vec<ScoredMemory>, MemoryError> {
-        let k = query.effective_k();
-        let now = query.now.unwrap_or_else(UnixTimestamp::now);
-        let query_terms = terms(&query.text);
-        let server = async {
-            if query_terms.is_empty() {
-                // Nothing to rank by meaning: the answer would go unused.
-                return Ok(HashMap::new());
-            }
-            let body = QueryRequest {
-                query: &query.text,
-                k: (k * 3).clamp(10, MAX_RESULTS),
-                filters: QueryFilters {
-                    user_id: user.as_str(),
-                    sector: query.filter.sector.map(|s| s.as_str()),
-                },
-                user_id: user.as_str(),
-            };
-            let call = Call::new(
-                Method::POST,
-                self.http.url(&["memory", "query"]),
-                Kind::Read,
-                "POST /memory/query",
-            )
-            .json(&body)?
-            // Not retried: search falls back to text relevance rather than
-            // keep a caller waiting for a second try.
-            .retry(false);
-            let answer: QueryResponse = self.http.send(&call).await?.ok()?.json()?;
-            Ok::<_, MemoryError>(
-                answer
-                    .matches
-                    .into_iter()
-                    .map(|m| (m.id, m.score))
-                    .collect::<HashMap<String, f64>>(),
-            )
-        };
-        let (semantic, rows) = tokio::join!(server, self.memory_rows(user));
-        let rows = rows?;
+        let rows = self.memory_rows(user).await?;
         seen(&rows);
-        // A slow or failing vector search degrades to text relevance; a
-        // server this adapter cannot use is still an error.
-        let semantic = match semantic {
-            Ok(s) => s,
-            Err(e) if e.is_retryable() => HashMap::new(),
-            Err(e) => return Err(e),
-        };
-        let candidates: Vec<Memory> = rows
+        let candidates: Vec<Candidate> = rows
             .into_iter()
-            .map(|r| r.memory)
-            .filter(|m| query.filter.matches(m))
+            .filter(|r| query.filter.matches(&r.memory))
+            .map(|r| {
+                let vector = r.envelope.as_ref().and_then(Envelope::embedding_bytes);
+                Candidate::with_vector(r.memory, vector.as_deref())
+            })
             .collect();
-        let weight = |m: &Memory| m.weight_at(now);
-        let mut scored: Vec<ScoredMemory> = if query_terms.is_empty() {
-            candidates
-                .into_iter()
-                .map(|memory| ScoredMemory {
-                    score: weight(&memory),
-                    memory,
-                })
-                .collect()
-        } else {
-            let docs: Vec<Vec<String>> = candidates.iter().map(|m| terms(&m.content)).collect();
-            let text = Bm25::new(&docs).scores(&query_terms);
-            let best = text.iter().copied().fold(0.0_f64, f64::max);
-            candidates
-                .into_iter()
-                .zip(text)
-                .filter_map(|(memory, t)| {
-                    let z = semantic.get(memory.id.as_str()).copied();
-                    let s = z.map_or(0.0, logistic);
-                    let w = 0.25 + 0.75 * weight(&memory);
-                    if t > 0.0 {
-                        // Shares words with the query: always above the
-                        // memories found by meaning alone.
-                        let t = t / best;
-                        let relevance = TEXT_WEIGHT * t + (1.0 - TEXT_WEIGHT) * s;
-                        Some(ScoredMemory {
-                            score: 1.0 + relevance * w,
-                            memory,
-                        })
-                    } else if z.is_some_and(|z| z >= SEMANTIC_ONLY_MIN_Z) {
-                        Some(ScoredMemory {
-                            score: 0.99 * s * w,
-                            memory,
-                        })
-                    } else {
-                        None
-                    }
-                })
-                .collect()
-        };
-        scored.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then_with(|| b.memory.created_at.cmp(&a.memory.created_at))
-                .then_with(|| a.memory.id.cmp(&b.memory.id))
-        });
-        scored.truncate(k);
-        Ok(scored)
+        Ok(rank(query, candidates))
     }
 
     /// Every row of `user`, newest first, tombstones included; rows that are
@@ -555,6 +460,8 @@ impl OpenMemoryStore {
             .unwrap_or_else(|| Envelope::from_memory(&row.memory));
         if let Some(content) = &update.content {
             envelope.content.clone_from(content);
+            // The embedding described the old content; a backfill makes a new one.
+            envelope.embedding = None;
         }
         if let Some(salience) = update.salience {
             envelope.salience = salience;
@@ -624,15 +531,6 @@ fn not_found_as(answer: Answer, id: &MemoryId) -> Result<Answer, MemoryError> {
         return Err(MemoryError::NotFound(id.clone()));
     }
     answer.ok()
-}
-
-/// A z-score turned into a relevance in `(0, 1)`.
-fn logistic(z: f64) -> f64 {
-    if z.is_finite() {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        0.5
-    }
 }
 
 /// The cursor after `row`.
@@ -812,6 +710,101 @@ impl MemoryStore for OpenMemoryStore {
 
     async fn health(&self) -> Result<(), MemoryError> {
         self.check_compatibility().await
+    }
+
+    /// Pages through every caller's rows (`GET /memory/all` without a
+    /// user); the cursor is the server offset of the next page.
+    async fn embedding_backlog(
+        &self,
+        model: ModelTag,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<EmbeddingBacklog, MemoryError> {
+        let mut offset: usize = match cursor {
+            None => 0,
+            Some(c) => c.parse().map_err(|_| {
+                MemoryError::Rejected("cursor: not a backlog cursor this store issued".into())
+            })?,
+        };
+        let mut tasks = Vec::new();
+        loop {
+            let mut url = self.http.url(&["memory", "all"]);
+            url.query_pairs_mut()
+                .append_pair("l", &PAGE.to_string())
+                .append_pair("u", &offset.to_string());
+            let call = Call::new(Method::GET, url, Kind::Read, "GET /memory/all");
+            let page: ListResponse = self.http.send(&call).await?.ok()?.json()?;
+            let n = page.items.len();
+            offset += n;
+            for item in page.items {
+                let Some(user) = item
+                    .user_id
+                    .as_deref()
+                    .and_then(|u| PhoneNumber::parse(u).ok())
+                else {
+                    continue;
+                };
+                let Some(row) = item.into_row(&user) else {
+                    continue;
+                };
+                let current = row.envelope.as_ref().is_some_and(|e| {
+                    e.tombstone
+                        || e.embedding_bytes().is_some_and(|b| {
+                            crate::embed::Embedding::model_of_bytes(&b).ok() == Some(model)
+                        })
+                });
+                if !current {
+                    tasks.push(EmbeddingTask {
+                        user,
+                        id: row.memory.id.clone(),
+                        content: row.memory.content.clone(),
+                    });
+                }
+            }
+            if n < PAGE {
+                return Ok(EmbeddingBacklog {
+                    tasks,
+                    next_cursor: None,
+                });
+            }
+            if tasks.len() >= limit.max(1) {
+                return Ok(EmbeddingBacklog {
+                    tasks,
+                    next_cursor: Some(offset.to_string()),
+                });
+            }
+        }
+    }
+
+    async fn set_embedding(
+        &self,
+        user: &PhoneNumber,
+        id: &MemoryId,
+        embedding: crate::embed::Embedding,
+    ) -> Result<(), MemoryError> {
+        let _guard = self.lock_for(user).lock().await;
+        let row = self.row(user, id).await?;
+        let mut envelope = row
+            .envelope
+            .unwrap_or_else(|| Envelope::from_memory(&row.memory));
+        envelope.set_embedding(&embedding);
+        let metadata = envelope.to_server_metadata();
+        let body = PatchRequest {
+            content: None,
+            tags: &envelope.tags,
+            metadata: &metadata,
+            user_id: user.as_str(),
+        };
+        let call = Call::new(
+            Method::PATCH,
+            self.http.url(&["memory", id.as_str()]),
+            Kind::Write,
+            "PATCH /memory/:id",
+        )
+        .json(&body)?
+        .retry(true);
+        not_found_as(self.http.send(&call).await?, id)?;
+        Ok(())
     }
 }
 

@@ -2,6 +2,7 @@
 //! fields real answers omit are optional) and the envelope the adapter
 //! keeps in each memory's metadata.
 
+use base64::Engine as _;
 use recall_model::{
     AgentId, ConversationId, DecayLambda, MemorySector, PhoneNumber, Salience, UnixTimestamp,
 };
@@ -32,40 +33,6 @@ pub(crate) struct AddResponse {
     pub id: String,
     #[serde(default)]
     pub deduplicated: bool,
-}
-
-/// `POST /memory/query` body.
-#[derive(Serialize, Debug)]
-pub(crate) struct QueryRequest<'a> {
-    pub query: &'a str,
-    pub k: usize,
-    pub filters: QueryFilters<'a>,
-    /// Also sent at the top level: v1.3 honours either.
-    pub user_id: &'a str,
-}
-
-/// `filters` of a query: the user (honoured) and the sector (honoured).
-#[derive(Serialize, Debug)]
-pub(crate) struct QueryFilters<'a> {
-    pub user_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sector: Option<&'a str>,
-}
-
-/// `POST /memory/query` answer.
-#[derive(Deserialize, Debug)]
-pub(crate) struct QueryResponse {
-    #[serde(default)]
-    pub matches: Vec<QueryMatch>,
-}
-
-/// One match: no tags, metadata or owner, and a z-score relative to the
-/// other candidates.
-#[derive(Deserialize, Debug)]
-pub(crate) struct QueryMatch {
-    pub id: String,
-    #[serde(default)]
-    pub score: f64,
 }
 
 /// `GET /memory/all` answer.
@@ -160,6 +127,9 @@ pub(crate) struct Envelope {
     /// memories; never shown as a memory.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tombstone: bool,
+    /// The content's embedding, in its stored form, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<String>,
 }
 
 /// An idempotency key whose memory was superseded, and that memory as it
@@ -189,6 +159,7 @@ impl Envelope {
             idempotency_key: None,
             retired: Vec::new(),
             tombstone: false,
+            embedding: None,
         }
     }
 
@@ -210,7 +181,24 @@ impl Envelope {
             idempotency_key: memory.idempotency_key.clone(),
             retired: Vec::new(),
             tombstone: false,
+            embedding: memory
+                .embedding
+                .as_ref()
+                .map(|e| base64::engine::general_purpose::STANDARD.encode(e.to_bytes())),
         }
+    }
+
+    /// Keeps `embedding` (in its stored form).
+    pub fn set_embedding(&mut self, embedding: &crate::embed::Embedding) {
+        self.embedding =
+            Some(base64::engine::general_purpose::STANDARD.encode(embedding.to_bytes()));
+    }
+
+    /// The stored form of the embedding, if it has a readable one.
+    pub fn embedding_bytes(&self) -> Option<Vec<u8>> {
+        self.embedding
+            .as_deref()
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
     }
 
     /// A row keeping the idempotency keys of `retired` deleted memories,
@@ -232,6 +220,7 @@ impl Envelope {
             idempotency_key: None,
             retired,
             tombstone: true,
+            embedding: None,
         }
     }
 
