@@ -186,6 +186,70 @@ impl Embedding {
     }
 }
 
+impl Embedding {
+    /// This embedding prepared for comparing with many stored forms
+    /// quickly (a scan of a caller's vectors): quantized once, compared in
+    /// integer arithmetic. Its cosines differ from
+    /// [`cosine_bytes`](Self::cosine_bytes) by the query's rounding, well
+    /// under 0.01.
+    pub fn probe(&self) -> Probe {
+        let max = self.values.iter().fold(0.0_f32, |m, v| m.max(v.abs()));
+        let scale = if max > 0.0 { 127.0 / max } else { 1.0 };
+        let values: Vec<i16> = self
+            .values
+            .iter()
+            .map(|v| (v * scale).round().clamp(-127.0, 127.0) as i16)
+            .collect();
+        let norm = (values.iter().map(|v| i32::from(*v).pow(2)).sum::<i32>() as f32).sqrt();
+        Probe {
+            model: self.model,
+            values,
+            norm,
+        }
+    }
+}
+
+/// An [`Embedding`] prepared for fast comparisons with stored forms
+/// ([`Embedding::probe`]).
+#[derive(Clone, Debug)]
+pub struct Probe {
+    model: ModelTag,
+    values: Vec<i16>,
+    norm: f32,
+}
+
+impl Probe {
+    /// The cosine similarity with a stored form; `None` when it is of
+    /// another model or dimension, or unreadable.
+    pub fn cosine(&self, stored: &[u8]) -> Option<f32> {
+        let (model, _scale, values) = parse(stored).ok()?;
+        if model != self.model || values.len() != self.values.len() || self.norm == 0.0 {
+            return None;
+        }
+        // Sixteen lanes of 16-bit products summed in 32 bits: the form
+        // compilers turn into multiply-add vector instructions.
+        let (mut dot, mut norm) = ([0_i32; 16], [0_i32; 16]);
+        let q_chunks = self.values.chunks_exact(16);
+        let v_chunks = values.chunks_exact(16);
+        let (q_rest, v_rest) = (q_chunks.remainder(), v_chunks.remainder());
+        for (q, v) in q_chunks.zip(v_chunks) {
+            for (((d, n), q), v) in dot.iter_mut().zip(norm.iter_mut()).zip(q).zip(v) {
+                let x = i32::from(*v as i8);
+                *d += i32::from(*q) * x;
+                *n += x * x;
+            }
+        }
+        let mut dot: i32 = dot.iter().sum();
+        let mut norm: i32 = norm.iter().sum();
+        for (q, v) in q_rest.iter().zip(v_rest) {
+            let x = i32::from(*v as i8);
+            dot += i32::from(*q) * x;
+            norm += x * x;
+        }
+        (norm > 0).then(|| dot as f32 / (self.norm * (norm as f32).sqrt()))
+    }
+}
+
 fn parse(bytes: &[u8]) -> Result<(ModelTag, f32, &[u8]), EmbeddingError> {
     if bytes.len() < HEADER {
         return Err(EmbeddingError::Corrupt("shorter than its header"));
@@ -303,6 +367,19 @@ mod tests {
         for (a, b) in e.values().iter().zip(back.values()) {
             assert!((a - b).abs() < 0.01, "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn a_probe_agrees_with_the_exact_cosine() {
+        let tag = ModelTag::of("m");
+        let a = Embedding::new(tag, (0..256).map(|i| (i as f32 * 0.37).sin()).collect()).unwrap();
+        let b = Embedding::new(tag, (0..256).map(|i| (i as f32 * 0.11).cos()).collect()).unwrap();
+        let exact = a.cosine(&b).unwrap();
+        let probed = a.probe().cosine(&b.to_bytes()).unwrap();
+        assert!((exact - probed).abs() < 0.01, "{exact} vs {probed}");
+        assert!((a.probe().cosine(&a.to_bytes()).unwrap() - 1.0).abs() < 1e-3);
+        let other = Embedding::new(ModelTag::of("n"), vec![1.0; 256]).unwrap();
+        assert_eq!(a.probe().cosine(&other.to_bytes()), None);
     }
 
     #[test]

@@ -114,7 +114,7 @@ const CONCEPTS: &[Concept] = &[
             "property",
             "premises",
         ],
-        not: &["email", "e_mail", "ip_", "web", "work_", "business_"],
+        not: &["email", "e_mail", "ip_addr", "web", "work_", "business_"],
     },
     Concept {
         name: "contact",
@@ -541,6 +541,9 @@ const CONCEPTS: &[Concept] = &[
 pub struct QueryIntent {
     /// What time the question is about, if any.
     pub time: Option<TimeIntent>,
+    /// For the latest or first call: the span of time it is sought in
+    /// ("the first call of 2026"), if the question names one.
+    pub within: Option<(i64, i64)>,
     /// Standing facts it asks for ("where does he live"): facts whose key
     /// holds one of them answer it.
     pub concepts: Vec<Concept>,
@@ -549,6 +552,9 @@ pub struct QueryIntent {
     pub profile: bool,
     /// Whether it asks for the caller's name.
     pub asks_name: bool,
+    /// Whether it asks about something that happened (a verb such as
+    /// "asked", "booked", "did") rather than a standing fact.
+    pub event: bool,
     /// Positions (in [`words`]) of the words that only say when or ask
     /// in general ("last", "call", "about"): they are not the topic.
     pub(crate) non_topic: Vec<bool>,
@@ -1014,29 +1020,26 @@ impl Words<'_> {
     }
 }
 
-/// Reads `text` as asked at `now`.
-pub fn parse(text: &str, now: UnixTimestamp) -> QueryIntent {
-    let words: Vec<String> = super::lexical::question_words(text);
+/// Finds the first time phrase of `words`: the intent and which words
+/// it took.
+fn scan(words: &[String], today: Date, now_secs: i64) -> (Option<TimeIntent>, Vec<bool>) {
     let mut non_topic = vec![false; words.len()];
-    let today = OffsetDateTime::from_unix_timestamp(now.as_secs())
-        .map(OffsetDateTime::date)
-        .unwrap_or(Date::MIN);
-    let now_secs = now.as_secs();
-    let w = Words { w: &words };
+    let w = Words { w: words };
     let mut time = None;
     let mark = |from: usize, to: usize, non_topic: &mut Vec<bool>| {
         for flag in non_topic.iter_mut().take(to.min(words.len())).skip(from) {
             *flag = true;
         }
     };
-
     let mut i = 0;
     while i < words.len() && time.is_none() {
         let word = w.at(i);
         let next = w.at(i + 1);
         let next2 = w.at(i + 2);
-        // N calls ago / N weeks ago.
-        if word == "ago" && i >= 1 {
+        // N calls ago / N weeks ago / three months back.
+        if (word == "ago" || (word == "back" && i >= 1 && unit_secs(w.at(i - 1)).is_some()))
+            && i >= 1
+        {
             let unit = w.at(i - 1);
             // "three weeks ago", "a couple of weeks ago", "weeks ago".
             let (n, from) = match count(w.before(i - 1)) {
@@ -1061,10 +1064,39 @@ pub fn parse(text: &str, now: UnixTimestamp) -> QueryIntent {
                 mark(from, i + 1, &mut non_topic);
             }
         }
-        // Before last, second to last, penultimate, last but one.
-        else if word == "before" && next == "last" {
+        // The week before last.
+        else if word == "week" && next == "before" && next2 == "last" {
+            let monday = secs(today) - i64::from(today.weekday().number_days_from_monday()) * DAY;
+            time = Some(TimeIntent::Window {
+                start: monday - 14 * DAY - DAY,
+                end: monday - 7 * DAY + DAY,
+            });
+            mark(i.saturating_sub(1), i + 3, &mut non_topic);
+        }
+        // Before last, the time before (that), second to last, penultimate.
+        else if word == "before"
+            && (matches!(next, "last" | "that")
+                || (matches!(next, "his" | "her" | "their" | "the")
+                    && (matches!(next2, "last" | "latest" | "previous")
+                        || (next2 == "most" && w.at(i + 3) == "recent")))
+                || (next.is_empty() && matches!(w.before(i), "time" | "one" | "call")))
+        {
             time = Some(TimeIntent::Latest { skip: 1 });
             mark(i, i + 2, &mut non_topic);
+        }
+        // The other week, a while ago.
+        else if word == "other" && next == "week" {
+            time = Some(TimeIntent::Window {
+                start: now_secs - 24 * DAY,
+                end: now_secs - 4 * DAY,
+            });
+            mark(i.saturating_sub(1), i + 2, &mut non_topic);
+        } else if word == "while" && matches!(next, "ago" | "back") {
+            time = Some(TimeIntent::Window {
+                start: 0,
+                end: now_secs - 30 * DAY,
+            });
+            mark(i.saturating_sub(1), i + 2, &mut non_topic);
         } else if word == "penultimate"
             || (word == "last" && next == "but" && next2 == "one")
             || (matches!(word, "second" | "2nd") && matches!(next, "last" | "latest"))
@@ -1185,17 +1217,19 @@ pub fn parse(text: &str, now: UnixTimestamp) -> QueryIntent {
                 end = secs(date) + 2 * DAY;
                 used = if day_number(next).is_some() { 2 } else { 1 };
             } else {
-                match w.before(i) {
-                    "early" => end = start + 11 * DAY,
+                let lead = if w.before(i) == "of" {
+                    w.at(i.saturating_sub(2))
+                } else {
+                    w.before(i)
+                };
+                match lead {
+                    "early" | "start" | "beginning" => end = start + 11 * DAY,
                     "mid" | "middle" => {
                         start += 9 * DAY;
                         end = start + 13 * DAY;
                     }
                     "late" | "end" => start = end - 12 * DAY,
                     _ => {}
-                }
-                if w.at(i.saturating_sub(2)) == "end" && w.before(i) == "of" {
-                    start = end - 12 * DAY;
                 }
             }
             time = Some(TimeIntent::Window { start, end });
@@ -1206,18 +1240,124 @@ pub fn parse(text: &str, now: UnixTimestamp) -> QueryIntent {
                 &mut non_topic,
             );
         }
+        // "over the weekend", "at the weekend": the last one.
+        else if word == "weekend" {
+            let monday = secs(today) - i64::from(today.weekday().number_days_from_monday()) * DAY;
+            time = Some(TimeIntent::Window {
+                start: monday - 2 * DAY,
+                end: monday + DAY,
+            });
+            mark(i.saturating_sub(2), i + 1, &mut non_topic);
+        }
+        // Quarters: "Q3", "the first quarter".
+        else if let Some(q) = quarter(word, next) {
+            let first = Month::try_from(1 + 3 * q).unwrap_or(Month::January);
+            let y = year(next)
+                .or_else(|| year(next2))
+                .unwrap_or_else(|| latest_month(today, first));
+            let (start, _) = month_span(y, first);
+            let (_, end) = month_span(y, Month::try_from(3 + 3 * q).unwrap_or(Month::March));
+            time = Some(TimeIntent::Window { start, end });
+            mark(i.saturating_sub(1), i + 2, &mut non_topic);
+        }
+        // The start or end of a year: "the start of the year", "end of last year".
+        else if matches!(word, "start" | "beginning" | "end")
+            && next == "of"
+            && let Some((y, used)) = match (w.at(i + 2), w.at(i + 3)) {
+                ("the" | "this", "year") => Some((today.year(), 4)),
+                ("last" | "previous", "year") => Some((today.year() - 1, 4)),
+                (y, _) if year(y).is_some() => year(y).map(|y| (y, 3)),
+                _ => None,
+            }
+        {
+            let (start, end) = if word == "end" {
+                (
+                    month_span(y, Month::October).0,
+                    month_span(y, Month::December).1,
+                )
+            } else {
+                (
+                    month_span(y, Month::January).0,
+                    month_span(y, Month::February).1,
+                )
+            };
+            time = Some(TimeIntent::Window { start, end });
+            mark(i.saturating_sub(1), i + used, &mut non_topic);
+        }
+        // Easter, roughly.
+        else if word == "easter" {
+            let y = latest_month(today, Month::April);
+            let start = secs(Date::from_calendar_date(y, Month::March, 20).unwrap_or(today));
+            let end = secs(Date::from_calendar_date(y, Month::May, 1).unwrap_or(today));
+            time = Some(TimeIntent::Window { start, end });
+            mark(i.saturating_sub(1), i + 1, &mut non_topic);
+        }
         // A season or holiday.
+        // Only when said as a time ("in the spring", "last summer",
+        // "summer 2025"): "spring flowers" and "winter tyres" are not.
         else if let Some((first, months)) = match word {
             "spring" => Some((Month::March, 3)),
             "summer" => Some((Month::June, 3)),
             "autumn" => Some((Month::September, 3)),
-            "fall" if matches!(w.before(i), "the" | "last" | "this") => Some((Month::September, 3)),
+            "fall" => Some((Month::September, 3)),
             "winter" => Some((Month::December, 3)),
             _ => None,
-        } {
-            let (start, end) = season_span(today, first, months);
+        }
+        .filter(|_| {
+            let lead = |w: &str| {
+                matches!(
+                    w,
+                    "in" | "during"
+                        | "over"
+                        | "last"
+                        | "this"
+                        | "since"
+                        | "before"
+                        | "after"
+                        | "early"
+                        | "late"
+                        | "mid"
+                        | "of"
+                        | "through"
+                        | "until"
+                )
+            };
+            lead(w.before(i))
+                || (w.before(i) == "the" && lead(w.at(i.saturating_sub(2))))
+                || year(next).is_some()
+                || year(w.before(i)).is_some()
+                || (next == "of" && year(next2).is_some())
+        }) {
+            // "summer 2025", "the summer of 2025", "the 2025 summer".
+            let explicit = year(next)
+                .or_else(|| (next == "of").then(|| year(next2)).flatten())
+                .or_else(|| year(w.before(i)));
+            let (start, end) = match explicit {
+                Some(y) => {
+                    let (start, _) = month_span(y, first);
+                    (start, start + months * 30 * DAY + 2 * DAY)
+                }
+                None => season_span(today, first, months),
+            };
             time = Some(TimeIntent::Window { start, end });
-            mark(i.saturating_sub(2), i + 1, &mut non_topic);
+            let used = if explicit.is_some() && next == "of" {
+                3
+            } else {
+                2
+            };
+            mark(i.saturating_sub(2), i + used, &mut non_topic);
+        } else if word == "new" && next == "year" {
+            let y = if today.month() == Month::December && today.day() >= 26 {
+                today.year()
+            } else {
+                today.year() - 1
+            };
+            let start = secs(Date::from_calendar_date(y, Month::December, 26).unwrap_or(today));
+            time = Some(TimeIntent::Window {
+                start,
+                end: start + 16 * DAY,
+            });
+            mark(i.saturating_sub(1), i + 2, &mut non_topic);
         } else if matches!(word, "christmas" | "xmas" | "holidays") {
             let y = if today.month() == Month::December && today.day() >= 15 {
                 today.year()
@@ -1243,6 +1383,36 @@ pub fn parse(text: &str, now: UnixTimestamp) -> QueryIntent {
             time = Some(TimeIntent::Window { start, end });
             mark(i.saturating_sub(1), i + 1, &mut non_topic);
         }
+        // A day of the month alone: "on the 14th".
+        else if word == "the"
+            && let Some(d) = day_number(next).filter(|_| {
+                matches!(w.before(i), "on" | "of") && month(next2).is_none() && next.len() > 2
+            })
+        {
+            let mut day = None;
+            let mut probe = today;
+            for _ in 0..3 {
+                if let Ok(date) = Date::from_calendar_date(probe.year(), probe.month(), d)
+                    && date <= today
+                {
+                    day = Some(date);
+                    break;
+                }
+                let (y, m) = if probe.month() == Month::January {
+                    (probe.year() - 1, Month::December)
+                } else {
+                    (probe.year(), probe.month().previous())
+                };
+                probe = Date::from_calendar_date(y, m, 1).unwrap_or(probe);
+            }
+            if let Some(date) = day {
+                time = Some(TimeIntent::Window {
+                    start: secs(date),
+                    end: secs(date) + DAY,
+                });
+                mark(i.saturating_sub(1), i + 2, &mut non_topic);
+            }
+        }
         // A weekday: "on Tuesday", "last Friday".
         else if let Some(d) = weekday(word) {
             let back = (7 + i64::from(today.weekday().number_days_from_monday())
@@ -1260,7 +1430,7 @@ pub fn parse(text: &str, now: UnixTimestamp) -> QueryIntent {
         else if (word == "most" && matches!(next, "recent" | "recently" | "latest"))
             || matches!(word, "latest" | "newest" | "recent" | "recently" | "lately")
             || (word == "last" && !is_time_unit(next) && !not_a_time(next))
-            || (word == "previous" && !is_time_unit(next) && !not_a_time(next))
+            || (matches!(word, "previous" | "prior") && !is_time_unit(next) && !not_a_time(next))
             || (word == "other" && next == "day" && w.before(i) == "the")
         {
             time = Some(TimeIntent::Latest { skip: 0 });
@@ -1306,11 +1476,114 @@ pub fn parse(text: &str, now: UnixTimestamp) -> QueryIntent {
             if matches!(next, "call" | "time" | "conversation" | "contact" | "ever") {
                 mark(i + 1, i + 2, &mut non_topic);
             }
-        } else if matches!(word, "earliest" | "originally" | "initially" | "oldest") {
+        } else if matches!(
+            word,
+            "earliest" | "originally" | "initially" | "oldest" | "initial"
+        ) {
             time = Some(TimeIntent::Earliest { skip: 0 });
             mark(i, i + 1, &mut non_topic);
         }
         i += 1;
+    }
+
+    // "since March" runs to now; "before the summer" ends where it begins.
+    if let Some(TimeIntent::Window { start, end }) = time
+        && let Some(first) = non_topic.iter().position(|t| *t)
+    {
+        let lead = |k: usize| (first >= k).then(|| words[first - k].as_str());
+        let modifier = [0, 1, 2]
+            .into_iter()
+            .filter_map(lead)
+            .find(|w| matches!(*w, "since" | "after" | "before"));
+        match modifier {
+            Some("since") => {
+                time = Some(TimeIntent::Window {
+                    start,
+                    end: now_secs + 1,
+                })
+            }
+            Some("after") => {
+                time = Some(TimeIntent::Window {
+                    start: end,
+                    end: now_secs + 1,
+                })
+            }
+            Some("before") => {
+                time = Some(TimeIntent::Window {
+                    start: start - 90 * DAY,
+                    end: start,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    (time, non_topic)
+}
+
+/// Reads `text` as asked at `now`.
+pub fn parse(text: &str, now: UnixTimestamp) -> QueryIntent {
+    parse_with_names(text, now, &|_| false)
+}
+
+/// Reads `text` as asked at `now`, knowing which words are the caller's
+/// name (they say nothing about what is asked).
+pub(crate) fn parse_with_names(
+    text: &str,
+    now: UnixTimestamp,
+    is_name: &dyn Fn(&str) -> bool,
+) -> QueryIntent {
+    let words: Vec<String> = super::lexical::question_words(text);
+    let today = OffsetDateTime::from_unix_timestamp(now.as_secs())
+        .map(OffsetDateTime::date)
+        .unwrap_or(Date::MIN);
+    let now_secs = now.as_secs();
+    let (mut time, mut non_topic) = scan(&words, today, now_secs);
+    if time.is_none()
+        && let Some(date) = numeric_date(text, today)
+    {
+        time = Some(TimeIntent::Window {
+            start: secs(date) - DAY,
+            end: secs(date) + 2 * DAY,
+        });
+        for (flag, word) in non_topic.iter_mut().zip(&words) {
+            if word.bytes().all(|b| b.is_ascii_digit()) {
+                *flag = true;
+            }
+        }
+    }
+    // A second phrase narrows the first: "the first call of 2026", "in
+    // March, what was the last thing she booked".
+    let mut within = None;
+    if time.is_some() {
+        let rest: Vec<usize> = (0..words.len()).filter(|i| !non_topic[*i]).collect();
+        let rest_words: Vec<String> = rest.iter().map(|i| words[*i].clone()).collect();
+        let (second, marks) = scan(&rest_words, today, now_secs);
+        let combined = match (time, second) {
+            (
+                Some(TimeIntent::Latest { .. } | TimeIntent::Earliest { .. }),
+                Some(TimeIntent::Window { start, end }),
+            ) => {
+                within = Some((start, end));
+                true
+            }
+            (
+                Some(TimeIntent::Window { start, end }),
+                Some(ordinal @ (TimeIntent::Latest { .. } | TimeIntent::Earliest { .. })),
+            ) => {
+                within = Some((start, end));
+                time = Some(ordinal);
+                true
+            }
+            _ => false,
+        };
+        if combined {
+            for (k, i) in rest.iter().enumerate() {
+                if marks[k] {
+                    non_topic[*i] = true;
+                }
+            }
+        }
     }
 
     // Words about calls in general are no topic when there is a time, or
@@ -1333,15 +1606,74 @@ pub fn parse(text: &str, now: UnixTimestamp) -> QueryIntent {
         .filter(|c| words.iter().any(|w| c.cues.contains(&w.as_str())))
         .copied()
         .collect();
-    let profile = time.is_none() && (asks_name || is_profile_question(&words, &concepts));
+    let event = has_event_verb(&words);
+    let profile =
+        time.is_none() && (asks_name || is_profile_question(&words, &concepts, event, is_name));
     QueryIntent {
         time,
+        within,
         concepts,
         profile,
         asks_name,
+        event,
         non_topic,
         words,
     }
+}
+
+/// The quarter (0 to 3) named by `word` ("q3") or `word next` ("third
+/// quarter").
+fn quarter(word: &str, next: &str) -> Option<u8> {
+    match word {
+        "q1" => Some(0),
+        "q2" => Some(1),
+        "q3" => Some(2),
+        "q4" => Some(3),
+        _ if next == "quarter" => ORDINALS
+            .iter()
+            .find(|(o, _)| *o == word)
+            .and_then(|(_, n)| u8::try_from(*n).ok())
+            .filter(|n| *n < 4),
+        _ => None,
+    }
+}
+
+/// A date written in figures ("2026-03-14", "14/03/2026", "3/14"): the
+/// day, read the way that gives the latest date not after `today` when
+/// day and month could be swapped.
+fn numeric_date(text: &str, today: Date) -> Option<Date> {
+    for chunk in text.split_whitespace() {
+        let chunk = chunk.trim_matches(|c: char| !c.is_ascii_digit());
+        let parts: Vec<&str> = chunk.split(['-', '/', '.']).collect();
+        if parts.len() < 2 || parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
+            continue;
+        }
+        let nums: Vec<i32> = parts.iter().filter_map(|p| p.parse().ok()).collect();
+        if nums.len() != parts.len() {
+            continue;
+        }
+        let year_of = |y: i32| if y < 100 { 2000 + y } else { y };
+        let mut options: Vec<(i32, i32, i32)> = Vec::new();
+        if parts[0].len() == 4 && nums.len() == 3 {
+            options.push((nums[0], nums[1], nums[2]));
+        } else {
+            let y = nums.get(2).map_or(today.year(), |y| year_of(*y));
+            options.push((y, nums[1], nums[0]));
+            options.push((y, nums[0], nums[1]));
+        }
+        let best = options
+            .into_iter()
+            .filter_map(|(y, m, d)| {
+                let month = Month::try_from(u8::try_from(m).ok()?).ok()?;
+                Date::from_calendar_date(y, month, u8::try_from(d).ok()?).ok()
+            })
+            .filter(|d| *d <= today)
+            .max();
+        if best.is_some() {
+            return best;
+        }
+    }
+    None
 }
 
 /// Words after "last" that make it no time: "last name", "last four
@@ -1439,78 +1771,132 @@ fn asks_for_name(words: &[String]) -> bool {
         || (has("who") && (has("is") || has("am")) && words.len() <= 4 && !has("doctor"))
 }
 
+/// Verbs of something that happened in a call.
+const EVENT_VERBS: &[&str] = &[
+    "asked",
+    "ask",
+    "book",
+    "booked",
+    "booking",
+    "order",
+    "ordered",
+    "complain",
+    "complained",
+    "complaint",
+    "report",
+    "reported",
+    "happened",
+    "problem",
+    "issue",
+    "wrong",
+    "discuss",
+    "discussed",
+    "talk",
+    "talked",
+    "called",
+    "calling",
+    "mentioned",
+    "request",
+    "requested",
+    "did",
+    "cancel",
+    "cancelled",
+    "canceled",
+    "change",
+    "changed",
+    "quote",
+    "quoted",
+    "paid",
+    "buy",
+    "bought",
+    "claim",
+    "claimed",
+    "waived",
+    "refunded",
+    "sent",
+    "arranged",
+    "scheduled",
+    "rescheduled",
+    "offered",
+    "agreed",
+    "went",
+];
+
+/// Whether the question asks about something that happened: an event
+/// verb, or "call"/"ring" unless said of reaching the caller ("the
+/// best number to call her on").
+fn has_event_verb(words: &[String]) -> bool {
+    words.iter().enumerate().any(|(i, w)| {
+        let next = words.get(i + 1).map_or("", String::as_str);
+        match w.as_str() {
+            "call" | "ring" => !matches!(next, "her" | "him" | "them" | "back" | "on" | "at"),
+            // "what's his company called": a name, not a call.
+            "called" | "named" if i + 1 == words.len() && i >= 2 => false,
+            other => EVENT_VERBS.contains(&other),
+        }
+    })
+}
+
 /// Whether the question asks for a standing fact rather than an event.
-fn is_profile_question(words: &[String], concepts: &[Concept]) -> bool {
+fn is_profile_question(
+    words: &[String],
+    concepts: &[Concept],
+    event_verb: bool,
+    is_name: &dyn Fn(&str) -> bool,
+) -> bool {
+    if event_verb {
+        return false;
+    }
     let has = |w: &str| words.iter().any(|x| x == w);
-    let event_verb = words.iter().any(|w| {
+    let cue = |w: &str| concepts.iter().any(|c| c.cues.contains(&w));
+    // The words that say what else the question is about: a profile
+    // question is mostly its cue ("where does she live now").
+    let others = words
+        .iter()
+        .filter(|w| !is_stop(w) && !cue(w) && !is_name(w) && !PROFILE_FILLERS.contains(&w.as_str()))
+        .count();
+    if !concepts.is_empty() {
+        return others <= 2;
+    }
+    // "what is her X", "her X", "is she on X".
+    let possessive = has("her") || has("his") || has("their");
+    let present = words.first().is_some_and(|w| {
         matches!(
             w.as_str(),
-            "asked"
-                | "ask"
-                | "book"
-                | "booked"
-                | "booking"
-                | "order"
-                | "ordered"
-                | "complain"
-                | "complained"
-                | "complaint"
-                | "report"
-                | "reported"
-                | "happened"
-                | "problem"
-                | "issue"
-                | "wrong"
-                | "discuss"
-                | "discussed"
-                | "talk"
-                | "talked"
-                | "call"
-                | "called"
-                | "calling"
-                | "mentioned"
-                | "request"
-                | "requested"
-                | "did"
-                | "cancel"
-                | "cancelled"
-                | "canceled"
-                | "change"
-                | "changed"
-                | "quote"
-                | "quoted"
-                | "pay"
-                | "paid"
-                | "buy"
-                | "bought"
-                | "claim"
-                | "claimed"
+            "is" | "are"
+                | "does"
+                | "do"
+                | "has"
+                | "have"
+                | "what"
+                | "which"
+                | "who"
+                | "where"
+                | "how"
         )
-    });
-    if !concepts.is_empty() && !event_verb {
-        return true;
-    }
-    // "what is her X", "her X", "his X?", "is she on X" with no event verb.
-    let possessive = has("her") || has("his") || has("their") || has("caller") || has("s");
-    let present =
-        words.first().is_some_and(|w| {
-            matches!(
-                w.as_str(),
-                "is" | "are"
-                    | "does"
-                    | "do"
-                    | "has"
-                    | "have"
-                    | "what"
-                    | "which"
-                    | "who"
-                    | "where"
-                    | "how"
-            )
-        }) && (has("is") || has("does") || has("do") || has("has") || has("have") || has("are"));
-    let short = words.iter().filter(|w| !is_stop(w)).count() <= 3;
-    !event_verb && ((possessive && short) || present)
+    }) && ["is", "does", "do", "has", "have", "are"]
+        .iter()
+        .any(|w| has(w));
+    (possessive || present) && others <= 2
 }
+
+/// Words a profile question may hold besides its cue.
+const PROFILE_FILLERS: &[&str] = &[
+    "now",
+    "current",
+    "currently",
+    "best",
+    "usual",
+    "main",
+    "primary",
+    "still",
+    "today",
+    "exactly",
+    "again",
+    "us",
+    "called",
+    "named",
+];
 
 #[cfg(test)]
 mod tests {
@@ -1649,6 +2035,82 @@ mod tests {
         );
         let (s, _) = window("last month");
         assert!(s <= day(2026, Month::October, 1));
+    }
+
+    #[test]
+    fn more_ways_of_saying_when() {
+        let within = |q: &str, day_: i64| {
+            let (s, e) = window(q);
+            assert!(s <= day_ && day_ < e, "{q}: {s}..{e} misses {day_}");
+        };
+        within("three months back", day(2026, Month::August, 30));
+        within("the other week", day(2026, Month::November, 16));
+        within("over the weekend", day(2026, Month::November, 28));
+        within("the week before last", day(2026, Month::November, 18));
+        within("in Q3", day(2026, Month::August, 1));
+        within("the first quarter", day(2026, Month::February, 1));
+        within("at the start of the year", day(2026, Month::January, 20));
+        within("at the end of last year", day(2025, Month::November, 20));
+        within("around Easter", day(2026, Month::April, 5));
+        within("the summer of 2025", day(2025, Month::July, 10));
+        within("at the beginning of October", day(2026, Month::October, 5));
+        within(
+            "what did he ring about on the 14th",
+            day(2026, Month::November, 14),
+        );
+        within("the call on 2026-03-14", day(2026, Month::March, 14));
+        within("the call on 14/03/2026", day(2026, Month::March, 14));
+        within("since March", day(2026, Month::October, 1));
+        within("after the summer", day(2026, Month::October, 1));
+        within("before Christmas", day(2025, Month::December, 1));
+        within("a while ago", day(2025, Month::June, 1));
+        assert_eq!(
+            parse("the time before that", now()).time,
+            Some(TimeIntent::Latest { skip: 1 })
+        );
+        assert_eq!(
+            parse("her prior booking", now()).time,
+            Some(TimeIntent::Latest { skip: 0 })
+        );
+        assert_eq!(
+            parse("the initial call", now()).time,
+            Some(TimeIntent::Earliest { skip: 0 })
+        );
+        for q in [
+            "the call before his most recent one",
+            "the call before her last one",
+        ] {
+            assert_eq!(
+                parse(q, now()).time,
+                Some(TimeIntent::Latest { skip: 1 }),
+                "{q}"
+            );
+        }
+        // A first or last call within a span.
+        let q = parse("his first call of 2026", now());
+        assert_eq!(q.time, Some(TimeIntent::Earliest { skip: 0 }));
+        assert_eq!(
+            q.within,
+            Some((day(2026, Month::January, 1), day(2027, Month::January, 1)))
+        );
+        let q = parse("in March, what was the last thing she booked", now());
+        assert_eq!(q.time, Some(TimeIntent::Latest { skip: 0 }));
+        assert_eq!(
+            q.within,
+            Some((day(2026, Month::March, 1), day(2026, Month::April, 1)))
+        );
+        assert_eq!(q.topic_words().collect::<Vec<_>>(), vec!["booked"]);
+        // Not times.
+        for q in [
+            "what is her account number ending 2029",
+            "on the 3 bedroom house",
+            "her last name",
+            "spring flowers",
+            "did he buy winter tyres",
+            "the summer house booking",
+        ] {
+            assert_eq!(parse(q, now()).time, None, "{q}");
+        }
     }
 
     #[test]

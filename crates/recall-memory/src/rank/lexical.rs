@@ -17,50 +17,24 @@ pub(crate) fn question_words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// How much a related word (see [`super::expand`]) counts against the
-/// word itself.
-const RELATED_WEIGHT: f64 = 0.5;
-
-/// A document's terms: its own words' stems, and the stems of words
-/// related to them (see [`super::expand`]), which count
-/// [`RELATED_WEIGHT`].
+/// A document's terms: the stems of its words.
 pub(crate) struct Document {
     own: Vec<String>,
-    related: Vec<&'static str>,
 }
 
 impl Document {
     /// The document of `text`.
     pub(crate) fn new(text: &str) -> Self {
-        let own = terms(text);
-        let mut related: Vec<&'static str> = Vec::new();
-        for word in question_words(text) {
-            if let Some(words) = super::expand::related(&word) {
-                related.extend(words.split(' ').map(stem));
-            }
-        }
-        related.sort_unstable();
-        related.dedup();
-        Self { own, related }
+        Self { own: terms(text) }
     }
 
     /// How well the query term matches: 1 for one of its own words, less
-    /// for a prefix or a related word.
+    /// for a prefix.
     fn tf(&self, query_term: &str) -> f64 {
-        let own = self
-            .own
+        self.own
             .iter()
             .map(|t| term_match(query_term, t))
-            .fold(0.0, f64::max);
-        if own >= 1.0 {
-            return own;
-        }
-        let related = if self.related.binary_search(&query_term).is_ok() {
-            RELATED_WEIGHT
-        } else {
-            0.0
-        };
-        own.max(related)
+            .fold(0.0, f64::max)
     }
 }
 

@@ -19,8 +19,8 @@
 //! score     = relevance × (FLOOR + (1 − FLOOR) × salience × decay)
 //! ```
 //!
-//! * `lexical`: BM25 over the candidates, divided by the best score the
-//!   question's words could reach.
+//! * `lexical`: BM25 over the candidates (light stemming, word prefixes),
+//!   divided by the best score the question's words could reach.
 //! * `semantic`: the cosine of the question's and the memory's
 //!   embeddings, scaled between the candidates' median and best.
 //! * Every candidate is returned (best `k`): a question that matches
@@ -59,7 +59,6 @@
 //! assert!(ranked.iter().all(|r| (0.0..=1.0).contains(&r.score)));
 //! ```
 
-mod expand;
 mod intent;
 mod lexical;
 
@@ -70,11 +69,14 @@ use crate::store::{Memory, ScoredMemory, SearchQuery};
 pub use intent::{Concept, QueryIntent, TimeIntent, parse as understand};
 
 /// Weight of word overlap in relevance.
-const W_LEX: f64 = 0.5;
+const W_LEX: f64 = 0.6;
 /// Weight of meaning (embeddings) in relevance.
-const W_SEM: f64 = 0.5;
+const W_SEM: f64 = 0.4;
 /// The share of the score salience and decay cannot take away.
 const FLOOR: f64 = 0.85;
+/// What a fact keeps of its relevance when the question asks about an
+/// event ("what did she call about").
+const EVENT_FACT: f64 = 0.85;
 /// What a fact keeps of its meaning score when the question only
 /// mentions the name it holds.
 const NAME_FACT_SEMANTIC: f64 = 0.2;
@@ -209,18 +211,20 @@ pub fn rank(query: &SearchQuery, candidates: Vec<Candidate>) -> Vec<ScoredMemory
     if candidates.is_empty() {
         return Vec::new();
     }
-    let intent = intent::parse(&query.text, now);
-
     // The caller's name says nothing in a question that is not about it.
+    let caller_names: Vec<String> = candidates
+        .iter()
+        .filter_map(|c| c.memory.fact.as_ref())
+        .filter(|f| is_person_name(f))
+        .flat_map(|f| lexical::name_stems(&f.value))
+        .collect();
+    let intent = intent::parse_with_names(&query.text, now, &|w| {
+        caller_names.iter().any(|n| n == crate::text::stem(w))
+    });
     let name_stems: Vec<String> = if intent.asks_name {
         Vec::new()
     } else {
-        candidates
-            .iter()
-            .filter_map(|c| c.memory.fact.as_ref())
-            .filter(|f| is_person_name(f))
-            .flat_map(|f| lexical::name_stems(&f.value))
-            .collect()
+        caller_names
     };
     let mentions_name = !name_stems.is_empty()
         && intent
@@ -272,27 +276,39 @@ pub fn rank(query: &SearchQuery, candidates: Vec<Candidate>) -> Vec<ScoredMemory
     }
 
     let relevance: Vec<f64> = match intent.time {
-        Some(time) => by_time(time, &candidates, &topic, &lex),
+        Some(time) => by_time(time, intent.within, &candidates, &topic, &lex),
         None => {
-            let holds = |c: &Candidate| {
-                c.memory.fact.as_ref().is_some_and(|f| {
+            // How many of the asked-for concepts a fact's key holds.
+            let holds = |c: &Candidate| -> usize {
+                c.memory.fact.as_ref().map_or(0, |f| {
                     intent
                         .concepts
                         .iter()
-                        .any(|k| k.matches_key(f.key.as_str()))
-                        || (intent.asks_name && is_person_name(f))
+                        .filter(|k| k.matches_key(f.key.as_str()))
+                        .count()
+                        + usize::from(intent.asks_name && is_person_name(f))
                 })
             };
             // A profile question answered by a fact that holds what it asks
-            // for: that fact first, the calls after the facts.
-            let answered = intent.profile && candidates.iter().any(holds);
+            // for: that fact first (the more it holds, the better), the
+            // calls after the facts. A question about an event leans the
+            // other way.
+            let answered = intent.profile && candidates.iter().any(|c| holds(c) > 0);
             candidates
                 .iter()
                 .zip(&topic)
-                .map(|(c, t)| match (c.memory.fact.is_some(), answered) {
-                    (true, true) if holds(c) => (0.6 + 0.4 * t).min(1.0),
-                    (false, true) => 0.7 * t,
-                    _ => *t,
+                .map(|(c, t)| {
+                    let is_fact = c.memory.fact.is_some();
+                    let held = holds(c);
+                    if answered && is_fact && held > 0 {
+                        (0.5 + 0.1 * held.min(3) as f64 + 0.4 * t).min(1.0)
+                    } else if answered && !is_fact {
+                        0.7 * t
+                    } else if intent.event && !intent.profile && is_fact {
+                        EVENT_FACT * t
+                    } else {
+                        *t
+                    }
                 })
                 .collect()
         }
@@ -353,7 +369,13 @@ fn semantic(similarities: &[Option<f32>]) -> Vec<f64> {
 
 /// Relevance when the question is about a time: calls ordered by time,
 /// those on the question's topic first when it has one.
-fn by_time(time: TimeIntent, candidates: &[Candidate], topic: &[f64], lex: &[f64]) -> Vec<f64> {
+fn by_time(
+    time: TimeIntent,
+    within: Option<(i64, i64)>,
+    candidates: &[Candidate],
+    topic: &[f64],
+    lex: &[f64],
+) -> Vec<f64> {
     let is_call =
         |c: &Candidate| c.memory.sector != MemorySector::Semantic || c.memory.fact.is_none();
     let best_topic = candidates
@@ -362,9 +384,18 @@ fn by_time(time: TimeIntent, candidates: &[Candidate], topic: &[f64], lex: &[f64
         .filter(|(c, _)| is_call(c))
         .map(|(_, t)| *t)
         .fold(0.0_f64, f64::max);
-    // On topic: sharing a word with the question, or within reach of
-    // the best topic match.
-    let on_topic = |i: usize| best_topic <= 0.0 || lex[i] > 0.0 || topic[i] >= 0.6 * best_topic;
+    // On topic: within reach of the best match, by words or overall.
+    let best_lex = candidates
+        .iter()
+        .zip(lex)
+        .filter(|(c, _)| is_call(c))
+        .map(|(_, l)| *l)
+        .fold(0.0_f64, f64::max);
+    let on_topic = |i: usize| {
+        best_topic <= 0.0
+            || topic[i] >= 0.6 * best_topic
+            || (best_lex > 0.0 && lex[i] >= 0.6 * best_lex)
+    };
     let topic_share = if best_topic > 0.0 { 0.3 } else { 0.0 };
     let normalized = |t: f64| {
         if best_topic > 0.0 {
@@ -377,9 +408,22 @@ fn by_time(time: TimeIntent, candidates: &[Candidate], topic: &[f64], lex: &[f64
     match time {
         TimeIntent::Latest { skip } | TimeIntent::Earliest { skip } => {
             let newest_first = matches!(time, TimeIntent::Latest { .. });
+            let inside = |i: usize| {
+                within.is_none_or(|(start, end)| {
+                    let at = candidates[i].memory.created_at.as_secs();
+                    at >= start && at < end
+                })
+            };
+            // The calls sought among: on topic and within the span named,
+            // if any call is.
             let mut order: Vec<usize> = (0..candidates.len())
-                .filter(|i| is_call(&candidates[*i]) && on_topic(*i))
+                .filter(|i| is_call(&candidates[*i]) && on_topic(*i) && inside(*i))
                 .collect();
+            if order.is_empty() {
+                order = (0..candidates.len())
+                    .filter(|i| is_call(&candidates[*i]) && on_topic(*i))
+                    .collect();
+            }
             order.sort_by(|a, b| {
                 let (ta, tb) = (
                     candidates[*a].memory.created_at,
