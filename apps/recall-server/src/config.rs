@@ -97,6 +97,12 @@ pub const SETTINGS: &[Setting] = &[
         "where raw post-call events are kept (default: <data_dir>/payloads)",
     ),
     setting(
+        "embedding_model",
+        "RECALL_EMBEDDING_MODEL",
+        None,
+        "directory of another embedding model: a sentence-transformers model (the full transformer) or a static table; default: the built-in static model",
+    ),
+    setting(
         "openmemory_url",
         "OPENMEMORY_PORT",
         Some("8080"),
@@ -541,6 +547,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Where raw post-call events are kept.
     pub payload_dir: PathBuf,
+    /// The embedding model's directory; `None`: the built-in static model.
+    pub embedding_model: Option<PathBuf>,
     /// The memory store.
     pub store: StoreConfig,
     /// Log format.
@@ -664,6 +672,7 @@ impl Config {
         let payload_dir = opt("payload_dir")
             .map(PathBuf::from)
             .unwrap_or_else(|| data_dir.join("payloads"));
+        let embedding_model = opt("embedding_model").map(PathBuf::from);
 
         let store_text = get("store");
         let store = match store_text.trim() {
@@ -741,6 +750,7 @@ impl Config {
             bind,
             data_dir,
             payload_dir,
+            embedding_model,
             store,
             log_format,
             log_filter,
@@ -903,6 +913,9 @@ impl Config {
             "payload_dir",
             quoted(&self.payload_dir.display().to_string()),
         );
+        if let Some(model) = &self.embedding_model {
+            d.line("embedding_model", quoted(&model.display().to_string()));
+        }
         if let StoreConfig::OpenMemory { url, key, timeout } = &self.store {
             d.line("openmemory_url", quoted(url));
             d.line(

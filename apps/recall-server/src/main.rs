@@ -27,7 +27,7 @@ use recall_signature::{Secret, sign};
         recall sign call.json                   the ElevenLabs-Signature for call.json\n  \
         recall replay --conversation conv_123   process one stored conversation again\n  \
         recall forget +16129782029              erase a caller\n  \
-        recall reindex                          rebuild the call index of the operator API\n  \
+        recall reindex                          rebuild the call index and the memories' embeddings\n  \
         recall check-config                     show the effective configuration"
 )]
 struct Cli {
@@ -75,7 +75,8 @@ enum Command {
     /// Print the effective configuration, secrets redacted, and check it.
     CheckConfig,
     /// Rebuild the call index (<data_dir>/calls.db) behind the operator API
-    /// and dashboard from the stored post-call events.
+    /// and dashboard from the stored post-call events, and embed every
+    /// memory whose embedding is missing or of another model.
     Reindex,
 }
 
@@ -180,10 +181,19 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Reindex) => {
             let config = load(cli)?;
-            let report = runtime()?.block_on(recall_server::admin::reindex(&config))?;
+            let runtime = runtime()?;
+            let report = runtime.block_on(recall_server::admin::reindex(&config))?;
             println!(
                 "indexed {} calls and {} calls that never connected, {} with audio; {} unreadable events skipped",
                 report.transcriptions, report.initiation_failures, report.audio, report.skipped
+            );
+            let embedded = runtime.block_on(async {
+                let service = recall_server::startup::open_service(&config, None)?;
+                anyhow::Ok(service.backfill_embeddings().await?)
+            })?;
+            println!(
+                "embedded {} memories ({} gone meanwhile)",
+                embedded.embedded, embedded.gone
             );
             Ok(ExitCode::SUCCESS)
         }

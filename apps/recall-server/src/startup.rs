@@ -87,7 +87,13 @@ pub fn open_service(
             config.payload_dir.display()
         )
     })?;
-    Ok(Service::new(store, payloads, config.service.clone()))
+    let embedder = recall_embed::load(config.embedding_model.as_deref())
+        .context("cannot load the embedding model (RECALL_EMBEDDING_MODEL)")?;
+    tracing::debug!(model = embedder.model_id(), "embedding model loaded");
+    Ok(Service::builder(store, payloads)
+        .config(config.service.clone())
+        .embedder(embedder)
+        .build())
 }
 
 /// A built server, bound and ready to run.

@@ -69,12 +69,15 @@ const MIGRATIONS: &[&str] = &[
     // 1 -> 2: each memory's embedding, apart from its row so that a scan
     // of one caller's vectors reads small, contiguous rows. `model` is the
     // embedder's tag: vectors of another model are rebuilt by a backfill.
+    // `users.version` grows with every change to a caller's memories: a
+    // reader's copy of a caller's vectors is current while it matches.
     r#"
     CREATE TABLE vectors (
         id    INTEGER PRIMARY KEY,
         model INTEGER NOT NULL,
         v     BLOB    NOT NULL
     );
+    ALTER TABLE users ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 

@@ -14,6 +14,7 @@
 //! * the profile facts.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use recall_memory::rank::{Candidate, CandidateNeeds, rank};
 use recall_memory::{MemoryError, MemoryFilter, ScoredMemory, SearchQuery};
@@ -21,13 +22,15 @@ use recall_model::{AgentId, MemorySector, PhoneNumber, Salience};
 use rusqlite::{Connection, params};
 
 use crate::error::memory_error;
-use crate::store::{MEMORY_COLUMNS, UserRow, corrupt, load_user, memory_from_row};
+use crate::store::{
+    MEMORY_COLUMNS, UserRow, corrupt, load_memory, load_user, memory_from_row, parse_id,
+};
 use crate::{bm25, text};
 
 /// A caller with at most this many memories offers all of them.
 pub(crate) const ALL_CANDIDATES: i64 = 300;
 /// The most memories each source offers for a larger caller.
-const PER_SOURCE: usize = 60;
+const PER_SOURCE: usize = 40;
 /// The most profile facts offered.
 const MAX_FACTS: i64 = 100;
 /// The most memories one query term contributes to the word match: the
@@ -35,6 +38,13 @@ const MAX_FACTS: i64 = 100;
 const MAX_TERM_ROWS: i64 = 250;
 /// How much further a filtered search looks per term.
 const FILTERED_TERM_ROWS_FACTOR: i64 = 8;
+
+/// The columns of [`MEMORY_COLUMNS`] without the tags and metadata JSON
+/// (read as empty): what the ranking needs of a candidate. The few
+/// memories returned are read in full afterwards.
+fn light_columns() -> String {
+    MEMORY_COLUMNS.replace("tags, metadata", "'[]', '{}'")
+}
 
 /// The SQL condition of a [`MemoryFilter`] on `memories` (parameters
 /// `?2` sector, `?3` minimum salience, `?4` agent).
@@ -51,6 +61,7 @@ fn filter_params(filter: &MemoryFilter) -> (Option<&str>, Option<f64>, Option<&s
 
 pub(crate) fn search_blocking(
     tx: &Connection,
+    cache: &VectorCache,
     user: &PhoneNumber,
     query: &SearchQuery,
 ) -> Result<Vec<ScoredMemory>, MemoryError> {
@@ -64,8 +75,9 @@ pub(crate) fn search_blocking(
     let candidates = if row.memory_count <= ALL_CANDIDATES {
         let mut stmt = tx
             .prepare_cached(&format!(
-                "SELECT {MEMORY_COLUMNS}, (SELECT v FROM vectors WHERE vectors.id = memories.id) \
-                 FROM memories WHERE slot = ?1 AND {FILTER_SQL}"
+                "SELECT {}, (SELECT v FROM vectors WHERE vectors.id = memories.id) \
+                 FROM memories WHERE slot = ?1 AND {FILTER_SQL}",
+                light_columns()
             ))
             .map_err(memory_error)?;
         let mut rows = stmt
@@ -79,15 +91,26 @@ pub(crate) fn search_blocking(
         }
         out
     } else {
-        let ids = candidate_ids(tx, row, query)?;
+        let ids = candidate_ids(tx, cache, row, query)?;
         load_candidates(tx, user, &ids)?
     };
-    Ok(rank(query, candidates))
+    // The ranking read each candidate without its tags and metadata: read
+    // the few it returns in full.
+    let mut found = rank(query, candidates);
+    for scored in &mut found {
+        let id =
+            parse_id(&scored.memory.id).ok_or_else(|| corrupt("a ranked memory lost its id"))?;
+        if let Some(full) = load_memory(tx, user, id)? {
+            scored.memory = full;
+        }
+    }
+    Ok(found)
 }
 
 /// The ids a large caller offers, without repeats.
 fn candidate_ids(
     tx: &Connection,
+    cache: &VectorCache,
     row: UserRow,
     query: &SearchQuery,
 ) -> Result<Vec<i64>, MemoryError> {
@@ -102,7 +125,7 @@ fn candidate_ids(
     };
     add(word_matches(tx, row, query)?, &mut ids);
     if let Some(vector) = &query.vector {
-        add(nearest(tx, row, vector, query)?, &mut ids);
+        add(nearest(tx, cache, row, vector, query)?, &mut ids);
     }
     let (sector, min_salience, agent) = filter_params(&query.filter);
     let needs = CandidateNeeds::of(query);
@@ -163,8 +186,9 @@ fn load_candidates(
 ) -> Result<Vec<Candidate>, MemoryError> {
     let mut stmt = tx
         .prepare_cached(&format!(
-            "SELECT {MEMORY_COLUMNS}, (SELECT v FROM vectors WHERE vectors.id = memories.id) \
-             FROM memories WHERE id = ?1"
+            "SELECT {}, (SELECT v FROM vectors WHERE vectors.id = memories.id) \
+             FROM memories WHERE id = ?1",
+            light_columns()
         ))
         .map_err(memory_error)?;
     let mut out = Vec::with_capacity(ids.len());
@@ -179,41 +203,164 @@ fn load_candidates(
     Ok(out)
 }
 
-/// The caller's memories nearest the question in meaning: every stored
-/// vector of the caller compared, the best [`PER_SOURCE`] kept.
-fn nearest(
-    tx: &Connection,
-    row: UserRow,
-    vector: &recall_memory::Embedding,
-    query: &SearchQuery,
-) -> Result<Vec<i64>, MemoryError> {
+/// A large caller's vectors, as one block: read once from the database,
+/// then scanned from memory while the caller's memories do not change.
+pub(crate) struct CallerVectors {
+    ids: Vec<i64>,
+    /// The stored forms, each `stride` bytes, in the order of `ids`.
+    bytes: Vec<u8>,
+    stride: usize,
+}
+
+impl CallerVectors {
+    fn size(&self) -> usize {
+        self.bytes.len() + self.ids.len() * 8
+    }
+}
+
+/// Copies of large callers' vectors, each for one version of the caller
+/// (`users.version`, read in the same snapshot, so a copy never mixes
+/// states), least recently used dropped past [`VECTOR_CACHE_BYTES`].
+#[derive(Default)]
+pub(crate) struct VectorCache {
+    entries: Mutex<CacheEntries>,
+}
+
+#[derive(Default)]
+struct CacheEntries {
+    /// slot → (version, vectors, last use).
+    map: HashMap<i64, (i64, Arc<CallerVectors>, u64)>,
+    bytes: usize,
+    clock: u64,
+}
+
+/// Callers with at least this many memories have their vectors kept in
+/// memory between searches; smaller ones are read each time (cheaply).
+const CACHE_MIN_MEMORIES: i64 = 1_000;
+/// The most memory the copies take.
+const VECTOR_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+impl VectorCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheEntries> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, row: UserRow) -> Option<Arc<CallerVectors>> {
+        let mut entries = self.lock();
+        entries.clock += 1;
+        let clock = entries.clock;
+        match entries.map.get_mut(&row.slot) {
+            Some((version, vectors, used)) if *version == row.version => {
+                *used = clock;
+                Some(Arc::clone(vectors))
+            }
+            _ => None,
+        }
+    }
+
+    fn put(&self, row: UserRow, vectors: Arc<CallerVectors>) {
+        let size = vectors.size();
+        if size > VECTOR_CACHE_BYTES / 4 {
+            return;
+        }
+        let mut entries = self.lock();
+        entries.clock += 1;
+        let clock = entries.clock;
+        if let Some((_, old, _)) = entries.map.insert(row.slot, (row.version, vectors, clock)) {
+            entries.bytes -= old.size();
+        }
+        entries.bytes += size;
+        while entries.bytes > VECTOR_CACHE_BYTES {
+            let Some((&oldest, _)) = entries.map.iter().min_by_key(|(_, (_, _, used))| *used)
+            else {
+                break;
+            };
+            if let Some((_, old, _)) = entries.map.remove(&oldest) {
+                entries.bytes -= old.size();
+            }
+        }
+    }
+}
+
+/// Reads all of a caller's vectors as one block.
+fn read_vectors(tx: &Connection, row: UserRow) -> Result<CallerVectors, MemoryError> {
     let mut stmt = tx
         .prepare_cached("SELECT id, v FROM vectors WHERE id BETWEEN ?1 AND ?2")
         .map_err(memory_error)?;
     let mut rows = stmt
         .query(params![row.first_id(), row.last_id()])
         .map_err(memory_error)?;
+    let mut out = CallerVectors {
+        ids: Vec::with_capacity(row.memory_count.max(0) as usize),
+        bytes: Vec::new(),
+        stride: 0,
+    };
+    while let Some(r) = rows.next().map_err(memory_error)? {
+        let id: i64 = r.get(0).map_err(corrupt)?;
+        let bytes = r.get_ref(1).map_err(corrupt)?.as_blob().map_err(corrupt)?;
+        if out.stride == 0 {
+            out.stride = bytes.len();
+            out.bytes.reserve(out.stride * out.ids.capacity());
+        }
+        // A vector of another size (another model) cannot match the
+        // question's anyway.
+        if bytes.len() == out.stride {
+            out.ids.push(id);
+            out.bytes.extend_from_slice(bytes);
+        }
+    }
+    Ok(out)
+}
+
+/// The caller's memories nearest the question in meaning: every stored
+/// vector of the caller compared, the best [`PER_SOURCE`] kept.
+fn nearest(
+    tx: &Connection,
+    cache: &VectorCache,
+    row: UserRow,
+    vector: &recall_memory::Embedding,
+    query: &SearchQuery,
+) -> Result<Vec<i64>, MemoryError> {
+    let vectors = if row.memory_count >= CACHE_MIN_MEMORIES {
+        match cache.get(row) {
+            Some(v) => v,
+            None => {
+                let v = Arc::new(read_vectors(tx, row)?);
+                cache.put(row, Arc::clone(&v));
+                v
+            }
+        }
+    } else {
+        Arc::new(read_vectors(tx, row)?)
+    };
     // A filter may reject the nearest: keep more, check them after.
     let keep = if query.filter == MemoryFilter::default() {
         PER_SOURCE
     } else {
         PER_SOURCE * 4
     };
+    let probe = vector.probe();
     let mut best: Vec<(f32, i64)> = Vec::with_capacity(keep + 1);
-    while let Some(r) = rows.next().map_err(memory_error)? {
-        let id: i64 = r.get(0).map_err(corrupt)?;
-        let bytes = r.get_ref(1).map_err(corrupt)?.as_blob().map_err(corrupt)?;
-        let Some(similarity) = vector.cosine_bytes(bytes) else {
-            continue;
-        };
-        if best.len() < keep {
-            best.push((similarity, id));
-            if best.len() == keep {
+    if vectors.stride > 0 {
+        for (id, bytes) in vectors
+            .ids
+            .iter()
+            .zip(vectors.bytes.chunks_exact(vectors.stride))
+        {
+            let Some(similarity) = probe.cosine(bytes) else {
+                continue;
+            };
+            if best.len() < keep {
+                best.push((similarity, *id));
+                if best.len() == keep {
+                    best.sort_by(|a, b| b.0.total_cmp(&a.0));
+                }
+            } else if similarity > best[keep - 1].0 {
+                best[keep - 1] = (similarity, *id);
                 best.sort_by(|a, b| b.0.total_cmp(&a.0));
             }
-        } else if similarity > best[keep - 1].0 {
-            best[keep - 1] = (similarity, id);
-            best.sort_by(|a, b| b.0.total_cmp(&a.0));
         }
     }
     if query.filter == MemoryFilter::default() {

@@ -79,6 +79,8 @@ impl std::fmt::Debug for EmbeddedStore {
 struct Inner {
     path: PathBuf,
     options: EmbeddedOptions,
+    /// Copies of large callers' vectors, for searches.
+    pub(crate) vectors: crate::search::VectorCache,
     // Dropped before the writer: the last connection to close checkpoints
     // the write-ahead log into the main file, which a read-only one cannot.
     readers: Vec<Mutex<Connection>>,
@@ -93,6 +95,8 @@ pub(crate) struct UserRow {
     next_seq: i64,
     pub(crate) memory_count: i64,
     pub(crate) token_total: i64,
+    /// Grows with every change to the caller's memories.
+    pub(crate) version: i64,
 }
 
 impl UserRow {
@@ -143,6 +147,7 @@ impl EmbeddedStore {
                 writer: Mutex::new(writer),
                 readers,
                 next_reader: AtomicUsize::new(0),
+                vectors: crate::search::VectorCache::default(),
             }),
         })
     }
@@ -269,7 +274,7 @@ fn format_id(id: i64) -> MemoryId {
     MemoryId::new(format!("mem_{id:016x}")).expect("a formatted id is a valid key")
 }
 
-fn parse_id(id: &MemoryId) -> Option<i64> {
+pub(crate) fn parse_id(id: &MemoryId) -> Option<i64> {
     let hex = id.as_str().strip_prefix("mem_")?;
     if hex.len() != 16 {
         return None;
@@ -291,7 +296,7 @@ pub(crate) fn load_user(
     user: &PhoneNumber,
 ) -> Result<Option<UserRow>, MemoryError> {
     tx.prepare_cached(
-        "SELECT slot, next_seq, memory_count, token_total FROM users WHERE phone = ?1",
+        "SELECT slot, next_seq, memory_count, token_total, version FROM users WHERE phone = ?1",
     )
     .and_then(|mut stmt| {
         stmt.query_row([user.as_str()], |r| {
@@ -300,6 +305,7 @@ pub(crate) fn load_user(
                 next_seq: r.get(1)?,
                 memory_count: r.get(2)?,
                 token_total: r.get(3)?,
+                version: r.get(4)?,
             })
         })
         .optional()
@@ -318,9 +324,12 @@ fn ensure_user(tx: &Connection, user: &PhoneNumber) -> Result<UserRow, MemoryErr
         .ok_or_else(|| MemoryError::Internal("embedded store: new caller row vanished".into()))
 }
 
+/// Saves a caller's counters after a change to their memories (which
+/// moves their version on).
 fn save_user(tx: &Connection, row: UserRow) -> Result<(), MemoryError> {
     tx.prepare_cached(
-        "UPDATE users SET next_seq = ?2, memory_count = ?3, token_total = ?4 WHERE slot = ?1",
+        "UPDATE users SET next_seq = ?2, memory_count = ?3, token_total = ?4, \
+         version = version + 1 WHERE slot = ?1",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -379,7 +388,7 @@ pub(crate) fn memory_from_row(user: &PhoneNumber, r: &Row<'_>) -> Result<Memory,
     })
 }
 
-fn load_memory(
+pub(crate) fn load_memory(
     tx: &Connection,
     user: &PhoneNumber,
     id: i64,
@@ -836,7 +845,7 @@ impl MemoryStore for EmbeddedStore {
     ) -> Result<Vec<ScoredMemory>, MemoryError> {
         let user = user.clone();
         let query = query.clone();
-        self.run(move |inner| inner.read(|tx| search_blocking(tx, &user, &query)))
+        self.run(move |inner| inner.read(|tx| search_blocking(tx, &inner.vectors, &user, &query)))
             .await
     }
 
@@ -853,7 +862,7 @@ impl MemoryStore for EmbeddedStore {
             inner.read(|tx| {
                 Ok((
                     profile_blocking(tx, &user)?,
-                    search_blocking(tx, &user, &query)?,
+                    search_blocking(tx, &inner.vectors, &user, &query)?,
                 ))
             })
         })
@@ -978,8 +987,9 @@ impl MemoryStore for EmbeddedStore {
         let id = id.clone();
         self.run(move |inner| {
             inner.write(|tx| {
-                let (_, raw, _) = owned_memory(tx, &user, load_user(tx, &user)?, &id)?;
-                store_vector(tx, raw, &embedding)
+                let (row, raw, _) = owned_memory(tx, &user, load_user(tx, &user)?, &id)?;
+                store_vector(tx, raw, &embedding)?;
+                save_user(tx, row)
             })
         })
         .await

@@ -448,3 +448,59 @@ async fn a_filter_finds_older_matches_behind_many_newer_ones() {
             .all(|h| h.memory.agent_id == Some(agent("agent_b")))
     );
 }
+
+/// A caller with thousands of memories: the nearest by meaning are found
+/// among all of them, and a change to the caller's memories is seen at
+/// once (their vectors are kept in memory between searches).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_caller_is_searched_by_meaning_and_changes_are_seen_at_once() {
+    use recall_memory::embed::{Embedding, ModelTag};
+    let model = ModelTag::of("test/axes-8");
+    let axis = |i: usize, strength: f32| {
+        let mut v = vec![0.05_f32; 8];
+        v[i] = strength;
+        Embedding::new(model, v).unwrap()
+    };
+    let (_dir, store) = store();
+    let me = caller(40);
+    // 1,500 unremarkable calls, then one about the garden, long ago.
+    let mut batch: Vec<NewMemory> = (0..1_500)
+        .map(|i| {
+            summary(&format!("Routine account review number {i}"), 1 + i % 300)
+                .embedding(axis(0, 1.0))
+        })
+        .collect();
+    batch.push(summary("Caller planted tulips and daffodils", 400).embedding(axis(3, 1.0)));
+    store.bulk_add_blocking(vec![(me.clone(), batch)]).unwrap();
+
+    let ask = |v: Embedding| SearchQuery::new("spring flowers", 3).at(now()).vector(v);
+    let found = store.search(&me, &ask(axis(3, 1.0))).await.unwrap();
+    assert_eq!(
+        found[0].memory.content,
+        "Caller planted tulips and daffodils"
+    );
+
+    // A new memory nearer still: the next search sees it.
+    store
+        .add(
+            &me,
+            summary("Caller asked about pruning roses", 1).embedding(axis(5, 1.0)),
+        )
+        .await
+        .unwrap();
+    let found = store.search(&me, &ask(axis(5, 1.0))).await.unwrap();
+    assert_eq!(found[0].memory.content, "Caller asked about pruning roses");
+
+    // A memory given a new embedding: seen at once too.
+    let roses = found[0].memory.id.clone();
+    store
+        .set_embedding(&me, &roses, axis(6, 1.0))
+        .await
+        .unwrap();
+    let found = store.search(&me, &ask(axis(6, 1.0))).await.unwrap();
+    assert_eq!(found[0].memory.id, roses);
+    // A deleted one never comes back.
+    store.delete(&me, &roses).await.unwrap();
+    let found = store.search(&me, &ask(axis(6, 1.0))).await.unwrap();
+    assert!(found.iter().all(|r| r.memory.id != roses));
+}

@@ -399,3 +399,91 @@ async fn an_extra_variable_cannot_shadow_recalls_own() {
     assert_eq!(json.matches("\"user_name\"").count(), 1, "{json}");
     assert!(json.contains("\"user_name\":\"Margaret\""), "{json}");
 }
+
+#[tokio::test]
+async fn the_last_call_is_the_latest_by_call_time_whatever_the_arrival_order() {
+    let h = Harness::new();
+    // The newest call is delivered first; an older one arrives later (a
+    // late retry, or history imported afterwards).
+    remember(
+        &h.service,
+        &Call::new("conv_new", MARGARET)
+            .start(1_700_500_000)
+            .summary(
+                "Asked to move the cleaning to Friday.",
+                "moving your cleaning",
+            ),
+    )
+    .await;
+    remember(
+        &h.service,
+        &Call::new("conv_old", MARGARET)
+            .start(1_700_000_000)
+            .summary("Booked a cleaning for Tuesday.", "booking a cleaning"),
+    )
+    .await;
+    let g = h
+        .service
+        .greet(&ringing(MARGARET, "agent_front_desk"))
+        .await;
+    assert_eq!(
+        g.response.dynamic_variables.last_call_summary,
+        "Asked to move the cleaning to Friday."
+    );
+    // The memory tool agrees on what "the last call" was.
+    let found = h
+        .service
+        .search(&asking(MARGARET, "what was her most recent call about"))
+        .await
+        .unwrap();
+    assert_eq!(
+        found.memories[0].content,
+        "Asked to move the cleaning to Friday."
+    );
+    let found = h
+        .service
+        .search(&asking(MARGARET, "the first time she called"))
+        .await
+        .unwrap();
+    assert_eq!(found.memories[0].content, "Booked a cleaning for Tuesday.");
+}
+
+#[tokio::test]
+async fn the_memory_tool_answers_the_best_it_has_with_scores() {
+    let h = Harness::new();
+    remember(
+        &h.service,
+        &Call::new("conv_1", MARGARET)
+            .fact("first_name", "Margaret")
+            .summary(
+                "Margaret asked how to treat black spot on her roses.",
+                "roses",
+            ),
+    )
+    .await;
+    // Nothing in common with the question: still the caller's memories,
+    // each with a score from 0 to 1, the strong match first elsewhere.
+    for query in [
+        "what about the invoice",
+        "🌹🌹🌹",
+        "¿qué pasó con sus flores?",
+    ] {
+        let found = h.service.search(&asking(MARGARET, query)).await.unwrap();
+        assert_eq!(found.memories.len(), 2, "{query}");
+        assert!(
+            found
+                .memories
+                .iter()
+                .all(|m| m.score.is_some_and(|s| (0.0..=1.0).contains(&s))),
+            "{query}: {:?}",
+            found.memories
+        );
+    }
+    let found = h
+        .service
+        .search(&asking(MARGARET, "black spot roses"))
+        .await
+        .unwrap();
+    assert!(found.memories[0].content.contains("black spot"));
+    assert!(found.memories[0].score.unwrap() > found.memories[1].score.unwrap());
+}

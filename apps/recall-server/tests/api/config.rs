@@ -168,3 +168,37 @@ async fn replay_and_forget_work_on_the_embedded_store_from_the_command_line() {
     let greeting = app.greet(CALLER).await;
     assert_eq!(greeting["dynamic_variables"]["user_name"], "");
 }
+
+#[test]
+fn a_missing_or_damaged_embedding_model_stops_the_start_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-model");
+    let output = recall()
+        .current_dir(dir.path())
+        .args(["serve"])
+        .env("RECALL_BIND", "127.0.0.1:0")
+        .env("RECALL_EMBEDDING_MODEL", &missing)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("RECALL_EMBEDDING_MODEL"), "{stderr}");
+    assert!(stderr.contains(&*missing.to_string_lossy()), "{stderr}");
+
+    // A static table that was cut short.
+    let damaged = dir.path().join("damaged");
+    std::fs::create_dir(&damaged).unwrap();
+    std::fs::write(damaged.join("static-table.bin"), b"RCLSTAT\x01 cut short").unwrap();
+    std::fs::write(damaged.join("tokenizer.json"), b"{}").unwrap();
+    let output = recall()
+        .current_dir(dir.path())
+        .args(["serve"])
+        .env("RECALL_BIND", "127.0.0.1:0")
+        .env("RECALL_EMBEDDING_MODEL", &damaged)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("static-table.bin"), "{stderr}");
+    assert!(stderr.contains("damaged or truncated"), "{stderr}");
+}
