@@ -12,7 +12,9 @@
 #     the hello-world actix-web example as the ceiling, in the same run; then
 #     the p99 of each at half of its maximum rate (open loop, `load rate`);
 #  6. measures the durable acknowledgement of new, signed post-call
-#     transcription events (`load post-call`);
+#     transcription events (`load post-call`), then ingest end to end: a
+#     burst of events posted, until the worker has turned every one into
+#     memories (embedded, indexed) and none is pending;
 #  7. prints a summary table and stops everything it started.
 #
 # Loopback only; every load is bounded in count and time.
@@ -280,6 +282,20 @@ post_call() {
 }
 post_call post1 "$POST_CALLS" 1
 post_call post16 $((POST_CALLS * 2)) 16
+
+# Ingest end to end: from the first post of a burst until no event is
+# pending (every one written as memories, embedded and indexed).
+pending() { curl -sS --max-time 2 "$BASE/metrics" | awk '/^post_call_pending_events / { print $2 }'; }
+for _ in $(seq 600); do [[ $(pending) == 0 ]] && break; nap 0.1; done
+INGEST_EVENTS=$((POST_CALLS * 2))
+say "== ingest end to end: $INGEST_EVENTS new events with 16 in flight, until none is pending"
+t0=$(now_us)
+post_call ingest "$INGEST_EVENTS" 16
+for _ in $(seq 6000); do [[ $(pending) == 0 ]] && break; nap 0.02; done
+[[ $(pending) == 0 ]] || die "events still pending after 120 s"
+t1=$(now_us)
+INGEST_RATE=$(calc '%.0f' "$INGEST_EVENTS * 1000000 / ($t1 - $t0)")
+say "   ingest: $INGEST_EVENTS events processed in $(calc '%.2f' "($t1 - $t0) / 1000000") s: $INGEST_RATE events/s"
 LOADED_RSS=$(rss_kib "$MAIN_PID")
 LOADED_HWM=$(awk '/^VmHWM:/ { print $2 }' "/proc/$MAIN_PID/status")
 LOG_LINES=$(wc -l <"$WORK/main.log")
@@ -369,10 +385,14 @@ done
 cat <<EOF
 
 Start to ready ($STARTS fresh starts): median $READY_MEDIAN ms (min $READY_MIN, max $READY_MAX).
-RSS: idle $IDLE_MIB MiB ($THREADS_IDLE threads); after the load $(calc '%.1f' "$LOADED_RSS / 1024") MiB, peak $(calc '%.1f' "$LOADED_HWM / 1024") MiB. Log lines written: $LOG_LINES.
+RSS (the default embedding model loaded): idle $IDLE_MIB MiB ($THREADS_IDLE threads); after the load $(calc '%.1f' "$LOADED_RSS / 1024") MiB, peak $(calc '%.1f' "$LOADED_HWM / 1024") MiB. Log lines written: $LOG_LINES.
+Ingest end to end: $INGEST_EVENTS events posted with 16 in flight and all processed (memories written, embedded, indexed) at $INGEST_RATE events/s.
 
 | target | measured | verdict |
 |---|---|---|
+| search-data ≥ 3,000 req/s (at $CONNECTIONS connections) | $SEARCH_RATE req/s | $(verdict "$SEARCH_RATE >= 3000") |
+| ingest ≥ 200 events/s end to end | $INGEST_RATE events/s | $(verdict "$INGEST_RATE >= 200") |
+| RSS with the default model ≤ 120 MiB (peak) | $(calc '%.1f' "$LOADED_HWM / 1024") MiB | $(verdict "$LOADED_HWM <= 122880") |
 | client-data ≥ 50 % of hello | ${CLIENT_PCT} % | $(verdict "$CLIENT_PCT >= 50") |
 | search-data ≥ 50 % of hello | ${SEARCH_PCT} % | $(verdict "$SEARCH_PCT >= 50") |
 | client-data p99 ≤ 2 ms at half rate | $(ms "$CH99") ms | $(verdict "$CH99 <= 2000") |
