@@ -487,3 +487,48 @@ async fn the_memory_tool_answers_the_best_it_has_with_scores() {
     assert!(found.memories[0].content.contains("black spot"));
     assert!(found.memories[0].score.unwrap() > found.memories[1].score.unwrap());
 }
+
+#[tokio::test]
+async fn memories_stored_without_embeddings_are_backfilled_and_then_found_by_meaning() {
+    use recall_memory::MemoryStore;
+    use std::sync::Arc;
+    // Written by a service without an embedder (an older version).
+    let h = Harness::new();
+    remember(
+        &h.service,
+        &Call::new("conv_1", MARGARET)
+            .fact("first_name", "Margaret")
+            .summary(
+                "Margaret asked how to treat black spot on her roses.",
+                "roses",
+            ),
+    )
+    .await;
+    let model = Arc::new(WordEmbedder::default());
+    let backlog = h
+        .store
+        .embedding_backlog(recall_memory::Embedder::tag(model.as_ref()), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(backlog.tasks.len(), 2);
+
+    // The new version starts with an embedder: the backfill embeds both,
+    // once; a second run has nothing left to do.
+    let service = recall_service::Service::builder(
+        Arc::new(h.store.clone()),
+        recall_service::PayloadStore::open(h.dir.path()).unwrap(),
+    )
+    .embedder(model.clone())
+    .build();
+    let report = service.backfill_embeddings().await.unwrap();
+    assert_eq!(report.embedded, 2);
+    assert_eq!(service.backfill_embeddings().await.unwrap().embedded, 0);
+
+    // A question sharing no word with the memory finds it by meaning.
+    let found = service.search(&asking(MARGARET, "flowers")).await.unwrap();
+    assert!(
+        found.memories[0].content.contains("black spot"),
+        "{found:?}"
+    );
+    assert!(found.memories[0].score.unwrap() > 0.0);
+}

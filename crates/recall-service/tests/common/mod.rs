@@ -181,3 +181,45 @@ pub async fn remember(service: &Service, call: &Call<'_>) {
     let report = service.process_pending().await;
     assert_eq!(report.processed, 1, "{report:?}");
 }
+
+/// A small, deterministic embedder for tests: each word lands on one of
+/// 64 dimensions (with a few synonyms sharing one), so texts sharing
+/// words or their synonyms point the same way.
+#[derive(Debug, Default)]
+pub struct WordEmbedder {
+    pub calls: std::sync::atomic::AtomicUsize,
+}
+
+impl recall_memory::Embedder for WordEmbedder {
+    fn model_id(&self) -> &str {
+        "test/words-64"
+    }
+
+    fn dims(&self) -> usize {
+        64
+    }
+
+    fn is_cheap(&self) -> bool {
+        true
+    }
+
+    fn embed(
+        &self,
+        text: &str,
+    ) -> Result<recall_memory::Embedding, recall_memory::embed::EmbedError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut v = vec![0.01_f32; 64];
+        for word in text.to_lowercase().split(|c: char| !c.is_alphanumeric()) {
+            let word = match word {
+                "flowers" | "flower" | "roses" => "roses",
+                "" => continue,
+                w => w,
+            };
+            let h = word
+                .bytes()
+                .fold(7_u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+            v[(h % 64) as usize] += 1.0;
+        }
+        Ok(recall_memory::Embedding::new(self.tag(), v).expect("non-zero"))
+    }
+}
