@@ -51,6 +51,7 @@ pub mod post_call;
 pub mod search;
 pub mod settings;
 pub mod timefmt;
+pub mod tolerant;
 pub mod ui;
 pub mod values;
 mod wire;
@@ -72,6 +73,7 @@ pub use post_call::{
 };
 pub use search::{MemoryItem, ProfileData, SearchDataRequest, SearchDataResponse};
 pub use settings::Settings;
+pub use tolerant::FieldProblem;
 pub use values::{
     AgentId, ConversationId, DecayLambda, MAX_ID_LEN, MemorySector, PhoneNumber, Salience,
     SalienceLabel, UnixTimestamp, WebhookType,

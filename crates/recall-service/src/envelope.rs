@@ -29,6 +29,13 @@ pub(crate) enum BodyError {
 
 fn syntax(e: struson::reader::ReaderError) -> BodyError {
     match e {
+        // The reader is a file, which never reports `InvalidData` itself:
+        // struson does, for bytes that are not UTF-8 (RFC 8259 §8.1).
+        struson::reader::ReaderError::IoError { error, location }
+            if error.kind() == io::ErrorKind::InvalidData =>
+        {
+            BodyError::Invalid(format!("not valid UTF-8 at {location}: {error}"))
+        }
         struson::reader::ReaderError::IoError { error, .. } => BodyError::Io(error),
         other => BodyError::Invalid(format!("not valid JSON: {other}")),
     }
@@ -233,6 +240,32 @@ mod tests {
         let env = read_envelope(f.path()).unwrap();
         assert_eq!(env.kind, "post_call_audio");
         assert_eq!(env.conversation_id, "conv_1");
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_invalid_wherever_they_are() {
+        let valid = br#"{"type":"post_call_transcription","data":{"conversation_id":"conv_1","x":"Margaret"}}"#;
+        let at = valid.windows(8).position(|w| w == b"Margaret").unwrap();
+        for bad in [
+            &[0xff_u8][..],
+            &[0xc3, 0x28],
+            &[0xed, 0xa0, 0x80],
+            &[0xe2, 0x82],
+            &[0x80],
+        ] {
+            for at in [at, 2] {
+                let mut bytes = valid.to_vec();
+                bytes.splice(at..at + 1, bad.iter().copied());
+                let mut f = tempfile::NamedTempFile::new().unwrap();
+                f.write_all(&bytes).unwrap();
+                match read_envelope(f.path()) {
+                    Err(BodyError::Invalid(reason)) => {
+                        assert!(reason.contains("UTF-8"), "{bad:?} at {at}: {reason}");
+                    }
+                    other => panic!("{bad:?} at {at}: {other:?}"),
+                }
+            }
+        }
     }
 
     #[test]

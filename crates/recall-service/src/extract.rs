@@ -3,8 +3,8 @@
 
 use recall_memory::{Fact, FactKey, IdempotencyKey, NewMemory};
 use recall_model::{
-    CallInitiationFailureData, ConversationId, DecayLambda, FailureMetadata, MemorySector,
-    NoIdentity, PhoneNumber, PostCallData, Salience, TranscriptRole, UnixTimestamp,
+    CallInitiationFailureData, ConversationId, DecayLambda, FailureMetadata, FieldProblem,
+    MemorySector, NoIdentity, PhoneNumber, PostCallData, Salience, TranscriptRole, UnixTimestamp,
     classify_caller_id,
 };
 use serde_json::Value;
@@ -18,6 +18,11 @@ pub(crate) const LEARNT_AT: &str = "learnt_at";
 
 /// The longest fact value kept, in characters.
 const MAX_FACT_CHARS: usize = 2_000;
+
+/// The longest call summary kept as a memory, in characters (at most
+/// 32 KiB of UTF-8, well inside a memory's 64 KiB). The stored event
+/// keeps the whole text.
+pub(crate) const MAX_SUMMARY_CHARS: usize = 8_000;
 
 /// The caller of a call: `system__caller_id`, else the external number of
 /// an inbound phone call, else `user_id` when it is an E.164 number. A
@@ -93,6 +98,14 @@ fn fact_text(value: &Value) -> Option<String> {
     Some(truncate(&text, MAX_FACT_CHARS))
 }
 
+/// The length in characters of a value's text before shortening.
+fn fact_text_len(value: &Value) -> usize {
+    match value {
+        Value::String(s) => s.trim().chars().count(),
+        other => other.to_string().chars().count(),
+    }
+}
+
 /// At most `max` characters, with `…` when cut.
 fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
@@ -129,12 +142,14 @@ pub(crate) fn drop_stale_facts(
 
 /// The memories a call leaves: one permanent semantic fact per non-null
 /// data-collection result, and one episodic memory of the call (its
-/// summary, else a digest of the caller's own words).
+/// summary, else a digest of the caller's own words). What had to be
+/// shortened is added to `problems`.
 pub(crate) fn call_memories(
     data: &PostCallData,
     conversation: &ConversationId,
     event_time: Option<UnixTimestamp>,
     config: &ServiceConfig,
+    problems: &mut Vec<FieldProblem>,
 ) -> Vec<NewMemory> {
     let agent = data.agent().ok();
     let occurred = data.start_time().or(event_time);
@@ -154,6 +169,13 @@ pub(crate) fn call_memories(
         let Some(value) = fact_text(&result.value) else {
             continue;
         };
+        if value.chars().count() == MAX_FACT_CHARS && fact_text_len(&result.value) > MAX_FACT_CHARS
+        {
+            problems.push(FieldProblem::new(
+                format!("data.analysis.data_collection_results.{field}.value"),
+                format!("longer than {MAX_FACT_CHARS} characters: shortened"),
+            ));
+        }
         let (Ok(key), Ok(idempotency)) = (
             FactKey::new(field),
             IdempotencyKey::new(format!("{conversation}/fact/{field}")),
@@ -179,7 +201,19 @@ pub(crate) fn call_memories(
 
     let analysis = data.analysis.as_ref();
     let (content, source) = match data.transcript_summary() {
-        Some(summary) => (summary.trim().to_owned(), "transcript_summary"),
+        Some(summary) => {
+            let summary = summary.trim();
+            if summary.chars().count() > MAX_SUMMARY_CHARS {
+                problems.push(FieldProblem::new(
+                    "data.analysis.transcript_summary",
+                    format!(
+                        "longer than {MAX_SUMMARY_CHARS} characters ({} bytes): shortened",
+                        summary.len()
+                    ),
+                ));
+            }
+            (truncate(summary, MAX_SUMMARY_CHARS), "transcript_summary")
+        }
         None => {
             let said: Vec<String> = data
                 .transcript
@@ -324,7 +358,7 @@ mod tests {
               "blank":{"data_collection_id":"blank","value":"  "}}}}"#,
         );
         let conv = ConversationId::parse("c").unwrap();
-        let m = call_memories(&d, &conv, None, &ServiceConfig::default());
+        let m = call_memories(&d, &conv, None, &ServiceConfig::default(), &mut Vec::new());
         assert_eq!(m.len(), 2, "null and blank values are not facts");
         let age = &m[0];
         assert_eq!(age.content, "Caller's age: 71");
@@ -355,7 +389,7 @@ mod tests {
               {"role":"user","message":null}]}"#,
         );
         let conv = ConversationId::parse("c").unwrap();
-        let m = call_memories(&d, &conv, None, &ServiceConfig::default());
+        let m = call_memories(&d, &conv, None, &ServiceConfig::default(), &mut Vec::new());
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].sector, MemorySector::Episodic);
         assert!(m[0].content.contains("move my appointment"));
