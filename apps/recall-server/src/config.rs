@@ -163,6 +163,24 @@ pub const SETTINGS: &[Setting] = &[
         "largest post-call body accepted, in bytes (64 MiB)",
     ),
     setting(
+        "post_call_max_uploads",
+        "RECALL_POST_CALL_MAX_UPLOADS",
+        Some("32"),
+        "post-call bodies received at once before their signature is checked; past it, 503 with Retry-After",
+    ),
+    setting(
+        "quarantine_max_files",
+        "RECALL_QUARANTINE_MAX_FILES",
+        Some("1000"),
+        "refused post-call bodies kept for inspection; the oldest go first",
+    ),
+    setting(
+        "quarantine_max_bytes",
+        "RECALL_QUARANTINE_MAX_BYTES",
+        Some("268435456"),
+        "bytes of refused post-call bodies kept (256 MiB); the oldest go first",
+    ),
+    setting(
         "webhook_max_bytes",
         "RECALL_WEBHOOK_MAX_BYTES",
         Some("65536"),
@@ -510,6 +528,13 @@ impl WebhookSecrets {
 pub struct Limits {
     /// Largest post-call body, in bytes.
     pub post_call_max_bytes: u64,
+    /// Post-call bodies received at once (each is staged on disk before
+    /// its signature can be checked).
+    pub post_call_max_uploads: usize,
+    /// Refused bodies kept in quarantine, by count.
+    pub quarantine_max_files: u64,
+    /// Refused bodies kept in quarantine, by bytes.
+    pub quarantine_max_bytes: u64,
     /// Largest client-data or search-data body, in bytes.
     pub webhook_max_bytes: usize,
 }
@@ -727,6 +752,10 @@ impl Config {
         const GIB: u64 = 1 << 30;
         let limits = Limits {
             post_call_max_bytes: num("post_call_max_bytes", 1024, 4 * GIB)?,
+            post_call_max_uploads: usize::try_from(num("post_call_max_uploads", 1, 4096)?)
+                .unwrap_or(4096),
+            quarantine_max_files: num("quarantine_max_files", 1, 1_000_000)?,
+            quarantine_max_bytes: num("quarantine_max_bytes", 0, 1 << 40)?,
             webhook_max_bytes: usize::try_from(num("webhook_max_bytes", 256, 16 << 20)?)
                 .unwrap_or(usize::MAX),
         };
@@ -974,6 +1003,18 @@ impl Config {
         d.line(
             "post_call_max_bytes",
             self.limits.post_call_max_bytes.to_string(),
+        );
+        d.line(
+            "post_call_max_uploads",
+            self.limits.post_call_max_uploads.to_string(),
+        );
+        d.line(
+            "quarantine_max_files",
+            self.limits.quarantine_max_files.to_string(),
+        );
+        d.line(
+            "quarantine_max_bytes",
+            self.limits.quarantine_max_bytes.to_string(),
         );
         d.line(
             "webhook_max_bytes",

@@ -26,6 +26,7 @@ use recall_signature::{Secret, sign};
         RECALL_BIND=0.0.0.0:8080 recall serve   (needs the three ELEVENLABS_*_KEY secrets)\n  \
         recall sign call.json                   the ElevenLabs-Signature for call.json\n  \
         recall replay --conversation conv_123   process one stored conversation again\n  \
+        recall replay --failed                  retry the events whose processing failed\n  \
         recall forget +16129782029              erase a caller\n  \
         recall reindex                          rebuild the call index and the memories' embeddings\n  \
         recall check-config                     show the effective configuration"
@@ -63,8 +64,12 @@ enum Command {
     /// conversation's), e.g. after a store outage or a store change.
     Replay {
         /// Only this conversation.
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", conflicts_with = "failed")]
         conversation: Option<String>,
+        /// Only the events whose processing failed for good (listed by
+        /// `GET /api/events?status=failed`).
+        #[arg(long)]
+        failed: bool,
     },
     /// Erase one caller (GDPR): their memories and their stored post-call
     /// events.
@@ -126,7 +131,10 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             println!("{}", sign(&body, &secret, timestamp));
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Replay { conversation }) => {
+        Some(Command::Replay {
+            conversation,
+            failed,
+        }) => {
             let config = load(cli)?;
             let conversation = conversation
                 .as_deref()
@@ -137,7 +145,11 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 let service = recall_server::open_service(&config, None)?;
                 let index = recall_server::admin::open_index(&config).await?;
                 recall_server::admin::index_processed_events(&service, index);
-                let report = service.replay(conversation.as_ref()).await?;
+                let report = if *failed {
+                    service.replay_failed().await?
+                } else {
+                    service.replay(conversation.as_ref()).await?
+                };
                 println!(
                     "replayed: {} processed, {} failed, {} to retry, {} skipped; {} memories written, {} unchanged",
                     report.processed,

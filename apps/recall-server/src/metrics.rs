@@ -121,6 +121,17 @@ fn counter(
     metric.encode(metric_encoder)
 }
 
+fn gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), fmt::Error> {
+    let metric = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+    let metric_encoder = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+    metric.encode(metric_encoder)
+}
+
 impl Collector for ServiceCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
         let stats = self.0.stats();
@@ -133,6 +144,37 @@ impl Collector for ServiceCollector {
         )?;
         pending.encode(metric_encoder)?;
         let e = &mut encoder;
+        let quarantine = self.0.payloads().quarantine_usage();
+        gauge(
+            e,
+            "post_call_failed_events",
+            "Post-call events whose processing failed for good (counted from disk at start; `recall replay --failed` retries them)",
+            self.0.failed_count() as u64,
+        )?;
+        gauge(
+            e,
+            "post_call_quarantined_bodies",
+            "Refused post-call bodies kept in quarantine (counted from disk at start)",
+            quarantine.files,
+        )?;
+        gauge(
+            e,
+            "post_call_quarantine_bytes",
+            "Bytes of the refused post-call bodies kept in quarantine",
+            quarantine.bytes,
+        )?;
+        counter(
+            e,
+            "post_call_quarantine_evicted",
+            "Quarantined bodies removed, oldest first, to stay within the quarantine caps",
+            quarantine.evicted,
+        )?;
+        counter(
+            e,
+            "post_call_field_problems",
+            "Fields of processed post-call events skipped or shortened (the rest of each event was used)",
+            stats.field_problems(),
+        )?;
         counter(
             e,
             "store_errors",

@@ -30,6 +30,10 @@ pub struct AppState {
     pub config: Config,
     /// Metrics.
     pub metrics: Metrics,
+    /// Post-call bodies being received (`post_call_max_uploads` permits):
+    /// each is staged on disk before its signature can be checked, so
+    /// unauthenticated traffic can hold at most this many.
+    pub uploads: Arc<tokio::sync::Semaphore>,
 }
 
 /// Opens the configured memory store.
@@ -81,12 +85,19 @@ pub fn open_service(
         Some(store) => store,
         None => open_store(config)?,
     };
-    let payloads = PayloadStore::open(&config.payload_dir).with_context(|| {
-        format!(
-            "cannot open the payload directory {} (PAYLOAD_STORAGE_PATH)",
-            config.payload_dir.display()
-        )
-    })?;
+    let payloads = PayloadStore::open(&config.payload_dir)
+        .and_then(|p| {
+            p.with_quarantine_limits(
+                config.limits.quarantine_max_files,
+                config.limits.quarantine_max_bytes,
+            )
+        })
+        .with_context(|| {
+            format!(
+                "cannot open the payload directory {} (PAYLOAD_STORAGE_PATH)",
+                config.payload_dir.display()
+            )
+        })?;
     let embedder = recall_embed::load(config.embedding_model.as_deref())
         .context("cannot load the embedding model (RECALL_EMBEDDING_MODEL)")?;
     tracing::debug!(model = embedder.model_id(), "embedding model loaded");
@@ -168,6 +179,9 @@ impl Application {
             client_data: verifier(&config.secrets.client_data.secrets),
             search_data: verifier(&config.secrets.search_data.secrets),
             metrics: Metrics::new(service.clone()),
+            uploads: Arc::new(tokio::sync::Semaphore::new(
+                config.limits.post_call_max_uploads,
+            )),
             config: config.clone(),
         });
 

@@ -1,12 +1,10 @@
 //! Forget: erase a caller.
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::path::Path;
 
-use recall_model::{
-    ConversationId, PhoneNumber, PostCallEvent, PostCallWebhookRequest, WebhookType,
-};
+use recall_model::{ConversationId, PhoneNumber, PostCallEvent, WebhookType};
 
 use crate::error::join_error;
 use crate::extract::{failed_call_party, identify};
@@ -44,7 +42,7 @@ fn resolve_caller(
     let pending = |kind: &WebhookType| {
         events
             .iter()
-            .any(|e| e.kind == kind.as_str() && e.state == EventState::Pending)
+            .any(|e| e.kind == kind.as_str() && e.state != EventState::Done)
     };
     let kind = if pending(&WebhookType::PostCallTranscription) {
         WebhookType::PostCallTranscription
@@ -53,11 +51,12 @@ fn resolve_caller(
     } else {
         return Ok(None);
     };
-    let file = File::open(payloads.event_path(conversation, kind.as_str()))?;
-    let Ok(request) = serde_json::from_reader::<_, PostCallWebhookRequest>(BufReader::new(file))
-    else {
-        return Ok(None);
-    };
+    let request =
+        match crate::process::read_event(&payloads.event_path(conversation, kind.as_str())) {
+            Ok((request, _)) => request,
+            Err(crate::process::Step::Retry(reason)) => return Err(io::Error::other(reason)),
+            Err(_) => return Ok(None),
+        };
     let caller = match request.data {
         PostCallEvent::Transcription(data) => identify(&data).ok(),
         PostCallEvent::InitiationFailure(data) => failed_call_party(&data),
@@ -125,6 +124,7 @@ fn forget_quarantined(payloads: &PayloadStore, number: &str) -> io::Result<u64> 
     }
     if removed > 0 {
         sync_dir(&dir)?;
+        payloads.recount_quarantine()?;
     }
     Ok(removed)
 }
@@ -165,6 +165,9 @@ impl Service {
         };
 
         self.pending().retain(|(c, _), _| !theirs.contains(c));
+        for c in &theirs {
+            self.drop_failures_of(c);
+        }
         let payloads = self.payloads().clone();
         let number = caller.as_str().to_owned();
         let mut report = tokio::task::spawn_blocking(move || -> io::Result<ForgetReport> {

@@ -61,6 +61,7 @@ mod config;
 mod embedding;
 mod envelope;
 mod error;
+mod events;
 mod extract;
 mod forget;
 mod greet;
@@ -77,10 +78,14 @@ pub use config::{
 };
 pub use embedding::BackfillReport;
 pub use error::{IngestError, SearchError, ServiceError};
+pub use events::{EventEntry, EventPage, EventStatus, MAX_EVENT_PAGE};
 pub use forget::ForgetReport;
 pub use greet::{GreetFallback, GreetOutcome, Greeting};
 pub use observer::EventObserver;
-pub use payload::{EventState, PayloadStore, StagedEvent, StoredEvent};
+pub use payload::{
+    EventState, PayloadStore, QUARANTINE_MAX_BYTES, QUARANTINE_MAX_FILES, QuarantineUsage,
+    StagedEvent, StoredEvent,
+};
 pub use process::{ProcessReport, ReplayReport, WorkerHandle};
 pub use service::{IngestAck, Service, ServiceBuilder};
 pub use stats::ServiceStats;

@@ -5,8 +5,8 @@
 //!
 //! ```text
 //! _incoming/<uuid>.part              a body being received (staged)
-//! _quarantine/<time>-<uuid>.json     a rejected body, kept for inspection
-//! _quarantine/<time>-<uuid>.reason   why it was rejected
+//! _quarantine/<s>-<ns>-<uuid>.json   a rejected body, kept for inspection
+//! _quarantine/<s>-<ns>-<uuid>.reason why it was rejected
 //! <conversation_id>/<type>.json      the raw event, exactly as received
 //! <conversation_id>/<type>.done      processed (a small JSON record)
 //! <conversation_id>/<type>.failed    processing failed for good (the reason)
@@ -20,6 +20,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use recall_model::{ConversationId, PhoneNumber, UnixTimestamp};
 use tokio::io::AsyncWriteExt;
@@ -52,6 +53,32 @@ const STAGE_BUFFER: usize = 256 * 1024;
 #[derive(Clone, Debug)]
 pub struct PayloadStore {
     root: PathBuf,
+    quarantine: Arc<Mutex<Quarantine>>,
+}
+
+/// The default cap on quarantined bodies, by count.
+pub const QUARANTINE_MAX_FILES: u64 = 1_000;
+/// The default cap on quarantined bodies, by bytes (256 MiB).
+pub const QUARANTINE_MAX_BYTES: u64 = 256 * 1024 * 1024;
+
+/// What the quarantine holds, and its caps.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct QuarantineUsage {
+    /// Bodies kept.
+    pub files: u64,
+    /// Their size in bytes.
+    pub bytes: u64,
+    /// Bodies removed (oldest first) to stay within the caps since start.
+    pub evicted: u64,
+    /// The cap by count.
+    pub max_files: u64,
+    /// The cap by bytes.
+    pub max_bytes: u64,
+}
+
+#[derive(Debug)]
+struct Quarantine {
+    usage: QuarantineUsage,
 }
 
 impl PayloadStore {
@@ -68,7 +95,117 @@ impl PayloadStore {
             }
         }
         sync_dir(&root)?;
-        Ok(Self { root })
+        let (files, bytes) = quarantine_size(&root.join(QUARANTINE))?;
+        Ok(Self {
+            root,
+            quarantine: Arc::new(Mutex::new(Quarantine {
+                usage: QuarantineUsage {
+                    files,
+                    bytes,
+                    evicted: 0,
+                    max_files: QUARANTINE_MAX_FILES,
+                    max_bytes: QUARANTINE_MAX_BYTES,
+                },
+            })),
+        })
+    }
+
+    /// Caps the quarantine at `max_files` bodies and `max_bytes` bytes:
+    /// past either, the oldest bodies are removed (and counted in
+    /// [`QuarantineUsage::evicted`]). The newest body is always kept.
+    /// Applies the caps to what is already there.
+    pub fn with_quarantine_limits(self, max_files: u64, max_bytes: u64) -> io::Result<Self> {
+        {
+            let mut q = self.quarantine_state();
+            q.usage.max_files = max_files.max(1);
+            q.usage.max_bytes = max_bytes;
+        }
+        self.enforce_quarantine_caps()?;
+        Ok(self)
+    }
+
+    /// What the quarantine holds now.
+    pub fn quarantine_usage(&self) -> QuarantineUsage {
+        self.quarantine_state().usage
+    }
+
+    fn quarantine_state(&self) -> std::sync::MutexGuard<'_, Quarantine> {
+        self.quarantine
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts the quarantine again from disk (after something removed
+    /// bodies, e.g. forgetting a caller).
+    pub(crate) fn recount_quarantine(&self) -> io::Result<()> {
+        let (files, bytes) = quarantine_size(&self.quarantine_dir())?;
+        let mut q = self.quarantine_state();
+        q.usage.files = files;
+        q.usage.bytes = bytes;
+        Ok(())
+    }
+
+    /// The quarantined bodies in name order (oldest first), after
+    /// `after` (a stem), at most `limit`: (stem, reason, size).
+    pub(crate) fn quarantined(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> io::Result<Vec<QuarantinedBody>> {
+        let dir = self.quarantine_dir();
+        let mut stems = quarantine_stems(&dir)?;
+        stems.retain(|(stem, _)| after.is_none_or(|a| stem.as_str() > a));
+        stems.truncate(limit);
+        let mut out = Vec::with_capacity(stems.len());
+        for (stem, bytes) in stems {
+            let reason = match fs::read_to_string(dir.join(format!("{stem}.reason"))) {
+                Ok(reason) => reason,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(e),
+            };
+            let received = stem
+                .split('-')
+                .next()
+                .and_then(|t| t.parse::<i64>().ok())
+                .and_then(|t| UnixTimestamp::from_secs(t).ok());
+            out.push(QuarantinedBody {
+                stem,
+                reason,
+                bytes,
+                received,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes the oldest quarantined bodies while over a cap.
+    fn enforce_quarantine_caps(&self) -> io::Result<()> {
+        let over = |u: &QuarantineUsage| u.files > u.max_files || u.bytes > u.max_bytes;
+        if !over(&self.quarantine_usage()) {
+            return Ok(());
+        }
+        let dir = self.quarantine_dir();
+        let stems = quarantine_stems(&dir)?;
+        let mut q = self.quarantine_state();
+        q.usage.files = stems.len() as u64;
+        q.usage.bytes = stems.iter().map(|(_, b)| b).sum();
+        let mut removed = false;
+        for (stem, bytes) in &stems[..stems.len().saturating_sub(1)] {
+            if !over(&q.usage) {
+                break;
+            }
+            remove_if_exists(&dir.join(format!("{stem}.json")))?;
+            remove_if_exists(&dir.join(format!("{stem}.reason")))?;
+            q.usage.files -= 1;
+            q.usage.bytes -= bytes;
+            q.usage.evicted += 1;
+            removed = true;
+        }
+        drop(q);
+        if removed {
+            sync_dir(&dir)?;
+        }
+        Ok(())
     }
 
     /// The root directory.
@@ -188,6 +325,20 @@ impl PayloadStore {
         Ok(out)
     }
 
+    /// Why an event failed for good (its `.failed` file); empty when it
+    /// has not failed.
+    pub(crate) fn failure_reason(
+        &self,
+        conversation: &ConversationId,
+        kind: &str,
+    ) -> io::Result<String> {
+        match fs::read_to_string(self.failed_path(conversation, kind)) {
+            Ok(reason) => Ok(reason),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The caller the service attributed a conversation to when it
     /// processed it (`None`: not processed yet, or no caller identity).
     /// Other views of the calls (the operator's call index) use it so that
@@ -216,11 +367,27 @@ impl PayloadStore {
     /// Moves a rejected body to quarantine with the reason beside it.
     pub(crate) fn quarantine(&self, body: TempGuard, reason: &str) -> io::Result<PathBuf> {
         let dir = self.quarantine_dir();
-        let stem = format!("{}-{}", UnixTimestamp::now(), uuid::Uuid::new_v4());
+        // Seconds, then nanoseconds, so that name order is arrival order.
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let stem = format!(
+            "{}-{:09}-{}",
+            since_epoch.as_secs(),
+            since_epoch.subsec_nanos(),
+            uuid::Uuid::new_v4()
+        );
         let target = dir.join(format!("{stem}.json"));
+        let bytes = fs::metadata(body.path())?.len();
         fs::rename(body.path(), &target)?;
         body.disarm();
         write_atomic(&dir, &format!("{stem}.reason"), reason.as_bytes())?;
+        {
+            let mut q = self.quarantine_state();
+            q.usage.files += 1;
+            q.usage.bytes += bytes;
+        }
+        self.enforce_quarantine_caps()?;
         Ok(target)
     }
 
@@ -238,6 +405,49 @@ impl PayloadStore {
         drop(guard);
         Ok(())
     }
+}
+
+/// A body kept in quarantine.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub(crate) struct QuarantinedBody {
+    /// Its file name without extension (`<unix time>-<uuid>`).
+    pub(crate) stem: String,
+    /// Why it was refused.
+    pub(crate) reason: String,
+    /// Its size.
+    pub(crate) bytes: u64,
+    /// When it was refused.
+    pub(crate) received: Option<UnixTimestamp>,
+}
+
+/// The quarantined bodies' stems and sizes, oldest first.
+fn quarantine_stems(dir: &Path) -> io::Result<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+            continue;
+        };
+        if stem.starts_with('.') {
+            continue;
+        }
+        let bytes = match entry.metadata() {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        out.push((stem.to_owned(), bytes));
+    }
+    // `<unix seconds>-<nanoseconds>-<uuid>`: the seconds have the same
+    // width for centuries, so name order is age order.
+    out.sort();
+    Ok(out)
+}
+
+fn quarantine_size(dir: &Path) -> io::Result<(u64, u64)> {
+    let stems = quarantine_stems(dir)?;
+    Ok((stems.len() as u64, stems.iter().map(|(_, b)| b).sum()))
 }
 
 /// Processing state of a stored event.

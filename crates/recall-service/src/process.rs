@@ -7,7 +7,7 @@ use std::io::{self, BufReader, BufWriter};
 
 use recall_memory::{AddOutcome, ListRequest, MAX_RESULTS, MemoryError};
 use recall_model::{
-    ConversationId, MemorySector, PostCallEvent, PostCallWebhookRequest, WebhookType,
+    ConversationId, FieldProblem, MemorySector, PostCallEvent, PostCallWebhookRequest, WebhookType,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -43,11 +43,13 @@ pub struct ProcessReport {
 pub type ReplayReport = ProcessReport;
 
 /// How processing one event ended.
-enum Step {
+pub(crate) enum Step {
     Done {
         outcome: String,
         written: usize,
         unchanged: usize,
+        /// Fields skipped or shortened; the rest of the event was used.
+        problems: Vec<FieldProblem>,
     },
     Retry(String),
     Failed(String),
@@ -134,6 +136,22 @@ impl Service {
         &self,
         conversation: Option<&ConversationId>,
     ) -> Result<ReplayReport, ServiceError> {
+        self.replay_where(conversation, false).await
+    }
+
+    /// Re-processes only the events whose processing failed for good (a
+    /// `.failed` record), oldest first, e.g. once the bug or the data that
+    /// made them fail is fixed. Those that succeed leave the failed list;
+    /// the others stay in it with the new reason.
+    pub async fn replay_failed(&self) -> Result<ReplayReport, ServiceError> {
+        self.replay_where(None, true).await
+    }
+
+    async fn replay_where(
+        &self,
+        conversation: Option<&ConversationId>,
+        only_failed: bool,
+    ) -> Result<ReplayReport, ServiceError> {
         let _lock = self.inner.process_lock.lock().await;
         let payloads = self.payloads().clone();
         let only = conversation.cloned();
@@ -144,7 +162,12 @@ impl Service {
             };
             let mut events = Vec::new();
             for c in conversations {
-                events.extend(payloads.events(&c)?);
+                events.extend(
+                    payloads
+                        .events(&c)?
+                        .into_iter()
+                        .filter(|e| !only_failed || e.state == EventState::Failed),
+                );
             }
             Ok(events)
         })
@@ -181,21 +204,30 @@ impl Service {
     /// Adds every stored, unprocessed event to the queue.
     pub(crate) async fn scan_pending(&self) -> io::Result<()> {
         let payloads = self.payloads().clone();
-        let mut found = tokio::task::spawn_blocking(move || -> io::Result<_> {
+        let found = tokio::task::spawn_blocking(move || -> io::Result<_> {
             let mut found = Vec::new();
+            let mut failed = Vec::new();
             for c in payloads.conversations()? {
                 for event in payloads.events(&c)? {
-                    if event.state == EventState::Pending
-                        && is_processed_type(&WebhookType::parse(&event.kind))
-                    {
-                        found.push(event);
+                    if !is_processed_type(&WebhookType::parse(&event.kind)) {
+                        continue;
+                    }
+                    match event.state {
+                        EventState::Pending => found.push(event),
+                        EventState::Failed => {
+                            let reason = payloads.failure_reason(&c, &event.kind)?;
+                            failed.push(((c.clone(), event.kind), reason));
+                        }
+                        EventState::Done => {}
                     }
                 }
             }
-            Ok(found)
+            Ok((found, failed))
         })
         .await
         .map_err(join_error)??;
+        let (mut found, failed) = found;
+        self.failed().extend(failed);
         found.sort_by(|a, b| {
             (a.received_nanos, &a.conversation, &a.kind).cmp(&(
                 b.received_nanos,
@@ -253,16 +285,25 @@ impl Service {
                 outcome,
                 written,
                 unchanged,
+                problems,
             } => {
                 self.pending().remove(key);
+                self.failed().remove(key);
                 self.stats().add_event_processed();
                 report.processed += 1;
                 report.memories_written += written;
                 report.memories_unchanged += unchanged;
-                tracing::info!(%conversation, event_type = %kind, outcome, written, unchanged, "event processed");
+                if problems.is_empty() {
+                    tracing::info!(%conversation, event_type = %kind, outcome, written, unchanged, "event processed");
+                } else {
+                    self.stats().add_field_problems(problems.len() as u64);
+                    let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+                    tracing::warn!(%conversation, event_type = %kind, outcome, written, unchanged, problems = ?fields, "event processed; fields skipped or shortened (see its .done record)");
+                }
             }
             Step::Failed(reason) => {
                 self.pending().remove(key);
+                self.failed().insert(key.clone(), reason.clone());
                 self.stats().add_processing_failure();
                 report.failed += 1;
                 tracing::error!(%conversation, event_type = %kind, reason, "event processing failed; not retried");
@@ -276,8 +317,10 @@ impl Service {
                     seq,
                     attempts: 0,
                     due: None,
+                    last_error: None,
                 });
                 entry.attempts = entry.attempts.saturating_add(1);
+                entry.last_error = Some(reason.clone());
                 let delay = self.config().retry_delay(entry.attempts);
                 entry.due = Some(Instant::now() + delay);
                 tracing::warn!(
@@ -302,6 +345,7 @@ impl Service {
                 outcome: "gone".into(),
                 written: 0,
                 unchanged: 0,
+                problems: Vec::new(),
             };
         }
         let step = match kind {
@@ -312,14 +356,16 @@ impl Service {
                 outcome: "unknown type: kept".into(),
                 written: 0,
                 unchanged: 0,
+                problems: Vec::new(),
             },
         };
-        let (outcome, written, unchanged) = match step {
+        let (outcome, written, unchanged, problems) = match step {
             Step::Done {
                 outcome,
                 written,
                 unchanged,
-            } => (outcome, written, unchanged),
+                problems,
+            } => (outcome, written, unchanged, problems),
             Step::Failed(reason) => return self.record_failure(conversation, kind, reason).await,
             Step::Retry(_) => return step,
         };
@@ -331,6 +377,7 @@ impl Service {
             "outcome": outcome,
             "memories_written": written,
             "memories_unchanged": unchanged,
+            "problems": problems,
         });
         let kind_name = kind.as_str().to_owned();
         let conversation = conversation.clone();
@@ -350,6 +397,7 @@ impl Service {
                 outcome,
                 written,
                 unchanged,
+                problems,
             },
             Ok(Err(e)) | Err(e) => io_retry(&e),
         }
@@ -381,21 +429,11 @@ impl Service {
     async fn process_transcription(&self, conversation: &ConversationId) -> Step {
         let payloads = self.payloads().clone();
         let path = payloads.event_path(conversation, WebhookType::PostCallTranscription.as_str());
-        let parsed =
-            tokio::task::spawn_blocking(move || -> Result<PostCallWebhookRequest, Step> {
-                let file = File::open(&path).map_err(|e| io_retry(&e))?;
-                serde_json::from_reader(BufReader::new(file)).map_err(|e| {
-                    if e.is_io() {
-                        Step::Retry(format!("payload store: {e}"))
-                    } else {
-                        Step::Failed(format!("not a valid post_call_transcription event: {e}"))
-                    }
-                })
-            })
+        let parsed = tokio::task::spawn_blocking(move || read_event(&path))
             .await
             .map_err(|e| io_retry(&join_error(e)))
             .and_then(|r| r);
-        let request = match parsed {
+        let (request, mut problems) = match parsed {
             Ok(r) => r,
             Err(step) => return step,
         };
@@ -411,6 +449,7 @@ impl Service {
                     outcome: format!("no caller identity ({reason})"),
                     written: 0,
                     unchanged: 0,
+                    problems,
                 };
             }
         };
@@ -425,7 +464,28 @@ impl Service {
         if let Ok(Err(e)) | Err(e) = recorded {
             return io_retry(&e);
         }
-        let memories = call_memories(&data, conversation, event_time, self.config());
+        let memories = call_memories(
+            &data,
+            conversation,
+            event_time,
+            self.config(),
+            &mut problems,
+        );
+        // A memory the store would refuse is skipped, not the whole call.
+        let memories: Vec<_> = memories
+            .into_iter()
+            .filter(|m| match m.validate() {
+                Ok(()) => true,
+                Err(e) => {
+                    let field = m.fact.as_ref().map_or_else(
+                        || "data.analysis.transcript_summary".to_owned(),
+                        |f| format!("data.analysis.data_collection_results.{}", f.key.as_str()),
+                    );
+                    problems.push(FieldProblem::new(field, format!("not remembered: {e}")));
+                    false
+                }
+            })
+            .collect();
         let mut memories = if memories.iter().any(|m| m.fact.is_some()) {
             match self.fact_times(&caller, conversation).await {
                 Ok(existing) => {
@@ -448,6 +508,7 @@ impl Service {
                 outcome: "nothing to remember".into(),
                 written: 0,
                 unchanged: 0,
+                problems,
             };
         }
         self.embed_memories(&mut memories).await;
@@ -463,6 +524,7 @@ impl Service {
                     outcome: "memories written".into(),
                     written: outcomes.len() - unchanged,
                     unchanged,
+                    problems,
                 }
             }
             Err(e) => {
@@ -514,13 +576,11 @@ impl Service {
         let conversation = conversation.clone();
         let recorded = tokio::task::spawn_blocking(move || -> io::Result<bool> {
             let kind = WebhookType::CallInitiationFailure.as_str();
-            let file = File::open(payloads.event_path(&conversation, kind))?;
-            let request: PostCallWebhookRequest =
-                match serde_json::from_reader(BufReader::new(file)) {
-                    Ok(r) => r,
-                    Err(e) if e.is_io() => return Err(e.into()),
-                    Err(_) => return Ok(false),
-                };
+            let request = match read_event(&payloads.event_path(&conversation, kind)) {
+                Ok((request, _)) => request,
+                Err(Step::Retry(reason)) => return Err(io::Error::other(reason)),
+                Err(_) => return Ok(false),
+            };
             let PostCallEvent::InitiationFailure(data) = request.data else {
                 return Ok(false);
             };
@@ -540,6 +600,7 @@ impl Service {
                 outcome: if known { "kept" } else { "kept (no caller)" }.into(),
                 written: 0,
                 unchanged: 0,
+                problems: Vec::new(),
             },
             Ok(Err(e)) | Err(e) => io_retry(&e),
         }
@@ -570,12 +631,31 @@ impl Service {
                 outcome: format!("audio decoded ({bytes} bytes)"),
                 written: 0,
                 unchanged: 0,
+                problems: Vec::new(),
             },
             Ok(Err(BodyError::Invalid(reason))) => Step::Failed(reason),
             Ok(Err(BodyError::Io(e))) => io_retry(&e),
             Err(e) => io_retry(&join_error(e)),
         }
     }
+}
+
+/// Reads a stored event field by field: a field that cannot be read is
+/// skipped and reported, so one bad field never loses the call. Fails only
+/// when nothing usable is in it (not JSON, no conversation or agent id).
+pub(crate) fn read_event(
+    path: &std::path::Path,
+) -> Result<(PostCallWebhookRequest, Vec<FieldProblem>), Step> {
+    let file = File::open(path).map_err(|e| io_retry(&e))?;
+    let value: serde_json::Value = serde_json::from_reader(BufReader::new(file)).map_err(|e| {
+        if e.is_io() {
+            Step::Retry(format!("payload store: {e}"))
+        } else {
+            Step::Failed(format!("not a JSON event: {e}"))
+        }
+    })?;
+    PostCallWebhookRequest::from_value_tolerant(value)
+        .map_err(|e| Step::Failed(format!("nothing usable in the event: {e}")))
 }
 
 /// A store failure: retry later, or give up when retrying cannot help.

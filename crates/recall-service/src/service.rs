@@ -42,7 +42,7 @@ impl std::fmt::Debug for Service {
 pub(crate) type EventKey = (ConversationId, String);
 
 /// A stored event waiting for processing.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct PendingEntry {
     /// Processing order: lower first.
     pub(crate) seq: u64,
@@ -50,6 +50,8 @@ pub(crate) struct PendingEntry {
     pub(crate) attempts: u32,
     /// Not before this time (`None`: now).
     pub(crate) due: Option<Instant>,
+    /// Why the last attempt failed.
+    pub(crate) last_error: Option<String>,
 }
 
 /// Where a service reads the time: the system clock, or a fixed time
@@ -64,6 +66,9 @@ pub(crate) struct Inner {
     pub(crate) config: ServiceConfig,
     pub(crate) stats: ServiceStats,
     pub(crate) pending: Mutex<HashMap<EventKey, PendingEntry>>,
+    /// Events whose processing failed for good, with the reason (as in
+    /// their `.failed` files; filled from disk by the first scan).
+    pub(crate) failed: Mutex<std::collections::BTreeMap<EventKey, String>>,
     pub(crate) next_seq: AtomicU64,
     /// Wakes the worker when an event arrives.
     pub(crate) wake: Notify,
@@ -182,6 +187,7 @@ impl ServiceBuilder {
                 config: self.config,
                 stats: ServiceStats::default(),
                 pending: Mutex::new(HashMap::new()),
+                failed: Mutex::new(std::collections::BTreeMap::new()),
                 next_seq: AtomicU64::new(0),
                 wake: Notify::new(),
                 process_lock: tokio::sync::Mutex::new(()),
@@ -283,6 +289,7 @@ impl Service {
             seq,
             attempts: 0,
             due: None,
+            last_error: None,
         });
     }
 

@@ -15,6 +15,19 @@ pub struct ServiceStats {
     quarantined: AtomicU64,
     processing_failures: AtomicU64,
     retries: AtomicU64,
+    field_problems: AtomicU64,
+}
+
+impl ServiceStats {
+    /// Fields of processed events that were skipped or shortened (the rest
+    /// of each event was used).
+    pub fn field_problems(&self) -> u64 {
+        self.field_problems.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_field_problems(&self, n: u64) {
+        self.field_problems.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 macro_rules! counters {

@@ -11,6 +11,7 @@ use recall_calls::{AnalyticsQuery, CallQuery, CallsError, MAX_LIMIT};
 use recall_memory::{ListRequest, MAX_RESULTS, MemoryError, MemoryFilter};
 use recall_model::ui::{CallSummary, MemoryDisplay, TranscriptMessage, User};
 use recall_model::{AgentId, ConversationId, MemorySector, PhoneNumber, UnixTimestamp};
+use recall_service::{EventStatus, MAX_EVENT_PAGE};
 use serde::{Deserialize, Serialize};
 
 use super::{AdminState, NEXT_CURSOR_HEADER};
@@ -48,6 +49,45 @@ pub struct DailyCallsResponse {
     pub calls: u64,
     /// Successful calls that day.
     pub successful: u64,
+}
+
+/// An event that has not become memories (`GET /api/events`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventResponse {
+    /// `pending`, `failed` or `quarantined`.
+    #[schema(example = "failed")]
+    pub status: &'static str,
+    /// The conversation (absent for a quarantined body).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+    /// The event's `type` (absent for a quarantined body).
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// Why: the last error of a pending event being retried, the failure,
+    /// or why a body was refused. Absent for a pending event not tried yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Failed attempts so far (pending events).
+    pub attempts: u32,
+    /// A quarantined body's file, under `<payload dir>/_quarantine/`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// A quarantined body's size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// When a body was refused (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub received_at: Option<String>,
+}
+
+/// Query of `GET /api/events`.
+#[derive(Debug, Default, Deserialize)]
+struct EventsParams {
+    status: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
 }
 
 /// What `DELETE /api/users/{phone}` erased.
@@ -232,6 +272,52 @@ fn with_cursor(mut response: HttpResponse, cursor: Option<String>) -> HttpRespon
     }
     debug_assert!(NEXT_CURSOR_HEADER.eq_ignore_ascii_case("x-next-cursor"));
     response
+}
+
+/// `GET /api/events?status=`.
+pub(super) async fn list_events(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+) -> Result<HttpResponse, ApiError> {
+    let params: EventsParams = query(&req)?;
+    let status = match given(params.status.as_ref()) {
+        Some(raw) => {
+            EventStatus::parse(raw).map_err(|rule| ApiError::bad_request("invalid_status", rule))?
+        }
+        None => {
+            return Err(ApiError::bad_request(
+                "invalid_status",
+                "status: is required: pending, failed or quarantined",
+            ));
+        }
+    };
+    let limit = parse_limit(params.limit.as_ref(), MAX_EVENT_PAGE)?.unwrap_or(50) as usize;
+    let page = state
+        .service
+        .list_events(status, limit, given(params.cursor.as_ref()))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot list events");
+            ApiError::internal()
+        })?;
+    let items: Vec<EventResponse> = page
+        .items
+        .into_iter()
+        .map(|e| EventResponse {
+            status: e.status.as_str(),
+            conversation_id: e.conversation_id.map(|c| c.as_str().to_owned()),
+            event_type: e.event_type,
+            reason: e.reason,
+            attempts: e.attempts,
+            file: e.file,
+            bytes: e.bytes,
+            received_at: e.received_at.map(UnixTimestamp::to_rfc3339),
+        })
+        .collect();
+    Ok(with_cursor(
+        HttpResponse::Ok().json(items),
+        page.next_cursor,
+    ))
 }
 
 /// `GET /api/users/{phone}`.

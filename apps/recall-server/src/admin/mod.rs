@@ -9,6 +9,7 @@
 //! | `GET /api/calls?phone=&agent=&from=&to=&limit=&cursor=` | calls newest first (`CallSummary[]`) |
 //! | `GET /api/calls/{conversation_id}` | one call with its transcript |
 //! | `GET /api/calls/{conversation_id}/audio` | the call's MP3, when stored |
+//! | `GET /api/events?status=&limit=&cursor=` | events not turned into memories: `pending`, `failed` or `quarantined`, with the reason |
 //! | `GET /api/analytics?agent=&from=&to=` | `CallAnalytics` |
 //! | `GET /api/analytics/daily?agent=&from=&to=` | calls and successes per UTC day |
 //! | `GET /dashboard` | the dashboard (HTML, CSS and JS embedded in the binary) |
@@ -113,6 +114,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AdminState) {
                 resource("/calls/{conversation_id}/audio")
                     .route(web::get().to(handlers::get_audio)),
             )
+            .service(resource("/events").route(web::get().to(handlers::list_events)))
             .service(resource("/analytics").route(web::get().to(handlers::analytics)))
             .service(resource("/analytics/daily").route(web::get().to(handlers::daily)))
             .default_service(web::to(handlers::api_not_found)),

@@ -13,7 +13,7 @@ use actix_web::HttpResponse;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::handlers::{CallDetailResponse, DailyCallsResponse, ForgetResponse};
+use super::handlers::{CallDetailResponse, DailyCallsResponse, EventResponse, ForgetResponse};
 
 /// Schemas of JSON bodies whose Rust types live in other crates.
 pub mod schemas {
@@ -287,7 +287,7 @@ pub mod schemas {
 #[allow(dead_code)]
 mod paths {
     use super::schemas::*;
-    use super::{CallDetailResponse, DailyCallsResponse, ForgetResponse};
+    use super::{CallDetailResponse, DailyCallsResponse, EventResponse, ForgetResponse};
 
     #[utoipa::path(post, path = "/webhook/client-data", tag = "webhooks",
         request_body = ClientDataRequest,
@@ -420,6 +420,22 @@ mod paths {
         ))]
     fn get_audio() {}
 
+    #[utoipa::path(get, path = "/api/events", tag = "operator",
+        params(
+            ("status" = String, Query, description = "Which events: pending (not processed yet, or waiting for a retry), failed (processing failed for good; `recall replay --failed` retries them) or quarantined (refused bodies kept for inspection)",
+                pattern = "^(pending|failed|quarantined)$"),
+            ("limit" = Option<u32>, Query, description = "Page size, 1 to 500 (default 50)", minimum = 1, maximum = 500),
+            ("cursor" = Option<String>, Query, description = "X-Next-Cursor of the previous page"),
+        ),
+        security(("adminToken" = [])),
+        responses(
+            (status = 200, description = "The events with the reason for each, in a stable order", body = Vec<EventResponse>,
+                headers(("X-Next-Cursor" = String, description = "Cursor of the next page; absent on the last"))),
+            (status = 400, description = "Missing or bad status, bad limit", body = ErrorBody),
+            (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        ))]
+    fn list_events() {}
+
     #[utoipa::path(get, path = "/api/analytics", tag = "operator",
         params(
             ("agent" = Option<String>, Query, description = "Only this agent"),
@@ -484,7 +500,7 @@ impl utoipa::Modify for SecuritySchemes {
         paths::client_data, paths::search_data, paths::post_call,
         paths::health, paths::ready, paths::metrics, paths::openapi,
         paths::get_user, paths::delete_user, paths::list_memories,
-        paths::list_calls, paths::get_call, paths::get_audio,
+        paths::list_calls, paths::get_call, paths::get_audio, paths::list_events,
         paths::analytics, paths::daily, paths::dashboard,
     ),
     components(schemas(
@@ -494,7 +510,7 @@ impl utoipa::Modify for SecuritySchemes {
         schemas::CallAnalytics, schemas::ClientDataRequest, schemas::ClientDataResponse,
         schemas::SearchDataRequest, schemas::ProfileData, schemas::MemoryItem,
         schemas::SearchDataResponse, schemas::PostCallEvent, schemas::PostCallAck,
-        CallDetailResponse, DailyCallsResponse, ForgetResponse,
+        CallDetailResponse, DailyCallsResponse, EventResponse, ForgetResponse,
     )),
     modifiers(&SecuritySchemes),
     tags(

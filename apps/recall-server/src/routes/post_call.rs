@@ -4,7 +4,7 @@
 //! held whole in memory (audio events are tens of MiB).
 
 use actix_web::web;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, ResponseError as _};
 use futures_util::StreamExt as _;
 use recall_service::IngestError;
 use recall_signature::SIGNATURE_HEADER;
@@ -13,6 +13,9 @@ use crate::auth::{header, now_unix, reject};
 use crate::error::ApiError;
 use crate::routes::small::{announced_length, body_timeout};
 use crate::startup::AppState;
+
+/// `Retry-After` of a 503 for too many uploads at once, in seconds.
+const UPLOADS_RETRY_AFTER_SECS: &str = "2";
 
 /// Receives one post-call event.
 pub async fn post_call(
@@ -32,6 +35,24 @@ pub async fn post_call(
     if announced_length(&req).is_some_and(|n| n > limit) {
         return Err(ApiError::too_large(limit));
     }
+    // Until its signature is checked, a body is anyone's: only so many are
+    // staged at once. ElevenLabs retries a 503.
+    let Ok(_upload) = state.uploads.clone().try_acquire_owned() else {
+        tracing::warn!(
+            max = config.limits.post_call_max_uploads,
+            "post-call upload refused: too many bodies being received"
+        );
+        let mut busy = ApiError::unavailable(format!(
+            "too many post-call bodies are being received (at most {}); retry later",
+            config.limits.post_call_max_uploads
+        ))
+        .error_response();
+        busy.headers_mut().insert(
+            actix_web::http::header::RETRY_AFTER,
+            actix_web::http::header::HeaderValue::from_static(UPLOADS_RETRY_AFTER_SECS),
+        );
+        return Ok(busy);
+    };
 
     let mut staged = state.service.payloads().stage().await.map_err(|e| {
         tracing::error!(error = %e, "cannot stage a post-call event");

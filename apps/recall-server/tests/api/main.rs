@@ -1,5 +1,6 @@
 //! The server over real HTTP: each test starts it in-process on port 0.
 
+mod acknowledged;
 mod admin;
 mod auth;
 mod config;

@@ -107,6 +107,37 @@
     showStatus("");
     loadAnalytics().catch(report);
     showCalls(null).catch(report);
+    checkFailing().catch(report);
+  }
+
+  // ---- events that did not become memories ---------------------------
+
+  let failingTimer = null;
+
+  // A banner while some post-call events have failed for good: they are
+  // kept on disk, and `recall replay --failed` retries them.
+  async function checkFailing() {
+    clearTimeout(failingTimer);
+    if (!token()) return;
+    const { body, next } = await json("/api/events?status=failed&limit=100");
+    const banner = $("failing");
+    if (body.length === 0) {
+      banner.hidden = true;
+    } else {
+      const count = next ? "More than " + body.length : String(body.length);
+      const latest = body[body.length - 1];
+      banner.replaceChildren(
+        el("strong", null, count + (body.length === 1 && !next ? " event" : " events") + " failed to become memories."),
+        " The latest: " + (latest.conversationId || "") + " — " + (latest.reason || "no reason recorded") + ". ",
+        "They are kept; fix the cause, then run ",
+        el("code", null, "recall replay --failed"),
+        ". Listed at ",
+        el("code", null, "/api/events?status=failed"),
+        "."
+      );
+      banner.hidden = false;
+    }
+    failingTimer = setTimeout(() => checkFailing().catch(report), 30000);
   }
 
   function report(error) {

@@ -1,0 +1,229 @@
+//! The events that have not become memories: pending (waiting or being
+//! retried), failed for good, or refused and kept in quarantine. Listed
+//! for operators, counted for metrics.
+
+use std::collections::BTreeMap;
+use std::sync::{MutexGuard, PoisonError};
+
+use recall_model::{ConversationId, UnixTimestamp};
+
+use crate::error::join_error;
+use crate::service::EventKey;
+use crate::{Service, ServiceError};
+
+/// Which events to list.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum EventStatus {
+    /// Stored, not processed yet (possibly waiting for a retry).
+    Pending,
+    /// Processing failed for good (`recall replay --failed` retries).
+    Failed,
+    /// Refused at the door (not a usable event) and kept for inspection.
+    Quarantined,
+}
+
+impl EventStatus {
+    /// Parses `pending`, `failed` or `quarantined`.
+    ///
+    /// # Errors
+    /// The rule, naming the accepted values.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "pending" => Ok(Self::Pending),
+            "failed" => Ok(Self::Failed),
+            "quarantined" => Ok(Self::Quarantined),
+            other => Err(format!(
+                "status: must be pending, failed or quarantined (got {other:?})"
+            )),
+        }
+    }
+
+    /// The name, as [`parse`](Self::parse) takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Failed => "failed",
+            Self::Quarantined => "quarantined",
+        }
+    }
+}
+
+/// One event that has not become memories.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct EventEntry {
+    /// Its status.
+    pub status: EventStatus,
+    /// Its conversation (`None` for a quarantined body: it was refused
+    /// before one could be trusted).
+    pub conversation_id: Option<ConversationId>,
+    /// Its `type` (`None` for a quarantined body).
+    pub event_type: Option<String>,
+    /// Why it is here: the last error of a pending event being retried,
+    /// the failure, or why the body was refused. `None` for a pending
+    /// event not tried yet.
+    pub reason: Option<String>,
+    /// Failed attempts so far (pending events).
+    pub attempts: u32,
+    /// The quarantined body's file name, under the quarantine folder.
+    pub file: Option<String>,
+    /// The quarantined body's size in bytes.
+    pub bytes: Option<u64>,
+    /// When a quarantined body was refused.
+    pub received_at: Option<UnixTimestamp>,
+}
+
+/// A page of [`EventEntry`].
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct EventPage {
+    /// The entries, in a stable order (conversation and type; a
+    /// quarantined body's age).
+    pub items: Vec<EventEntry>,
+    /// Pass to the next call for the next page; `None` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// The most entries one page holds.
+pub const MAX_EVENT_PAGE: usize = 500;
+
+fn key_cursor(key: &EventKey) -> String {
+    format!("{}/{}", key.0.as_str(), key.1)
+}
+
+impl Service {
+    pub(crate) fn failed(&self) -> MutexGuard<'_, BTreeMap<EventKey, String>> {
+        self.inner
+            .failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Events whose processing failed for good. Counted from disk by the
+    /// first scan (the worker's start, or
+    /// [`process_pending`](Self::process_pending)), so a restart does not
+    /// reset it.
+    pub fn failed_count(&self) -> usize {
+        self.failed().len()
+    }
+
+    /// Lists events that have not become memories, `limit` (at most
+    /// [`MAX_EVENT_PAGE`]) at a time, after `cursor` (from the previous
+    /// page's [`EventPage::next_cursor`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use recall_service::{EventStatus, PayloadStore, Service, ServiceConfig};
+    /// let dir = tempfile::tempdir()?;
+    /// let service = Service::new(
+    ///     Arc::new(recall_memory::InMemoryStore::new()),
+    ///     PayloadStore::open(dir.path())?,
+    ///     ServiceConfig::default(),
+    /// );
+    /// assert!(service.ingest_bytes(b"{\"type\": 7}").await.is_err());
+    /// let page = service.list_events(EventStatus::Quarantined, 10, None).await?;
+    /// assert_eq!(page.items.len(), 1);
+    /// assert!(page.items[0].reason.as_deref().unwrap().contains("`type`"));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`ServiceError::Io`] when the quarantine folder cannot be read.
+    pub async fn list_events(
+        &self,
+        status: EventStatus,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<EventPage, ServiceError> {
+        let limit = limit.clamp(1, MAX_EVENT_PAGE);
+        let after = |key: &EventKey| cursor.is_none_or(|c| key_cursor(key).as_str() > c);
+        let page_of = |mut items: Vec<EventEntry>, cursors: Vec<String>| {
+            let more = items.len() > limit;
+            items.truncate(limit);
+            let next_cursor = more.then(|| cursors[limit - 1].clone());
+            EventPage { items, next_cursor }
+        };
+        match status {
+            EventStatus::Pending => {
+                let mut entries: Vec<(EventKey, u32, Option<String>)> = self
+                    .pending()
+                    .iter()
+                    .filter(|(k, _)| after(k))
+                    .map(|(k, e)| (k.clone(), e.attempts, e.last_error.clone()))
+                    .collect();
+                entries.sort_by(|a, b| key_cursor(&a.0).cmp(&key_cursor(&b.0)));
+                entries.truncate(limit + 1);
+                let cursors = entries.iter().map(|(k, ..)| key_cursor(k)).collect();
+                let items = entries
+                    .into_iter()
+                    .map(|(key, attempts, reason)| EventEntry {
+                        status,
+                        conversation_id: Some(key.0),
+                        event_type: Some(key.1),
+                        reason,
+                        attempts,
+                        file: None,
+                        bytes: None,
+                        received_at: None,
+                    })
+                    .collect();
+                Ok(page_of(items, cursors))
+            }
+            EventStatus::Failed => {
+                let mut entries: Vec<(EventKey, String)> = self
+                    .failed()
+                    .iter()
+                    .filter(|(k, _)| after(k))
+                    .map(|(k, r)| (k.clone(), r.clone()))
+                    .collect();
+                // The map orders by (conversation, type), the cursor by its text.
+                entries.sort_by(|a, b| key_cursor(&a.0).cmp(&key_cursor(&b.0)));
+                entries.truncate(limit + 1);
+                let cursors = entries.iter().map(|(k, _)| key_cursor(k)).collect();
+                let items = entries
+                    .into_iter()
+                    .map(|(key, reason)| EventEntry {
+                        status,
+                        conversation_id: Some(key.0),
+                        event_type: Some(key.1),
+                        reason: Some(reason),
+                        attempts: 0,
+                        file: None,
+                        bytes: None,
+                        received_at: None,
+                    })
+                    .collect();
+                Ok(page_of(items, cursors))
+            }
+            EventStatus::Quarantined => {
+                let payloads = self.payloads().clone();
+                let after = cursor.map(str::to_owned);
+                let bodies = tokio::task::spawn_blocking(move || {
+                    payloads.quarantined(after.as_deref(), limit + 1)
+                })
+                .await
+                .map_err(join_error)??;
+                let cursors = bodies.iter().map(|b| b.stem.clone()).collect();
+                let items = bodies
+                    .into_iter()
+                    .map(|b| EventEntry {
+                        status,
+                        conversation_id: None,
+                        event_type: None,
+                        reason: Some(b.reason),
+                        attempts: 0,
+                        file: Some(format!("{}.json", b.stem)),
+                        bytes: Some(b.bytes),
+                        received_at: b.received,
+                    })
+                    .collect();
+                Ok(page_of(items, cursors))
+            }
+        }
+    }
+
+    /// Forgets the failures of a conversation that was erased.
+    pub(crate) fn drop_failures_of(&self, conversation: &ConversationId) {
+        self.failed().retain(|(c, _), _| c != conversation);
+    }
+}
