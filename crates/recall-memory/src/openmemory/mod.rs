@@ -44,6 +44,7 @@
 //! ```
 
 mod config;
+pub mod dedup;
 mod http;
 mod wire;
 
