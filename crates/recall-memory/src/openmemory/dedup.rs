@@ -66,6 +66,15 @@ const MARKER_WORD: &str = "ref";
 /// Characters of one marker code; the last is always a digit.
 const CODE_LEN: usize = 8;
 
+/// A bit to set is drawn among those costing at most this many votes
+/// more than the cheapest.
+const SLACK: i64 = 2;
+
+/// Random extra bits each marker moves, so that two markers of one text
+/// (written by two processes that have not seen each other's) rarely
+/// share a hash.
+const EXTRA_BITS: usize = 2;
+
 /// Most codes one marker carries.
 const MAX_CODES: usize = 64;
 
@@ -243,6 +252,11 @@ fn draw_code(rng: &mut fastrand::Rng) -> String {
     code
 }
 
+/// `text` with a one-code reference marker, not checked against anything.
+pub(crate) fn unchecked_marker(text: &str, rng: &mut fastrand::Rng) -> String {
+    format!("{text} ({MARKER_WORD} {})", draw_code(rng))
+}
+
 /// `text` with a reference marker, `" (ref c1 c2 …)"`, whose server hash
 /// is more than the merge distance from every hash in `taken` (so the
 /// server cannot merge it into a row of any of them), checked before it is
@@ -250,27 +264,41 @@ fn draw_code(rng: &mut fastrand::Rng) -> String {
 /// expected: see the tests).
 ///
 /// The codes are drawn at random, but only codes whose token hash votes
-/// the right way on chosen bits are kept: for each taken hash, two bits
-/// are chosen to differ from it (the cheapest to flip given the text's
-/// votes, or ones already differing), and every kept code votes towards
-/// all chosen values at once, so each code moves every unmet bit one vote
-/// closer and no met bit back. The marker ends when all are met.
+/// the right way on chosen bits are kept. For each taken hash, bits are
+/// chosen (at random among the cheapest to flip given the text's votes,
+/// or among ones already differing) until two differ from it; then
+/// [`EXTRA_BITS`] more, so that markers of one text vary. Every kept code
+/// votes towards all chosen values at once, so each moves every unmet bit
+/// one vote closer and no met bit back; the marker ends when all are met.
 pub(crate) fn marked(text: &str, taken: &[ContentHash], rng: &mut fastrand::Rng) -> Option<String> {
     let mut tokens = canonical_tokens(text);
     tokens.insert(MARKER_WORD.to_owned());
     let mut votes = Votes::of(&tokens);
     // The chosen bits (`mask`) and the values they must take (`want`).
     let (mut mask, mut want) = (0u32, 0u32);
+    let mut choose =
+        |mask: &mut u32, want: &mut u32, value: &dyn Fn(usize) -> bool| -> Option<()> {
+            let free: Vec<usize> = (0..32).filter(|b| *mask >> b & 1 == 0).collect();
+            let cheapest = free.iter().map(|&b| votes.cost(b, value(b))).min()?;
+            let cheap: Vec<usize> = free
+                .into_iter()
+                .filter(|&b| votes.cost(b, value(b)) <= cheapest + SLACK)
+                .collect();
+            let bit = cheap[rng.usize(..cheap.len())];
+            *mask |= 1 << bit;
+            if value(bit) {
+                *want |= 1 << bit;
+            }
+            Some(())
+        };
     for t in taken {
         while 2 * ((want ^ t.0) & mask).count_ones() <= MERGE_DISTANCE {
-            let bit = (0..32)
-                .filter(|b| mask >> b & 1 == 0)
-                .min_by_key(|&b| votes.cost(b, !t.bit(b)))?;
-            mask |= 1 << bit;
-            if !t.bit(bit) {
-                want |= 1 << bit;
-            }
+            choose(&mut mask, &mut want, &|b| !t.bit(b))?;
         }
+    }
+    let here = votes.hash();
+    for _ in 0..EXTRA_BITS {
+        choose(&mut mask, &mut want, &|b| !here.bit(b))?;
     }
     let met = |votes: &Votes| (votes.hash().0 ^ want) & mask == 0;
     let mut codes: Vec<String> = Vec::new();
@@ -508,6 +536,27 @@ mod tests {
             );
             taken.push(h);
         }
+    }
+
+    #[test]
+    fn two_markers_of_one_text_rarely_share_a_hash() {
+        // Two processes marking the same text against the same taken hash
+        // should not land on each other's row (that costs a re-send).
+        let mut rng = fastrand::Rng::with_seed(5);
+        let (mut same, mut n) = (0, 0);
+        for i in 0..400 {
+            let text = TEMPLATES[i % TEMPLATES.len()]
+                .replace("{n}", NAMES[i % NAMES.len()])
+                .replace("{d}", &(i * 7919 % 1000).to_string());
+            let plain = ContentHash::of(&text);
+            for _ in 0..5 {
+                let a = marked(&text, &[plain], &mut rng).expect("a marker");
+                let b = marked(&text, &[plain], &mut rng).expect("a marker");
+                same += usize::from(ContentHash::of(&a) == ContentHash::of(&b));
+                n += 1;
+            }
+        }
+        assert!(same * 100 <= n, "{same} of {n} pairs share a hash");
     }
 
     const NAMES: &[&str] = &[
