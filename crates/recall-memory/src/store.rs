@@ -602,15 +602,25 @@ pub enum MemoryError {
     /// No memory with this id belongs to this user.
     #[error("memory {0} not found")]
     NotFound(MemoryId),
+    /// The store answered but kept nothing of a write (OpenMemory merged
+    /// it into another record, possibly another caller's); nothing changed
+    /// for this caller, so sending the same write again later is safe and
+    /// may succeed.
+    #[error("memory store did not keep the write: {0}")]
+    NotKept(String),
     /// Anything else (a bug or corrupt data).
     #[error("memory store failed: {0}")]
     Internal(String),
 }
 
 impl MemoryError {
-    /// Whether retrying later may succeed (unavailable or timeout).
+    /// Whether retrying later may succeed (unavailable, timeout, or a
+    /// write the store did not keep).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::Timeout(_))
+        matches!(
+            self,
+            Self::Unavailable(_) | Self::Timeout(_) | Self::NotKept(_)
+        )
     }
 }
 

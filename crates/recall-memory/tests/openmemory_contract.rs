@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use openmemory_support::emulator::Emulator;
 use openmemory_support::fixtures::load;
+use recall_memory::openmemory::dedup::ContentHash;
 use recall_memory::openmemory::{OpenMemoryConfig, OpenMemoryStore};
 use recall_memory::{
     AddOutcome, Fact, FactKey, IdempotencyKey, ListRequest, MemoryError, MemoryId, MemoryStore,
@@ -19,7 +20,7 @@ use recall_memory::{
 };
 use recall_model::{ConversationId, DecayLambda, MemorySector, PhoneNumber, Salience};
 use serde_json::{Value, json};
-use wiremock::matchers::{body_partial_json, header, method, path, query_param};
+use wiremock::matchers::{body_partial_json, header, method, path, path_regex, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const KEY: &str = "testkey123";
@@ -456,7 +457,101 @@ async fn a_deduplicated_add_is_stored_for_the_caller_and_never_reports_the_merge
             resent.starts_with(&content) && resent.contains("(ref "),
             "{fixture}: the re-sent content must carry a marker, sent {resent:?}"
         );
+        // The marker moves the server's hash away from the merged text's.
+        let (plain, marked) = (ContentHash::of(&content), ContentHash::of(resent));
+        assert!(
+            !marked.merges_into(plain) && marked.distance(plain) > 3,
+            "{fixture}: {plain} vs {marked}"
+        );
     }
+}
+
+#[tokio::test]
+async fn an_add_merged_on_every_attempt_is_not_kept_and_retryable() {
+    // Fixture 14 answered to every send: nothing is ever stored.
+    let server = MockServer::start().await;
+    let merged = load("14-add-user2-same-text-as-user1");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    Mock::given(method("POST"))
+        .and(path("/memory/add"))
+        .respond_with(recording_add(seen.clone(), vec![merged.body().clone()]))
+        .expect(4)
+        .mount(&server)
+        .await;
+    let store = store(&server);
+    let content = merged.request.body["content"].as_str().unwrap();
+    let err = store
+        .add(
+            &user(USER2),
+            NewMemory::new(content, MemorySector::Semantic),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MemoryError::NotKept(_)), "{err:?}");
+    assert!(err.is_retryable(), "the event must stay pending");
+    let stats = store.dedup_stats();
+    assert_eq!((stats.merged, stats.not_kept), (4, 1), "{stats:?}");
+    // Each re-send's hash is apart from the text's and every earlier one.
+    let sent: Vec<ContentHash> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| ContentHash::of(b["content"].as_str().unwrap()))
+        .collect();
+    for (i, later) in sent.iter().enumerate() {
+        for earlier in &sent[..i] {
+            assert!(later.distance(*earlier) > 3, "{sent:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_text_whose_hash_the_adapter_stored_is_marked_on_the_first_send() {
+    // Fixture 03 stores Maria's row; John's identical text (fixture 14's
+    // request) then goes out marked at once and is never merged.
+    let server = MockServer::start().await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    Mock::given(method("POST"))
+        .and(path("/memory/add"))
+        .respond_with(recording_add(
+            seen.clone(),
+            vec![
+                load("03-add-user1-first-name").body().clone(),
+                load("65-add-user2-after-load").body().clone(),
+            ],
+        ))
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/memory/[0-9a-f-]+$"))
+        .respond_with(row_from_last_add(
+            seen.clone(),
+            load("16-get-by-id").body().clone(),
+            false,
+        ))
+        .mount(&server)
+        .await;
+    let store = store(&server);
+    let text = "The caller's name is Maria";
+    for caller in [USER1, USER2] {
+        let outcome = store
+            .add(&user(caller), NewMemory::new(text, MemorySector::Semantic))
+            .await
+            .unwrap();
+        assert!(matches!(outcome, AddOutcome::Created(_)), "{outcome:?}");
+        assert_eq!(outcome.memory().content, text);
+    }
+    let sent = seen.lock().unwrap().clone();
+    assert_eq!(sent[0]["content"], text);
+    let marked = sent[1]["content"].as_str().unwrap();
+    assert!(
+        marked.starts_with(text) && marked.contains(" (ref "),
+        "{marked}"
+    );
+    assert!(ContentHash::of(marked).distance(ContentHash::of(text)) > 3);
+    assert_eq!(store.dedup_stats().marked_first, 1);
+    assert_eq!(store.dedup_stats().merged, 0);
 }
 
 #[tokio::test]

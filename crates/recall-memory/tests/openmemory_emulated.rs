@@ -233,3 +233,154 @@ async fn a_retried_fact_write_finishes_a_supersession_cut_short() {
     assert_eq!(page.items[0].id, outcome.memory().id);
     assert!(store.get(&maria, &old.memory().id).await.is_err());
 }
+
+/// Deterministic, varied call summaries: names, numbers, punctuation,
+/// case and whitespace over templates that collide often on the server.
+fn summaries(n: usize, seed: u64) -> Vec<String> {
+    const NAMES: &[&str] = &["Maria", "John", "Ann", "Mr. O'Neil", "Li", "Anne-Marie"];
+    const TEMPLATES: &[&str] = &[
+        "The caller's name is {n}.",
+        "{n} asked to move the delivery to Friday at {d} pm.",
+        "Account note {d}: the caller confirmed reference code {d} for the claim.",
+        "{n} has a savings account with us.",
+        "{n} has a mortgage account with us!",
+        "Caller {n} reported that order #{d} arrived damaged and wants a refund.",
+        "The agent explained the late fee policy and offered a one-time waiver.",
+        "{n} will call back next week to confirm the new address.",
+        "The customer was frustrated about waiting on hold for {d} minutes.",
+    ];
+    let mut state = seed;
+    let mut next = |m: usize| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 33) % m as u64) as usize
+    };
+    let mut out = Vec::new();
+    while out.len() < n {
+        let sentences = 1 + next(5);
+        let mut s = String::new();
+        for _ in 0..sentences {
+            let mut t = TEMPLATES[next(TEMPLATES.len())].replace("{n}", NAMES[next(NAMES.len())]);
+            while t.contains("{d}") {
+                t = t.replacen("{d}", &next(1_000_000).to_string(), 1);
+            }
+            match next(4) {
+                0 => t = t.to_uppercase(),
+                1 => t = t.replace(' ', "  "),
+                _ => {}
+            }
+            s.push_str(&t);
+            s.push_str([" ", "\n", "  "][next(3)]);
+        }
+        let s = s.trim().to_owned();
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_emulators_hash_is_the_adapters() {
+    use recall_memory::openmemory::dedup::ContentHash;
+    // Two ports written apart: the adapter's and the emulator's.
+    for text in summaries(2_000, 5).iter().map(String::as_str).chain([
+        "",
+        "Café ſ \u{212a}",
+        "ties kings hers users studies",
+    ]) {
+        assert_eq!(
+            openmemory_support::emulator::simhash(text),
+            ContentHash::of(text).to_string(),
+            "{text:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_callers_with_identical_summaries_both_keep_them_on_every_run() {
+    let (maria, john, ann) = (
+        user("+16125550101"),
+        user("+16125550102"),
+        user("+16125550103"),
+    );
+    for (run, text) in summaries(150, 11).into_iter().enumerate() {
+        let (_server, emulator, store) = setup().await;
+        // Another process: it has not seen Maria's row being stored.
+        let other = OpenMemoryStore::new(store.config().clone()).unwrap();
+        let summary = |key: &str| {
+            NewMemory::new(text.clone(), MemorySector::Episodic)
+                .idempotency_key(IdempotencyKey::new(key).unwrap())
+        };
+        store.add(&maria, summary("conv_1/summary")).await.unwrap();
+        assert_eq!(emulator.adds(), (1, 0), "run {run}");
+        // Merged into Maria's row once, then kept on the first re-send:
+        // its marker's hash is checked to be apart from the text's.
+        let his = other.add(&john, summary("conv_2/summary")).await.unwrap();
+        assert!(matches!(his, AddOutcome::Created(_)), "run {run}: {his:?}");
+        assert_eq!(emulator.adds(), (2, 1), "run {run}: {text:?}");
+        // That process now knows both hashes: marked at once, apart from
+        // both, never merged.
+        let hers = other.add(&ann, summary("conv_3/summary")).await.unwrap();
+        assert!(
+            matches!(hers, AddOutcome::Created(_)),
+            "run {run}: {hers:?}"
+        );
+        assert_eq!(emulator.adds(), (3, 1), "run {run}: {text:?}");
+        for caller in [&maria, &john, &ann] {
+            let page = store.list(caller, &ListRequest::first(10)).await.unwrap();
+            assert_eq!(page.items.len(), 1, "run {run}");
+            assert_eq!(page.items[0].content, text, "run {run}");
+        }
+        let stats = other.dedup_stats();
+        assert_eq!((stats.merged, stats.marked_first), (1, 1), "run {run}");
+    }
+}
+
+#[tokio::test]
+async fn many_summaries_shared_by_three_callers_are_all_kept() {
+    let (_server, emulator, store) = setup().await;
+    let callers = [
+        user("+16125550101"),
+        user("+16125550102"),
+        user("+16125550103"),
+    ];
+    let texts = summaries(300, 23);
+    for text in &texts {
+        for caller in &callers {
+            // Without idempotency keys: no read of the caller's rows per add.
+            let memory = NewMemory::new(text.clone(), MemorySector::Episodic);
+            let outcome = store.add(caller, memory).await.unwrap();
+            assert!(matches!(outcome, AddOutcome::Created(_)), "{outcome:?}");
+        }
+    }
+    for caller in &callers {
+        let mut kept: Vec<String> = Vec::new();
+        let mut request = ListRequest::first(100);
+        loop {
+            let page = store.list(caller, &request).await.unwrap();
+            kept.extend(page.items.into_iter().map(|m| m.content));
+            match page.next_cursor {
+                Some(c) => request.cursor = Some(c),
+                None => break,
+            }
+        }
+        kept.sort();
+        let mut want = texts.clone();
+        want.sort();
+        let missing: Vec<&String> = want.iter().filter(|w| !kept.contains(w)).collect();
+        let extra: Vec<&String> = kept.iter().filter(|k| !want.contains(k)).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty() && kept.len() == want.len(),
+            "nothing acknowledged is lost: {} kept, missing {missing:?}, extra {extra:?}",
+            kept.len()
+        );
+    }
+    let stats = store.dedup_stats();
+    assert_eq!(stats.not_kept, 0, "{stats:?}");
+    // The templates collide on the server: the adapter saw it coming.
+    assert!(stats.marked_first >= 600, "{stats:?}");
+    assert_eq!(emulator.adds().0, 900);
+    eprintln!("{stats:?}, server merges: {}", emulator.adds().1);
+}

@@ -327,26 +327,54 @@ async fn the_worker_processes_events_as_they_arrive_and_retries_with_backoff() {
     assert_eq!(h.service.pending_count(), 0);
 }
 
-/// A store that refuses every write (a non-retryable failure).
-struct RefusingStore(InMemoryStore);
+/// A store whose next `left` adds fail with `error`, then work.
+struct FailingAdds {
+    inner: InMemoryStore,
+    error: fn() -> MemoryError,
+    left: std::sync::atomic::AtomicUsize,
+}
+
+impl FailingAdds {
+    /// Every add fails with `error`.
+    fn always(error: fn() -> MemoryError) -> Self {
+        Self::times(error, usize::MAX)
+    }
+
+    fn times(error: fn() -> MemoryError, n: usize) -> Self {
+        Self {
+            inner: InMemoryStore::new(),
+            error,
+            left: n.into(),
+        }
+    }
+}
 
 #[async_trait]
-impl MemoryStore for RefusingStore {
-    async fn add(&self, _: &PhoneNumber, _: NewMemory) -> Result<AddOutcome, MemoryError> {
-        Err(MemoryError::Rejected("content: refused by policy".into()))
+impl MemoryStore for FailingAdds {
+    async fn add(&self, u: &PhoneNumber, m: NewMemory) -> Result<AddOutcome, MemoryError> {
+        use std::sync::atomic::Ordering;
+        let failing = self
+            .left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            Err((self.error)())
+        } else {
+            self.inner.add(u, m).await
+        }
     }
     async fn search(
         &self,
         u: &PhoneNumber,
         q: &SearchQuery,
     ) -> Result<Vec<ScoredMemory>, MemoryError> {
-        self.0.search(u, q).await
+        self.inner.search(u, q).await
     }
     async fn list(&self, u: &PhoneNumber, r: &ListRequest) -> Result<MemoryPage, MemoryError> {
-        self.0.list(u, r).await
+        self.inner.list(u, r).await
     }
     async fn get(&self, u: &PhoneNumber, id: &MemoryId) -> Result<Memory, MemoryError> {
-        self.0.get(u, id).await
+        self.inner.get(u, id).await
     }
     async fn update(
         &self,
@@ -354,19 +382,19 @@ impl MemoryStore for RefusingStore {
         id: &MemoryId,
         c: MemoryUpdate,
     ) -> Result<Memory, MemoryError> {
-        self.0.update(u, id, c).await
+        self.inner.update(u, id, c).await
     }
     async fn delete(&self, u: &PhoneNumber, id: &MemoryId) -> Result<(), MemoryError> {
-        self.0.delete(u, id).await
+        self.inner.delete(u, id).await
     }
     async fn erase_user(&self, u: &PhoneNumber) -> Result<u64, MemoryError> {
-        self.0.erase_user(u).await
+        self.inner.erase_user(u).await
     }
     async fn profile(&self, u: &PhoneNumber) -> Result<UserProfile, MemoryError> {
-        self.0.profile(u).await
+        self.inner.profile(u).await
     }
     async fn health(&self) -> Result<(), MemoryError> {
-        self.0.health().await
+        self.inner.health().await
     }
 }
 
@@ -374,7 +402,9 @@ impl MemoryStore for RefusingStore {
 async fn a_refused_write_is_recorded_and_not_retried() {
     let dir = tempfile::tempdir().unwrap();
     let service = Service::new(
-        Arc::new(RefusingStore(InMemoryStore::new())),
+        Arc::new(FailingAdds::always(|| {
+            MemoryError::Rejected("content: refused by policy".into())
+        })),
         PayloadStore::open(dir.path()).unwrap(),
         ServiceConfig::default(),
     );
@@ -395,6 +425,40 @@ async fn a_refused_write_is_recorded_and_not_retried() {
     assert_eq!(service.process_pending().await.failed, 0, "not retried");
     // Replay tries again (an operator fixed the cause) and records it again.
     assert_eq!(service.replay(None).await.unwrap().failed, 1);
+}
+
+#[tokio::test]
+async fn a_write_the_store_did_not_keep_stays_pending_and_is_retried() {
+    // What the OpenMemory adapter answers when the server merged a write
+    // into another caller's row on every attempt.
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::new(
+        Arc::new(FailingAdds::times(
+            || MemoryError::NotKept("OpenMemory merged the write".into()),
+            1,
+        )),
+        PayloadStore::open(dir.path()).unwrap(),
+        ServiceConfig::default(),
+    );
+    service
+        .ingest_bytes(
+            &Call::new("conv_1", MARGARET)
+                .fact("first_name", "Margaret")
+                .body(),
+        )
+        .await
+        .unwrap();
+    let report = service.process_pending().await;
+    assert_eq!((report.retrying, report.failed), (1, 0));
+    assert_eq!(service.pending_count(), 1);
+    assert!(
+        !dir.path()
+            .join("conv_1/post_call_transcription.failed")
+            .exists()
+    );
+    let report = service.process_pending().await;
+    assert_eq!((report.processed, report.memories_written), (1, 1));
+    assert_eq!(service.pending_count(), 0);
 }
 
 #[tokio::test]

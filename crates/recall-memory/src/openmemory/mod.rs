@@ -18,11 +18,15 @@
 //!   shared ranking ([`crate::rank`]) and Recall's own embeddings, kept in
 //!   the envelope: the answers are those of every other store.
 //! * **Filters** (sector, minimum salience, agent) are applied here.
-//! * **Dedup.** The server merges any add whose word set it has seen
-//!   before — even another caller's, or a different fact that collides —
-//!   into the existing row. The adapter never reports that row: it
-//!   re-sends the content with a reference marker so the write is really
-//!   stored for this caller (reads strip the marker via the envelope).
+//! * **Dedup.** The server merges any add whose 32-bit word-set hash
+//!   equals a stored row's — even another caller's, or a different fact
+//!   that collides — into that row. The adapter never reports that row:
+//!   it computes the same hash ([`dedup::ContentHash`]) and sends the
+//!   content with a reference marker chosen so the hash provably differs
+//!   (at once when it knows the hash is taken, else after a merge), so
+//!   the write is really stored for this caller; reads take the content
+//!   from the envelope, without the marker. A write merged on every
+//!   attempt is [`MemoryError::NotKept`], which is retryable.
 //! * **Idempotency and supersession** are done here: keys are looked up
 //!   in the caller's memories before writing; a superseding fact carries
 //!   the keys of the facts it replaced, and a deleted memory's keys are
@@ -44,11 +48,14 @@
 //! ```
 
 mod config;
+pub mod dedup;
 mod http;
 mod wire;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use recall_model::{PhoneNumber, UnixTimestamp};
@@ -59,6 +66,7 @@ pub use config::{
     DEFAULT_WRITE_TIMEOUT, MAX_RETRIES_LIMIT, OpenMemoryConfig,
 };
 
+use self::dedup::ContentHash;
 use self::http::{Answer, Call, Http, Kind};
 use self::wire::{
     AddRequest, AddResponse, Envelope, EraseResponse, HealthResponse, ListResponse, PatchRequest,
@@ -80,6 +88,11 @@ const MAX_SCAN: usize = 10_000;
 const ERASE_BATCH: u64 = 10_000;
 /// How many times an add merged by the server's dedup is re-sent.
 const DEDUP_RESENDS: usize = 3;
+/// Markers tried per send before settling for one whose hash the adapter
+/// has already seen stored.
+const MARKER_TRIES: usize = 4;
+/// Dedup hashes of stored rows the adapter remembers (about 16 bytes each).
+const SEEN_HASHES: usize = 65_536;
 /// Most retired writes a superseding memory carries.
 const MAX_RETIRED: usize = 50;
 /// The user id of the start-up probe: a number no caller has.
@@ -100,6 +113,60 @@ pub struct OpenMemoryStore {
     /// Serialises one caller's writes in this process, so that the
     /// idempotency check and supersession see each other's results.
     locks: Box<[tokio::sync::Mutex<()>]>,
+    /// Dedup hashes the server is known to hold.
+    seen: SeenHashes,
+    counters: DedupCounters,
+}
+
+/// Counts of OpenMemory's dedup merges met by one [`OpenMemoryStore`]
+/// (see [`OpenMemoryStore::dedup_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DedupStats {
+    /// Adds the server merged into an existing row (each send counts);
+    /// each was re-sent with a reference marker.
+    pub merged: u64,
+    /// Writes sent with a marker at once, because the adapter knew the
+    /// server already held a row with the text's hash.
+    pub marked_first: u64,
+    /// Writes the server merged on every attempt, reported as
+    /// [`MemoryError::NotKept`] to be retried later.
+    pub not_kept: u64,
+}
+
+#[derive(Default, Debug)]
+struct DedupCounters {
+    merged: AtomicU64,
+    marked_first: AtomicU64,
+    not_kept: AtomicU64,
+}
+
+/// The last [`SEEN_HASHES`] dedup hashes the server answered for, stored
+/// or merged. Deletes are not tracked: a deleted row's hash only costs a
+/// needless marker.
+#[derive(Default, Debug)]
+struct SeenHashes(Mutex<(HashSet<ContentHash>, VecDeque<ContentHash>)>);
+
+impl SeenHashes {
+    fn contains(&self, hash: ContentHash) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .contains(&hash)
+    }
+
+    fn insert(&self, hash: ContentHash) {
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (set, order) = &mut *guard;
+        if set.insert(hash) {
+            order.push_back(hash);
+            if order.len() > SEEN_HASHES
+                && let Some(old) = order.pop_front()
+            {
+                set.remove(&old);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for OpenMemoryStore {
@@ -125,6 +192,8 @@ impl OpenMemoryStore {
             config,
             http,
             locks,
+            seen: SeenHashes::default(),
+            counters: DedupCounters::default(),
         })
     }
 
@@ -301,19 +370,40 @@ impl OpenMemoryStore {
         }
     }
 
-    /// Sends the add and returns the id of the row stored for `user`,
-    /// re-sending with a reference marker when the server's dedup merged
-    /// it into an existing row (which may be another caller's, or a
-    /// different fact whose word hash collides). Never retried: a lost
-    /// answer may have stored the row.
+    /// Sends the add and returns the id of the row stored for `user`.
+    ///
+    /// The server merges an add whose dedup hash equals any stored row's
+    /// (another caller's, or a different text that collides) and stores
+    /// nothing. The adapter computes that hash ([`dedup::ContentHash`]):
+    /// when the text's hash is one it has seen stored, the first send
+    /// already carries a reference marker; after a merge it re-sends with
+    /// a marker whose hash is checked, before sending, to be far from the
+    /// text's and from every merged attempt's. If the server still merges
+    /// every attempt, the write is [`MemoryError::NotKept`] (retryable),
+    /// never dropped. Never retried on a lost answer: that may have stored
+    /// the row.
     async fn insert(
         &self,
         user: &PhoneNumber,
         envelope: &Envelope,
     ) -> Result<MemoryId, MemoryError> {
         let metadata = envelope.to_server_metadata();
-        let mut content = envelope.content.clone();
-        for _ in 0..=DEDUP_RESENDS {
+        let text = &envelope.content;
+        let plain = ContentHash::of(text);
+        // Hashes the server holds that this write must not land on.
+        let mut taken = Vec::new();
+        if self.seen.contains(plain) {
+            taken.push(plain);
+            self.counters.marked_first.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut rng = fastrand::Rng::new();
+        for attempt in 0..=DEDUP_RESENDS {
+            let content = if taken.is_empty() {
+                text.clone()
+            } else {
+                self.marked(text, &mut taken, &mut rng)
+            };
+            let sent = ContentHash::of(&content);
             let body = AddRequest {
                 content: &content,
                 tags: &envelope.tags,
@@ -329,6 +419,8 @@ impl OpenMemoryStore {
             .json(&body)?
             .retry(false);
             let added: AddResponse = self.http.send(&call).await?.ok()?.json()?;
+            // Stored now, or already held by the row it was merged into.
+            self.seen.insert(sent);
             if !added.deduplicated {
                 return MemoryId::new(added.id).map_err(|e| {
                     MemoryError::Incompatible(format!(
@@ -336,16 +428,55 @@ impl OpenMemoryStore {
                     ))
                 });
             }
-            let marker: String = std::iter::repeat_with(fastrand::alphanumeric)
-                .take(12)
-                .collect::<String>()
-                .to_lowercase();
-            content = format!("{} (ref {marker})", envelope.content);
+            self.counters.merged.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                attempt,
+                hash = %sent,
+                "OpenMemory merged an add into an existing row; re-sending with a reference marker"
+            );
+            if !taken.contains(&sent) {
+                taken.push(sent);
+            }
         }
-        Err(MemoryError::Internal(format!(
-            "OpenMemory merged the write into existing memories {} times in a row",
+        self.counters.not_kept.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            attempts = DEDUP_RESENDS + 1,
+            "OpenMemory merged every attempt of a write into existing rows; reporting it as not kept, to be retried"
+        );
+        Err(MemoryError::NotKept(format!(
+            "OpenMemory merged the write into existing memories {} times in a row; nothing was stored",
             DEDUP_RESENDS + 1
         )))
+    }
+
+    /// `text` with a reference marker whose hash is far from every hash
+    /// in `taken` and, if possible, not one this adapter has seen stored
+    /// (such a hash is added to `taken` and another marker chosen).
+    fn marked(&self, text: &str, taken: &mut Vec<ContentHash>, rng: &mut fastrand::Rng) -> String {
+        let mut last = None;
+        for _ in 0..MARKER_TRIES {
+            let Some(out) = dedup::marked(text, taken, rng) else {
+                break;
+            };
+            let hash = ContentHash::of(&out);
+            if !self.seen.contains(hash) {
+                return out;
+            }
+            taken.push(hash);
+            last = Some(out);
+        }
+        // Not expected (see dedup's tests); if the server merges it, the
+        // write is re-sent or reported as not kept.
+        last.unwrap_or_else(|| dedup::unchecked_marker(text, rng))
+    }
+
+    /// Counts of the server's dedup merges this adapter has met.
+    pub fn dedup_stats(&self) -> DedupStats {
+        DedupStats {
+            merged: self.counters.merged.load(Ordering::Relaxed),
+            marked_first: self.counters.marked_first.load(Ordering::Relaxed),
+            not_kept: self.counters.not_kept.load(Ordering::Relaxed),
+        }
     }
 
     /// The memory just written as the server stores it; if reading it

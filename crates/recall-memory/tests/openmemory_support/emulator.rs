@@ -4,9 +4,12 @@
 //!
 //! * `salience`, `decay_lambda` and a top-level `sector` in an add are
 //!   ignored; `metadata.sector` is honoured;
-//! * dedup is global: an add whose word set equals any row's (any user)
+//! * dedup is global: an add whose simhash equals any row's (any user)
 //!   stores nothing and answers that row's id with `deduplicated: true`;
-//!   a patch does not update the word set;
+//!   a patch does not update the hash. The simhash is a line-by-line port
+//!   of v1.3.0's `compute_simhash` (JavaScript's 32-bit shifts included),
+//!   written apart from the adapter's own `ContentHash` so that each
+//!   checks the other;
 //! * query scores are z-scores over the survivors of a global top `3k`,
 //!   the user filter is applied after it, and results are cached for
 //!   ever (not invalidated by writes);
@@ -47,6 +50,7 @@ struct Row {
     primary_sector: String,
     version: u64,
     words: BTreeSet<String>,
+    simhash: String,
 }
 
 impl Row {
@@ -68,6 +72,9 @@ struct State {
     clock: i64,
     cache: HashMap<String, Value>,
     requests: usize,
+    /// `POST /memory/add` answers: fresh rows and merges.
+    adds: usize,
+    merges: usize,
     /// Requests of a method to answer 503 before serving again.
     failures: HashMap<String, usize>,
 }
@@ -130,6 +137,128 @@ impl Emulator {
     pub fn requests(&self) -> usize {
         self.state.lock().unwrap().requests
     }
+
+    /// How many adds it answered with a new row and how many it merged
+    /// into an existing one (`deduplicated: true`).
+    pub fn adds(&self) -> (usize, usize) {
+        let state = self.state.lock().unwrap();
+        (state.adds, state.merges)
+    }
+}
+
+/// OpenMemory v1.3.0's synonym groups (`utils/text.ts`).
+const SYN_GROUPS: [&[&str]; 13] = [
+    &["prefer", "like", "love", "enjoy", "favor"],
+    &["theme", "mode", "style", "layout"],
+    &["meeting", "meet", "session", "call", "sync"],
+    &["dark", "night", "black"],
+    &["light", "bright", "day"],
+    &["user", "person", "people", "customer"],
+    &["task", "todo", "job"],
+    &["note", "memo", "reminder"],
+    &["time", "schedule", "when", "date"],
+    &["project", "initiative", "plan"],
+    &["issue", "problem", "bug"],
+    &["document", "doc", "file"],
+    &["question", "query", "ask"],
+];
+
+fn cmap(word: &str) -> Option<String> {
+    SYN_GROUPS
+        .iter()
+        .find(|g| g.contains(&word))
+        .map(|g| g[0].to_owned())
+}
+
+/// `stem`: the rules in order; the first whose result has 3+ characters.
+fn js_stem(tok: &str) -> String {
+    if tok.chars().count() <= 3 {
+        return tok.to_owned();
+    }
+    let rules: [(&str, &str); 6] = [
+        ("ies", "y"),
+        ("ing", ""),
+        ("ers", "er"), // /ers?$/ with the "s"
+        ("er", "er"),  // /ers?$/ without it
+        ("ed", ""),
+        ("s", ""),
+    ];
+    let mut i = 0;
+    while i < rules.len() {
+        let (pat, rep) = rules[i];
+        // "ers" and "er" are one rule: if "ers" matched, skip "er".
+        let matched = tok.ends_with(pat);
+        if matched {
+            let st = format!("{}{}", &tok[..tok.len() - pat.len()], rep);
+            if st.chars().count() >= 3 {
+                return st;
+            }
+        }
+        i += if pat == "ers" && matched { 2 } else { 1 };
+    }
+    tok.to_owned()
+}
+
+/// `canonical_token_set`: tokens of `/[a-z0-9]+/gi`, lower-cased,
+/// canonicalised, of more than one character.
+fn js_token_set(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_alphanumeric() {
+            cur.push(c);
+            continue;
+        }
+        if !cur.is_empty() {
+            let low = cur.to_ascii_lowercase();
+            let can = cmap(&low).unwrap_or_else(|| {
+                let st = js_stem(&low);
+                cmap(&st).unwrap_or(st)
+            });
+            if can.len() > 1 && !out.contains(&can) {
+                out.push(can);
+            }
+            cur.clear();
+        }
+    }
+    out
+}
+
+/// `compute_simhash`, as JavaScript runs it.
+pub fn simhash(text: &str) -> String {
+    let mut vec = [0i64; 64];
+    for t in js_token_set(text) {
+        let mut h: i32 = 0;
+        for unit in t.encode_utf16() {
+            // `h = (h << 5) - h + t.charCodeAt(i); h = h & h;`
+            h = (h << 5).wrapping_sub(h).wrapping_add(i32::from(unit));
+        }
+        for (i, v) in vec.iter_mut().enumerate() {
+            // JavaScript masks a shift count to 5 bits.
+            if h & (1i32 << (i % 32)) != 0 {
+                *v += 1;
+            } else {
+                *v -= 1;
+            }
+        }
+    }
+    let mut hash = String::new();
+    for i in (0..64).step_by(4) {
+        let nibble = (if vec[i] > 0 { 8 } else { 0 })
+            + (if vec[i + 1] > 0 { 4 } else { 0 })
+            + (if vec[i + 2] > 0 { 2 } else { 0 })
+            + (if vec[i + 3] > 0 { 1 } else { 0 });
+        hash.push_str(&format!("{nibble:x}"));
+    }
+    hash
+}
+
+/// `hamming_dist` over the hex strings.
+fn hamming(a: &str, b: &str) -> u32 {
+    a.chars()
+        .zip(b.chars())
+        .map(|(x, y)| (x.to_digit(16).unwrap_or(0) ^ y.to_digit(16).unwrap_or(0)).count_ones())
+        .sum()
 }
 
 /// The canonical word set: lower case, split on non-alphanumerics, a
@@ -380,8 +509,18 @@ fn add(state: &mut State, body: Option<Value>) -> ResponseTemplate {
         _ => return err(400, json!({"err": "content"})),
     };
     let words = words(&content);
-    if let Some(r) = state.rows.iter_mut().find(|r| r.words == words) {
+    let hash = simhash(&content);
+    // `select * … where simhash = ? order by salience desc limit 1`.
+    let existing = state
+        .rows
+        .iter_mut()
+        .filter(|r| r.simhash == hash)
+        .max_by(|a, b| a.salience.total_cmp(&b.salience));
+    if let Some(r) = existing
+        && hamming(&hash, &r.simhash) <= 3
+    {
         r.salience = (r.salience + 0.15).min(1.0);
+        state.merges += 1;
         return ResponseTemplate::new(200).set_body_json(json!({
             "id": r.id, "primary_sector": r.primary_sector,
             "sectors": [r.primary_sector], "deduplicated": true,
@@ -391,6 +530,7 @@ fn add(state: &mut State, body: Option<Value>) -> ResponseTemplate {
     let sector = sector_of(&metadata);
     let clock = tick(state);
     let id = uuid::Uuid::new_v4().to_string();
+    state.adds += 1;
     state.rows.push(Row {
         id: id.clone(),
         user_id: b
@@ -408,6 +548,7 @@ fn add(state: &mut State, body: Option<Value>) -> ResponseTemplate {
         primary_sector: sector.to_owned(),
         version: 1,
         words,
+        simhash: hash,
     });
     ResponseTemplate::new(200).set_body_json(json!({
         "id": id, "primary_sector": sector, "sectors": [sector], "chunks": 1,
