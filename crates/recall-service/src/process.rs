@@ -263,13 +263,35 @@ impl Service {
             .collect();
         batch.sort_by_key(|(_, seq)| *seq);
         let mut report = ProcessReport::default();
-        for (key, _) in batch {
+        let mut batch = batch.into_iter();
+        while let Some((key, _)) = batch.next() {
             if stop.is_some_and(|s| *s.borrow()) {
                 break;
             }
             let kind = WebhookType::parse(&key.1);
             let step = self.process_one(&key.0, &kind).await;
+            let outage = matches!(&step, Step::Retry(reason) if reason.starts_with(STORE_RETRY));
             self.settle(&key, step, &mut report);
+            if outage && only_due {
+                // The store is down: the rest of the batch would only wait
+                // out the same timeout each. It waits for this event's retry.
+                let mut pending = self.pending();
+                let due = pending.get(&key).and_then(|e| e.due);
+                let mut deferred = 0;
+                for (rest, _) in batch.by_ref() {
+                    if let Some(entry) = pending.get_mut(&rest) {
+                        entry.due = entry.due.max(due);
+                        deferred += 1;
+                    }
+                }
+                if deferred > 0 {
+                    tracing::info!(
+                        deferred,
+                        "memory store unavailable: the other pending events wait for the next retry"
+                    );
+                }
+                break;
+            }
         }
         if report != ProcessReport::default() {
             tracing::debug!(?report, "processing pass");
@@ -658,10 +680,13 @@ pub(crate) fn read_event(
         .map_err(|e| Step::Failed(format!("nothing usable in the event: {e}")))
 }
 
+/// How a retry caused by the memory store starts.
+const STORE_RETRY: &str = "memory store: ";
+
 /// A store failure: retry later, or give up when retrying cannot help.
 fn store_step(e: &MemoryError) -> Step {
     if e.is_retryable() {
-        Step::Retry(format!("memory store: {e}"))
+        Step::Retry(format!("{STORE_RETRY}{e}"))
     } else {
         Step::Failed(format!("memory store: {e}"))
     }

@@ -327,6 +327,52 @@ async fn the_worker_processes_events_as_they_arrive_and_retries_with_backoff() {
     assert_eq!(h.service.pending_count(), 0);
 }
 
+#[tokio::test]
+async fn during_a_store_outage_the_worker_tries_one_event_per_retry_not_all() {
+    let config = ServiceConfig {
+        retry_initial: Duration::from_millis(5),
+        retry_max: Duration::from_millis(20),
+        ..ServiceConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FailingAdds::always(|| {
+        MemoryError::Unavailable("store down".into())
+    }));
+    let service = Service::new(
+        store.clone(),
+        PayloadStore::open(dir.path()).unwrap(),
+        config,
+    );
+    for i in 0..20 {
+        service
+            .ingest_bytes(
+                &Call::new(&format!("conv_{i}"), MARGARET)
+                    .fact("first_name", "Margaret")
+                    .body(),
+            )
+            .await
+            .unwrap();
+    }
+    let worker = service.spawn_worker();
+    let stats = service.clone();
+    eventually("the worker retried", || stats.stats().retries() >= 3).await;
+    // Each pass tried one event and deferred the other 19: an outage costs
+    // one store timeout per retry, not one per pending event.
+    assert!(
+        service.stats().retries() < 20,
+        "{} attempts",
+        service.stats().retries()
+    );
+    assert_eq!(service.pending_count(), 20);
+    store.left.store(0, std::sync::atomic::Ordering::SeqCst);
+    eventually("every event processed after recovery", || {
+        stats.pending_count() == 0
+    })
+    .await;
+    worker.shutdown().await;
+    assert_eq!(service.stats().events_processed(), 20);
+}
+
 /// A store whose next `left` adds fail with `error`, then work.
 struct FailingAdds {
     inner: InMemoryStore,
