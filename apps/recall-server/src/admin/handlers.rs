@@ -570,14 +570,3 @@ pub(super) async fn api_not_found(req: HttpRequest) -> HttpResponse {
     )
     .error_response()
 }
-
-/// A known `/api` path with a method it does not take.
-pub(super) async fn api_method_not_allowed(req: HttpRequest) -> HttpResponse {
-    use actix_web::ResponseError as _;
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("{} is not allowed on {}", req.method(), req.path()),
-    )
-    .error_response()
-}

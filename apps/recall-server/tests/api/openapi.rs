@@ -433,3 +433,48 @@ async fn the_ui_schemas_describe_exactly_what_the_real_types_serialize() {
         .unwrap();
     }
 }
+
+#[tokio::test]
+async fn every_route_refuses_other_methods_with_allow_and_a_json_error() {
+    let (app, _dir) = spawn_admin().await;
+    let doc = document(&app).await;
+    let mut allowed: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    for (method, path) in operations(&doc) {
+        allowed
+            .entry(path)
+            .or_default()
+            .insert(method.to_uppercase());
+    }
+    for (path, methods) in allowed {
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            if methods.contains(method) {
+                continue;
+            }
+            let response = app
+                .client
+                .request(method.parse().unwrap(), app.url(&concrete(&path)))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 405, "{method} {path}");
+            // RFC 9110: a 405 lists the methods the route does accept.
+            let allow: BTreeSet<String> = response
+                .headers()
+                .get("allow")
+                .unwrap_or_else(|| panic!("{method} {path}: 405 without Allow"))
+                .to_str()
+                .unwrap()
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .collect();
+            assert_eq!(allow, methods, "{method} {path}: Allow");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"], "method_not_allowed", "{method} {path}");
+            assert!(
+                body["message"].as_str().unwrap().contains(method),
+                "{method} {path}: {body}"
+            );
+        }
+    }
+}
