@@ -102,9 +102,10 @@ fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiErro
         .map_err(|e| ApiError::bad_request("invalid_query", format!("query string: {e}")))
 }
 
-/// A present, non-blank parameter.
+/// A parameter exactly as sent: one that is present is checked, even when
+/// empty (`?to=` is not a time) or padded (`?limit=%205` is not a number).
 fn given(value: Option<&String>) -> Option<&str> {
-    value.map(|v| v.trim()).filter(|v| !v.is_empty())
+    value.map(String::as_str)
 }
 
 fn parse_phone(raw: &str) -> Result<PhoneNumber, ApiError> {
@@ -138,12 +139,14 @@ fn parse_time(name: &'static str, raw: Option<&String>) -> Result<Option<UnixTim
     let Some(raw) = given(raw) else {
         return Ok(None);
     };
-    let parsed = if raw.bytes().all(|b| b.is_ascii_digit()) {
-        raw.parse::<i64>()
-            .ok()
-            .and_then(|s| UnixTimestamp::from_secs(s).ok())
+    // A bound before 1970 or after 9999 is the start or end of time: the
+    // range it asks for is clear, so it is not refused.
+    let parsed = if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
+        Some(UnixTimestamp::from_secs_saturating(
+            raw.parse::<i64>().unwrap_or(i64::MAX),
+        ))
     } else {
-        UnixTimestamp::parse_rfc3339(raw).ok()
+        UnixTimestamp::parse_rfc3339_saturating(raw).ok()
     };
     parsed.map(Some).ok_or_else(|| {
         ApiError::bad_request(
@@ -417,14 +420,10 @@ pub(super) async fn list_calls(
 ) -> Result<HttpResponse, ApiError> {
     let params: CallsParams = query(&req)?;
     // An unencoded `+` in a query string reads as a space.
-    let phone = params
-        .phone
-        .as_deref()
-        .map(|p| match p.strip_prefix(' ') {
-            Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => format!("+{rest}"),
-            _ => p.trim().to_owned(),
-        })
-        .filter(|p| !p.is_empty());
+    let phone = params.phone.as_deref().map(|p| match p.strip_prefix(' ') {
+        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => format!("+{rest}"),
+        _ => p.to_owned(),
+    });
     let phone = phone.as_deref().map(parse_phone).transpose()?;
     let agent = parse_agent(params.agent.as_ref())?;
     let (from, to) = parse_range(params.from.as_ref(), params.to.as_ref())?;
