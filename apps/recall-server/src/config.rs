@@ -1630,10 +1630,10 @@ mod tests {
             "post_call_key = \"wsec_saved \"\n",
         )
         .unwrap();
-        let resolvers: [fn(&mut Config) -> Result<(), ConfigError>; 2] =
-            [Config::load_generated_secrets, |c| {
-                c.resolve_secrets().map(drop)
-            }];
+        type Resolve = fn(&mut Config) -> Result<(), ConfigError>;
+        let resolvers: [Resolve; 2] = [Config::load_generated_secrets, |c| {
+            c.resolve_secrets().map(drop)
+        }];
         for resolve in resolvers {
             let mut c = load(&[("RECALL_DATA_DIR", data_dir)]).unwrap();
             let e = resolve(&mut c).unwrap_err().to_string();
