@@ -68,6 +68,70 @@ for _ in $(seq 1 100); do
     sleep 0.2
 done
 
+# One caller with a call and its audio, so the operator routes also answer
+# 200 with real data: a third of the generated phone numbers and
+# conversation ids are these (schemathesis.toml below).
+caller="+16129782029"
+conversation="conv_schemathesis_seed"
+echo "==> seeding $conversation through the signed post-call webhook"
+PYTHONPATH="$root/scripts" "$venv/bin/python" - "$base" "$caller" "$conversation" <<'PY'
+import json, sys, time, urllib.request
+from schemathesis_hooks import POST_CALL_KEY, sign
+
+base, caller, conversation = sys.argv[1:4]
+transcription = {
+    "type": "post_call_transcription",
+    "event_timestamp": 1739537319,
+    "data": {
+        "agent_id": "agent_schemathesis",
+        "conversation_id": conversation,
+        "status": "done",
+        "transcript": [
+            {"role": "agent", "message": "Hello! Who am I speaking with?", "time_in_call_secs": 0},
+            {"role": "user", "message": "Hi, it's Margaret. My roses have black spots.", "time_in_call_secs": 2},
+        ],
+        "metadata": {"start_time_unix_secs": 1739537297, "call_duration_secs": 22,
+                     "phone_call": {"type": "twilio", "direction": "inbound", "external_number": caller,
+                                    "agent_number": "+15550001111", "call_sid": "CA123"}},
+        "analysis": {"call_successful": "success", "transcript_summary": "Margaret asked about roses.",
+                     "call_summary_title": "Roses",
+                     "data_collection_results": {"first_name": {"data_collection_id": "first_name", "value": "Margaret"}}},
+        "conversation_initiation_client_data": {"dynamic_variables": {"system__caller_id": caller}},
+    },
+}
+audio = {"type": "post_call_audio", "event_timestamp": 1739537400,
+         "data": {"agent_id": "agent_schemathesis", "conversation_id": conversation, "full_audio": "SUQzBAAAAAAAAA=="}}
+for event in (transcription, audio):
+    body = json.dumps(event).encode()
+    request = urllib.request.Request(f"{base}/webhook/post-call", data=body, method="POST", headers={
+        "Content-Type": "application/json", "ElevenLabs-Signature": sign(body, POST_CALL_KEY, int(time.time()))})
+    urllib.request.urlopen(request, timeout=10)
+# The worker indexes stored events in the background.
+import os
+check = urllib.request.Request(f"{base}/api/calls/{conversation}/audio",
+                               headers={"Authorization": f"Bearer {os.environ['RECALL_ADMIN_TOKEN']}"})
+for _ in range(100):
+    try:
+        urllib.request.urlopen(check, timeout=5)
+        break
+    except Exception:
+        time.sleep(0.2)
+else:
+    sys.exit(f"the seeded call {conversation} was not indexed")
+PY
+cat >"$work/schemathesis.toml" <<TOML
+[dictionaries.seeded-callers]
+values = ["$caller"]
+
+[dictionaries.seeded-calls]
+values = ["$conversation"]
+
+# Reads only: erasing the seeded caller would leave the reads nothing.
+[[operations]]
+include-method = "GET"
+parameters = { "path.phone" = { dictionary = "seeded-callers", probability = 0.3 }, "path.conversation_id" = { dictionary = "seeded-calls", probability = 0.3 } }
+TOML
+
 echo "==> schemathesis $schemathesis_version: all checks, positive and negative data, ${max_time}s"
 seed_args=()
 if [ -n "$seed" ]; then seed_args=(--seed "$seed"); fi
@@ -75,7 +139,7 @@ status=0
 started=$(date +%s)
 SCHEMATHESIS_HOOKS=schemathesis_hooks \
 PYTHONPATH="$root/scripts${PYTHONPATH:+:$PYTHONPATH}" \
-    "$venv/bin/st" run "$base/openapi.json" \
+    "$venv/bin/st" --config-file "$work/schemathesis.toml" run "$base/openapi.json" \
         --checks all \
         --mode all \
         --max-examples "$max_examples" \
