@@ -33,7 +33,7 @@ pub struct CallDetailResponse {
     pub start_time: String,
     /// The caller's number, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(example = "+16129782029")]
+    #[schema(example = "+16129782029", pattern = r"^\+[1-9][0-9]{1,14}$")]
     pub caller_phone: Option<String>,
 }
 
@@ -55,7 +55,7 @@ pub struct DailyCallsResponse {
 #[serde(rename_all = "camelCase")]
 pub struct ForgetResponse {
     /// The caller erased.
-    #[schema(example = "+16129782029")]
+    #[schema(example = "+16129782029", pattern = r"^\+[1-9][0-9]{1,14}$")]
     pub phone_number: String,
     /// Memories erased from the store.
     pub memories: u64,

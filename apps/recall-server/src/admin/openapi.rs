@@ -149,7 +149,7 @@ pub mod schemas {
     #[serde(rename_all = "camelCase")]
     pub struct User {
         /// E.164 number.
-        #[schema(example = "+16129782029")]
+        #[schema(example = "+16129782029", pattern = r"^\+[1-9][0-9]{1,14}$")]
         pub phone_number: String,
         /// The caller's name.
         pub name: Option<String>,
@@ -356,6 +356,7 @@ pub mod schemas {
         /// Known facts.
         pub summary: Option<String>,
         /// E.164 number.
+        #[schema(pattern = r"^\+[1-9][0-9]{1,14}$")]
         pub phone_number: Option<String>,
     }
 
@@ -367,6 +368,7 @@ pub mod schemas {
         /// Sector.
         pub sector: Sector,
         /// 0.0 to 1.0.
+        #[schema(minimum = 0.0, maximum = 1.0)]
         pub salience: f64,
         /// RFC 3339 UTC.
         #[schema(format = DateTime)]
