@@ -668,6 +668,12 @@ impl Config {
     }
 
     fn from_raw(raw: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        for setting in SETTINGS.iter().filter(|s| s.secret) {
+            if let Some(value) = raw.get(setting.key) {
+                no_surrounding_whitespace(setting.key, value)?;
+            }
+        }
+        long_enough_admin_tokens(raw.get("admin_token"))?;
         let get = |key: &str| -> String {
             raw.get(key)
                 .cloned()
@@ -1147,7 +1153,15 @@ fn scalar_text(key: &str, value: &Value) -> Result<String, ConfigError> {
         },
         Value::Array(_, items) => items
             .iter()
-            .map(|item| scalar_text(key, item))
+            .map(|item| {
+                let text = scalar_text(key, item)?;
+                // A list's items are joined with commas, where white space
+                // would read as a separator: check each secret first.
+                if find(key).is_some_and(|s| s.secret) {
+                    no_surrounding_whitespace(key, &text)?;
+                }
+                Ok(text)
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(|v| v.join(",")),
         Value::Empty(..) => Ok(String::new()),
@@ -1285,6 +1299,44 @@ fn not_placeholder(key: &str, value: Option<String>) -> Result<Option<RedactedTe
     }
 }
 
+/// The shortest admin token accepted: a bearer token guards every caller's
+/// data, so it must not be guessable (`openssl rand -hex 24` makes 48).
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+/// Refuses a secret setting whose value starts or ends with white space:
+/// secrets are used byte for byte, so a stray newline from a file or a
+/// space from a shell would make a secret that never matches. It is not
+/// trimmed, because guessing what was meant would hide the mistake.
+fn no_surrounding_whitespace(key: &str, value: &str) -> Result<(), ConfigError> {
+    if value.trim() == value {
+        return Ok(());
+    }
+    let env = find(key).map_or("", |s| s.env);
+    Err(ConfigError::new(format!(
+        "invalid setting `{key}` ({env}): the value starts or ends with white space \
+         (a stray newline or space?); secrets are used exactly as given, never trimmed: remove it"
+    )))
+}
+
+/// Refuses admin tokens shorter than [`MIN_ADMIN_TOKEN_LEN`] characters.
+fn long_enough_admin_tokens(raw: Option<&String>) -> Result<(), ConfigError> {
+    let items = raw.into_iter().flat_map(|v| v.split(',')).map(str::trim);
+    for (i, token) in items.filter(|t| !t.is_empty()).enumerate() {
+        let len = token.chars().count();
+        if len < MIN_ADMIN_TOKEN_LEN {
+            return Err(ConfigError::new(format!(
+                "invalid setting `admin_token` (RECALL_ADMIN_TOKEN): token #{} is {len} characters long; \
+                 at least {MIN_ADMIN_TOKEN_LEN} are required (e.g. `openssl rand -hex 24`)",
+                i + 1
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Several secrets separated by commas; white space next to a comma is
+/// part of the separator (`"wsec_new, wsec_old"`), while white space
+/// around the whole value is refused by [`no_surrounding_whitespace`].
 fn webhook_key(key: &str, raw: Option<&String>) -> Result<WebhookKey, ConfigError> {
     let items: Vec<&str> = raw
         .map(|v| {
@@ -1549,5 +1601,89 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown setting `bnd`"), "{e}");
+    }
+
+    #[test]
+    fn secrets_with_surrounding_white_space_are_refused_not_trimmed() {
+        for (env, key) in [
+            ("ELEVENLABS_POST_CALL_KEY", "post_call_key"),
+            ("ELEVENLABS_CLIENT_DATA_KEY", "client_data_key"),
+            ("ELEVENLABS_SEARCH_DATA_KEY", "search_data_key"),
+            ("RECALL_ADMIN_TOKEN", "admin_token"),
+            ("OPENMEMORY_KEY", "openmemory_key"),
+        ] {
+            for value in [
+                "wsec_0123456789abcdef\n",
+                " wsec_0123456789abcdef",
+                "a-long-enough-token,b-long-enough-token\t",
+            ] {
+                let e = load(&[(env, value)]).unwrap_err().to_string();
+                assert!(
+                    e.contains(&format!("`{key}` ({env})")) && e.contains("white space"),
+                    "{env}={value:?}: {e}"
+                );
+                assert!(!e.contains("0123456789abcdef"), "{e}");
+            }
+        }
+        // Spaces next to a comma only separate the secrets of a rotation.
+        let c = load(&[("ELEVENLABS_POST_CALL_KEY", "wsec_new, wsec_old")]).unwrap();
+        assert_eq!(c.secrets.post_call.secrets.len(), 2);
+    }
+
+    #[test]
+    fn a_toml_list_of_secrets_is_checked_item_by_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("recall.toml");
+        std::fs::write(&path, "post_call_key = [\"wsec_new\", \" wsec_old\"]\n").unwrap();
+        let e = Config::load(Some(&path), &EnvVars::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`post_call_key`") && e.contains("white space"),
+            "{e}"
+        );
+        std::fs::write(&path, "post_call_key = [\"wsec_new\", \"wsec_old\"]\n").unwrap();
+        let c = Config::load(Some(&path), &EnvVars::default()).unwrap();
+        assert_eq!(c.secrets.post_call.secrets.len(), 2);
+    }
+
+    #[test]
+    fn admin_tokens_shorter_than_16_characters_are_refused() {
+        let e = load(&[("RECALL_ADMIN_TOKEN", "0123456789abcdef, short")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`admin_token` (RECALL_ADMIN_TOKEN)")
+                && e.contains("token #2 is 5 characters"),
+            "{e}"
+        );
+        assert!(!e.contains("short"), "the token itself is not shown: {e}");
+        let c = load(&[("RECALL_ADMIN_TOKEN", "0123456789abcdef")]).unwrap();
+        assert_eq!(c.admin_tokens.len(), 1);
+    }
+
+    #[test]
+    fn a_saved_secret_with_surrounding_white_space_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().to_str().unwrap();
+        std::fs::write(
+            dir.path().join(GENERATED_SECRETS_FILE),
+            "post_call_key = \"wsec_saved \"\n",
+        )
+        .unwrap();
+        type Resolve = fn(&mut Config) -> Result<(), ConfigError>;
+        let resolvers: [Resolve; 2] = [Config::load_generated_secrets, |c| {
+            c.resolve_secrets().map(drop)
+        }];
+        for resolve in resolvers {
+            let mut c = load(&[("RECALL_DATA_DIR", data_dir)]).unwrap();
+            let e = resolve(&mut c).unwrap_err().to_string();
+            assert!(
+                e.contains("`post_call_key`")
+                    && e.contains(GENERATED_SECRETS_FILE)
+                    && e.contains("whitespace"),
+                "{e}"
+            );
+        }
     }
 }

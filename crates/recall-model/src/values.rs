@@ -498,6 +498,37 @@ impl UnixTimestamp {
     }
 }
 
+impl UnixTimestamp {
+    /// Like [`parse_rfc3339`](Self::parse_rfc3339), but a valid date-time
+    /// before 1970 or after 9999 becomes the first or last accepted time
+    /// instead of an error: for the bounds of a time range, where "from
+    /// 1900" means "from the start".
+    ///
+    /// ```
+    /// use recall_model::UnixTimestamp;
+    /// let t = UnixTimestamp::parse_rfc3339_saturating("1900-01-01T00:00:00Z").unwrap();
+    /// assert_eq!(t.as_secs(), 0);
+    /// assert!(UnixTimestamp::parse_rfc3339_saturating("yesterday").is_err());
+    /// ```
+    pub fn parse_rfc3339_saturating(raw: &str) -> Result<Self, ValueError> {
+        let parsed =
+            time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| {
+                    ValueError::new(
+                        "timestamp",
+                        "must be an RFC 3339 date-time such as 2025-02-14T12:48:17Z",
+                        raw,
+                    )
+                })?;
+        Ok(Self::from_secs_saturating(parsed.unix_timestamp()))
+    }
+
+    /// `secs`, brought within 0 to [`Self::MAX_SECS`].
+    pub fn from_secs_saturating(secs: i64) -> Self {
+        Self(secs.clamp(0, Self::MAX_SECS))
+    }
+}
+
 impl fmt::Display for UnixTimestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)

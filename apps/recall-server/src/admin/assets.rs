@@ -4,6 +4,8 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 
+use crate::routes::method_not_allowed;
+
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
@@ -15,10 +17,12 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/dashboard").route(web::get().to(index)))
-        .service(web::resource("/dashboard/").route(web::get().to(index)))
-        .service(web::resource("/dashboard/app.js").route(web::get().to(app_js)))
-        .service(web::resource("/dashboard/app.css").route(web::get().to(app_css)));
+    // A wrong method gets the same JSON 405, with `Allow`, as every route.
+    let resource = |path: &str| web::resource(path).default_service(method_not_allowed("GET"));
+    cfg.service(resource("/dashboard").route(web::get().to(index)))
+        .service(resource("/dashboard/").route(web::get().to(index)))
+        .service(resource("/dashboard/app.js").route(web::get().to(app_js)))
+        .service(resource("/dashboard/app.css").route(web::get().to(app_css)));
 }
 
 fn file(content_type: &'static str, body: &'static str) -> HttpResponse {

@@ -34,7 +34,7 @@ pub struct CallDetailResponse {
     pub start_time: String,
     /// The caller's number, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(example = "+16129782029")]
+    #[schema(example = "+16129782029", pattern = r"^\+[1-9][0-9]{1,14}$")]
     pub caller_phone: Option<String>,
 }
 
@@ -95,7 +95,7 @@ struct EventsParams {
 #[serde(rename_all = "camelCase")]
 pub struct ForgetResponse {
     /// The caller erased.
-    #[schema(example = "+16129782029")]
+    #[schema(example = "+16129782029", pattern = r"^\+[1-9][0-9]{1,14}$")]
     pub phone_number: String,
     /// Memories erased from the store.
     pub memories: u64,
@@ -142,9 +142,10 @@ fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiErro
         .map_err(|e| ApiError::bad_request("invalid_query", format!("query string: {e}")))
 }
 
-/// A present, non-blank parameter.
+/// A parameter exactly as sent: one that is present is checked, even when
+/// empty (`?to=` is not a time) or padded (`?limit=%205` is not a number).
 fn given(value: Option<&String>) -> Option<&str> {
-    value.map(|v| v.trim()).filter(|v| !v.is_empty())
+    value.map(String::as_str)
 }
 
 fn parse_phone(raw: &str) -> Result<PhoneNumber, ApiError> {
@@ -178,12 +179,14 @@ fn parse_time(name: &'static str, raw: Option<&String>) -> Result<Option<UnixTim
     let Some(raw) = given(raw) else {
         return Ok(None);
     };
-    let parsed = if raw.bytes().all(|b| b.is_ascii_digit()) {
-        raw.parse::<i64>()
-            .ok()
-            .and_then(|s| UnixTimestamp::from_secs(s).ok())
+    // A bound before 1970 or after 9999 is the start or end of time: the
+    // range it asks for is clear, so it is not refused.
+    let parsed = if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
+        Some(UnixTimestamp::from_secs_saturating(
+            raw.parse::<i64>().unwrap_or(i64::MAX),
+        ))
     } else {
-        UnixTimestamp::parse_rfc3339(raw).ok()
+        UnixTimestamp::parse_rfc3339_saturating(raw).ok()
     };
     parsed.map(Some).ok_or_else(|| {
         ApiError::bad_request(
@@ -503,14 +506,10 @@ pub(super) async fn list_calls(
 ) -> Result<HttpResponse, ApiError> {
     let params: CallsParams = query(&req)?;
     // An unencoded `+` in a query string reads as a space.
-    let phone = params
-        .phone
-        .as_deref()
-        .map(|p| match p.strip_prefix(' ') {
-            Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => format!("+{rest}"),
-            _ => p.trim().to_owned(),
-        })
-        .filter(|p| !p.is_empty());
+    let phone = params.phone.as_deref().map(|p| match p.strip_prefix(' ') {
+        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => format!("+{rest}"),
+        _ => p.to_owned(),
+    });
     let phone = phone.as_deref().map(parse_phone).transpose()?;
     let agent = parse_agent(params.agent.as_ref())?;
     let (from, to) = parse_range(params.from.as_ref(), params.to.as_ref())?;
@@ -653,17 +652,6 @@ pub(super) async fn api_not_found(req: HttpRequest) -> HttpResponse {
         StatusCode::NOT_FOUND,
         "not_found",
         format!("no route {} {}", req.method(), req.path()),
-    )
-    .error_response()
-}
-
-/// A known `/api` path with a method it does not take.
-pub(super) async fn api_method_not_allowed(req: HttpRequest) -> HttpResponse {
-    use actix_web::ResponseError as _;
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("{} is not allowed on {}", req.method(), req.path()),
     )
     .error_response()
 }

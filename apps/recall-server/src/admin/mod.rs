@@ -48,6 +48,7 @@ use recall_service::Service;
 use recall_signature::Secrets;
 
 use crate::error::ApiError;
+use crate::routes::method_not_allowed;
 
 pub use handlers::{EraseError, ForgetResponse, erase_caller};
 
@@ -89,34 +90,43 @@ impl AdminState {
 /// Registers `/openapi.json` always, and `/api/*` and `/dashboard` when a
 /// token is configured. Call it before the app's default service.
 pub fn configure(cfg: &mut web::ServiceConfig, state: AdminState) {
-    cfg.service(web::resource("/openapi.json").route(web::get().to(openapi::serve)));
+    cfg.service(
+        web::resource("/openapi.json")
+            .route(web::get().to(openapi::serve))
+            .default_service(method_not_allowed("GET")),
+    );
     if !state.enabled() {
         return;
     }
     let data = web::Data::new(state);
-    let resource =
-        |path: &str| web::resource(path).default_service(web::to(handlers::api_method_not_allowed));
+    let resource = |path: &str, allow: &'static str| {
+        web::resource(path).default_service(method_not_allowed(allow))
+    };
     cfg.service(
         web::scope("/api")
             .app_data(data)
             .wrap(from_fn(require_token))
             .service(
-                resource("/users/{phone}")
+                resource("/users/{phone}", "GET, DELETE")
                     .route(web::get().to(handlers::get_user))
                     .route(web::delete().to(handlers::delete_user)),
             )
             .service(
-                resource("/users/{phone}/memories").route(web::get().to(handlers::list_memories)),
+                resource("/users/{phone}/memories", "GET")
+                    .route(web::get().to(handlers::list_memories)),
             )
-            .service(resource("/calls").route(web::get().to(handlers::list_calls)))
-            .service(resource("/calls/{conversation_id}").route(web::get().to(handlers::get_call)))
+            .service(resource("/calls", "GET").route(web::get().to(handlers::list_calls)))
             .service(
-                resource("/calls/{conversation_id}/audio")
+                resource("/calls/{conversation_id}", "GET")
+                    .route(web::get().to(handlers::get_call)),
+            )
+            .service(
+                resource("/calls/{conversation_id}/audio", "GET")
                     .route(web::get().to(handlers::get_audio)),
             )
-            .service(resource("/events").route(web::get().to(handlers::list_events)))
-            .service(resource("/analytics").route(web::get().to(handlers::analytics)))
-            .service(resource("/analytics/daily").route(web::get().to(handlers::daily)))
+            .service(resource("/events", "GET").route(web::get().to(handlers::list_events)))
+            .service(resource("/analytics", "GET").route(web::get().to(handlers::analytics)))
+            .service(resource("/analytics/daily", "GET").route(web::get().to(handlers::daily)))
             .default_service(web::to(handlers::api_not_found)),
     )
     .configure(assets::configure);

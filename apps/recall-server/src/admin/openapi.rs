@@ -20,6 +20,112 @@ pub mod schemas {
     use serde::Serialize;
     use utoipa::ToSchema;
 
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    use utoipa::openapi::{RefOr, Schema};
+
+    /// E.164, exactly as `recall_model::PhoneNumber` parses it.
+    pub const E164: &str = r"^\+[1-9][0-9]{1,14}$";
+
+    /// A query string's `phone`: E.164, where an unencoded `+` arrives as
+    /// a space and is read back as `+`.
+    pub const E164_IN_QUERY: &str = r"^[+ ][1-9][0-9]{1,14}$";
+
+    /// `recall_model::AgentId` and `ConversationId`: no `/`, `\`, `..`,
+    /// control characters (U+0000-U+001F, U+007F-U+009F) or white space,
+    /// and not `.` (the pattern reads: single dots between allowed
+    /// characters). The length, 1 to 128 bytes, is `minLength` and
+    /// `maxLength` (which count characters: the same for ASCII ids).
+    pub const PATH_SAFE_ID: &str =
+        r"^\.?(?:[^./\\\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]\.?)+$";
+
+    /// A stored event's conversation id: [`PATH_SAFE_ID`], and not starting
+    /// with `_` or `.` (reserved in the payload store).
+    pub const EVENT_CONVERSATION_ID: &str = r"^[^._/\\\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]\.?(?:[^./\\\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]\.?)*$";
+
+    /// Unix seconds as `from` and `to` take them (larger values mean the
+    /// end of time).
+    pub const UNIX_SECONDS: &str = r"^[0-9]+$";
+
+    fn string(pattern: &str, description: &str, example: &str) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(pattern))
+            .description(Some(description))
+            .examples([example])
+    }
+
+    /// An E.164 phone number in a path.
+    pub struct PhoneNumber;
+
+    impl utoipa::PartialSchema for PhoneNumber {
+        fn schema() -> RefOr<Schema> {
+            string(
+                E164,
+                "E.164: '+', a digit 1-9, then 1 to 14 digits (in a path, '+' may be sent as %2B)",
+                "+16129782029",
+            )
+            .into()
+        }
+    }
+
+    impl ToSchema for PhoneNumber {}
+
+    /// An E.164 phone number in a query string.
+    pub struct PhoneNumberInQuery;
+
+    impl utoipa::PartialSchema for PhoneNumberInQuery {
+        fn schema() -> RefOr<Schema> {
+            string(
+                E164_IN_QUERY,
+                "E.164; send '+' as %2B (an unencoded '+' decodes as a space, which is read back as '+')",
+                "+16129782029",
+            )
+            .into()
+        }
+    }
+
+    impl ToSchema for PhoneNumberInQuery {}
+
+    /// An agent or conversation id.
+    pub struct Id;
+
+    impl utoipa::PartialSchema for Id {
+        fn schema() -> RefOr<Schema> {
+            string(
+                PATH_SAFE_ID,
+                "1 to 128 bytes; no '/', '\\', '..', control characters or white space; not '.'",
+                "conv_01jxd5y165f62a0v7gtr6bkg56",
+            )
+            .min_length(Some(1))
+            .max_length(Some(128))
+            .into()
+        }
+    }
+
+    impl ToSchema for Id {}
+
+    /// `from` or `to`: an RFC 3339 date-time or unix seconds.
+    pub struct Time;
+
+    impl utoipa::PartialSchema for Time {
+        fn schema() -> RefOr<Schema> {
+            OneOfBuilder::new()
+                .item(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                        .examples(["2025-02-14T12:48:17Z"]),
+                )
+                .item(string(UNIX_SECONDS, "unix seconds", "1739537297"))
+                .description(Some(
+                    "An RFC 3339 date-time or unix seconds; bounds before 1970 or after 9999 mean the start or end of time",
+                ))
+                .into()
+        }
+    }
+
+    impl ToSchema for Time {}
+
     /// `{"error": code, "message": ...}`: every error of every route.
     #[derive(Serialize, ToSchema)]
     pub struct ErrorBody {
@@ -43,7 +149,7 @@ pub mod schemas {
     #[serde(rename_all = "camelCase")]
     pub struct User {
         /// E.164 number.
-        #[schema(example = "+16129782029")]
+        #[schema(example = "+16129782029", pattern = r"^\+[1-9][0-9]{1,14}$")]
         pub phone_number: String,
         /// The caller's name.
         pub name: Option<String>,
@@ -201,19 +307,45 @@ pub mod schemas {
         pub conversation_config_override: Option<serde_json::Value>,
     }
 
-    /// The search tool's request.
+    /// The search tool's request. Other fields are accepted and ignored.
     #[derive(Serialize, ToSchema)]
     pub struct SearchDataRequest {
-        /// What the agent looks for.
-        pub query: Option<String>,
-        /// The caller (from `system__caller_id`).
-        pub user_id: Option<String>,
-        /// The agent.
+        /// What the agent looks for; not blank.
+        #[schema(
+            pattern = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+        )]
+        pub query: String,
+        /// The caller's E.164 number (from `system__caller_id`); white
+        /// space around it is ignored.
+        #[schema(
+            pattern = r"^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*\+[1-9][0-9]{1,14}[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+        )]
+        pub user_id: String,
+        /// The agent; with `same_agent_only: true` it is required and must
+        /// be a valid agent id.
         pub agent_id: Option<String>,
         /// The conversation.
         pub conversation_id: Option<String>,
         /// Free context.
         pub context: Option<serde_json::Value>,
+        /// How many memories to return, a whole number from 1 (default
+        /// `search_k`; more than `search_max_k` returns `search_max_k`).
+        #[schema(schema_with = whole_number_from_one)]
+        pub k: Option<u64>,
+        /// Only memories at least this salient.
+        #[schema(minimum = 0.0, maximum = 1.0)]
+        pub min_salience: Option<f64>,
+        /// Only what `agent_id` learnt.
+        pub same_agent_only: Option<bool>,
+    }
+
+    fn whole_number_from_one() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                Type::Integer,
+                Type::Null,
+            ]))
+            .minimum(Some(1))
     }
 
     /// The caller as the agent sees it.
@@ -224,6 +356,7 @@ pub mod schemas {
         /// Known facts.
         pub summary: Option<String>,
         /// E.164 number.
+        #[schema(pattern = r"^\+[1-9][0-9]{1,14}$")]
         pub phone_number: Option<String>,
     }
 
@@ -235,6 +368,7 @@ pub mod schemas {
         /// Sector.
         pub sector: Sector,
         /// 0.0 to 1.0.
+        #[schema(minimum = 0.0, maximum = 1.0)]
         pub salience: f64,
         /// RFC 3339 UTC.
         #[schema(format = DateTime)]
@@ -255,25 +389,54 @@ pub mod schemas {
     }
 
     /// A post-call webhook envelope (`post_call_transcription`,
-    /// `post_call_audio` or `call_initiation_failure`).
+    /// `post_call_audio`, `call_initiation_failure`, or a type this version
+    /// does not know, which is stored but not processed). Only the envelope
+    /// is checked on receipt; the rest is read by the worker afterwards.
     #[derive(Serialize, ToSchema)]
     pub struct PostCallEvent {
-        /// The event type.
+        /// The event type: 1 to 64 ASCII letters, digits, `_` or `-`.
         #[serde(rename = "type")]
-        #[schema(example = "post_call_transcription")]
+        #[schema(
+            example = "post_call_transcription",
+            pattern = r"^[A-Za-z0-9_-]{1,64}$"
+        )]
         pub kind: String,
-        /// Unix seconds.
-        pub event_timestamp: i64,
+        /// Unix seconds, as ElevenLabs sends it (any value: it is not
+        /// checked on receipt).
+        #[schema(required = false)]
+        pub event_timestamp: serde_json::Value,
         /// The event's data (see ElevenLabs' documentation).
-        pub data: serde_json::Value,
+        pub data: PostCallData,
+    }
+
+    /// The part of `data` checked on receipt; other fields are free.
+    #[derive(Serialize, ToSchema)]
+    pub struct PostCallData {
+        /// The conversation: an id safe as a file name, not starting with
+        /// `_` or `.`.
+        #[schema(
+            pattern = r"^[^._/\\\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]\.?(?:[^./\\\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]\.?)*$",
+            min_length = 1,
+            max_length = 128
+        )]
+        pub conversation_id: String,
+    }
+
+    /// Whether the event was new.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum AckStatus {
+        /// Stored now.
+        Stored,
+        /// Already stored (a retried delivery).
+        Duplicate,
     }
 
     /// The post-call acknowledgement.
     #[derive(Serialize, ToSchema)]
     pub struct PostCallAck {
         /// `stored`, or `duplicate` when already stored.
-        #[schema(example = "stored")]
-        pub status: String,
+        pub status: AckStatus,
         /// The event's conversation.
         pub conversation_id: String,
         /// The event type.
@@ -284,6 +447,13 @@ pub mod schemas {
 
 /// Operations documented for routes whose handlers live elsewhere in the
 /// server; the attributes are the documentation, the functions never run.
+///
+/// Every status a route can answer is listed, except 500 (a bug, logged)
+/// and what the HTTP layer answers before any route runs (400 for a
+/// malformed request, 431 for an oversized head). The webhooks answer 403
+/// when `ip_allowlist` is set and the client is not in it, and 408 when
+/// the body is not received within `body_timeout_secs`. The operator
+/// routes answer 404 while no admin token is configured.
 #[allow(dead_code)]
 mod paths {
     use super::schemas::*;
@@ -293,10 +463,12 @@ mod paths {
         request_body = ClientDataRequest,
         security(("webhookSecret" = []), ("elevenLabsSignature" = [])),
         responses(
-            (status = 200, description = "Greeting variables (defaults when the store is down)", body = ClientDataResponse),
-            (status = 400, description = "Body is not a valid request", body = ErrorBody),
+            (status = 200, description = "Greeting variables (defaults when the caller is unknown or the store is down)", body = ClientDataResponse),
+            (status = 400, description = "Body is not a JSON object of this shape", body = ErrorBody),
             (status = 401, description = "Missing or wrong secret", body = ErrorBody),
-            (status = 413, description = "Body too large", body = ErrorBody),
+            (status = 403, description = "Client address not in ip_allowlist", body = ErrorBody),
+            (status = 408, description = "Body not received in time", body = ErrorBody),
+            (status = 413, description = "Body larger than webhook_max_bytes", body = ErrorBody),
         ))]
     fn client_data() {}
 
@@ -305,9 +477,11 @@ mod paths {
         security(("webhookSecret" = []), ("elevenLabsSignature" = [])),
         responses(
             (status = 200, description = "The caller's profile and relevant memories", body = SearchDataResponse),
-            (status = 400, description = "Missing query or caller", body = ErrorBody),
+            (status = 400, description = "Not a JSON object of this shape: blank query, user_id not E.164, bad k, min_salience, same_agent_only or agent_id", body = ErrorBody),
             (status = 401, description = "Missing or wrong secret", body = ErrorBody),
-            (status = 413, description = "Body too large", body = ErrorBody),
+            (status = 403, description = "Client address not in ip_allowlist", body = ErrorBody),
+            (status = 408, description = "Body not received in time", body = ErrorBody),
+            (status = 413, description = "Body larger than webhook_max_bytes", body = ErrorBody),
             (status = 503, description = "Memory store unavailable", body = ErrorBody),
         ))]
     fn search_data() {}
@@ -317,9 +491,13 @@ mod paths {
         security(("elevenLabsSignature" = [])),
         responses(
             (status = 200, description = "Stored durably (or already stored)", body = PostCallAck),
-            (status = 400, description = "Not a valid event", body = ErrorBody),
-            (status = 401, description = "Bad or missing signature", body = ErrorBody),
-            (status = 413, description = "Body too large", body = ErrorBody),
+            (status = 400, description = "Not a valid event envelope (quarantined)", body = ErrorBody),
+            (status = 401, description = "Bad, missing, too old or too new signature", body = ErrorBody),
+            (status = 403, description = "Client address not in ip_allowlist", body = ErrorBody),
+            (status = 408, description = "Body not received in time", body = ErrorBody),
+            (status = 413, description = "Body larger than post_call_max_bytes", body = ErrorBody),
+            (status = 503, description = "More than post_call_max_uploads bodies are being received; retry after Retry-After seconds", body = ErrorBody,
+                headers(("Retry-After" = u32, description = "Seconds to wait"))),
         ))]
     fn post_call() {}
 
@@ -344,33 +522,35 @@ mod paths {
     fn openapi() {}
 
     #[utoipa::path(get, path = "/api/users/{phone}", tag = "operator",
-        params(("phone" = String, Path, description = "E.164 number, e.g. +16129782029")),
+        params(("phone" = PhoneNumber, Path, description = "E.164 number, e.g. +16129782029")),
         security(("adminToken" = [])),
         responses(
             (status = 200, description = "The caller", body = User),
             (status = 400, description = "phone is not E.164", body = ErrorBody),
             (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-            (status = 404, description = "No caller known by this number", body = ErrorBody),
+            (status = 404, description = "No caller known by this number (or no admin token configured)", body = ErrorBody),
+            (status = 503, description = "Memory store unavailable", body = ErrorBody),
         ))]
     fn get_user() {}
 
     #[utoipa::path(delete, path = "/api/users/{phone}", tag = "operator",
-        params(("phone" = String, Path, description = "E.164 number")),
+        params(("phone" = PhoneNumber, Path, description = "E.164 number")),
         security(("adminToken" = [])),
         responses(
             (status = 200, description = "What was erased", body = ForgetResponse),
             (status = 400, description = "phone is not E.164", body = ErrorBody),
             (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+            (status = 404, description = "No admin token configured", body = ErrorBody),
             (status = 503, description = "Store unavailable: nothing was erased", body = ErrorBody),
         ))]
     fn delete_user() {}
 
     #[utoipa::path(get, path = "/api/users/{phone}/memories", tag = "operator",
         params(
-            ("phone" = String, Path, description = "E.164 number"),
+            ("phone" = PhoneNumber, Path, description = "E.164 number"),
             ("sector" = Option<Sector>, Query, description = "Only this sector"),
-            ("limit" = Option<u32>, Query, description = "Page size, 1 to 100 (default 50)"),
-            ("cursor" = Option<String>, Query, description = "X-Next-Cursor of the previous page"),
+            ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1 to 100 (default 50)"),
+            ("cursor" = Option<String>, Query, description = "X-Next-Cursor of the previous page (opaque)"),
         ),
         security(("adminToken" = [])),
         responses(
@@ -378,45 +558,49 @@ mod paths {
                 headers(("X-Next-Cursor" = String, description = "Cursor of the next page; absent on the last"))),
             (status = 400, description = "Bad phone, sector, limit or cursor", body = ErrorBody),
             (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+            (status = 404, description = "No admin token configured", body = ErrorBody),
+            (status = 503, description = "Memory store unavailable", body = ErrorBody),
         ))]
     fn list_memories() {}
 
     #[utoipa::path(get, path = "/api/calls", tag = "operator",
         params(
-            ("phone" = Option<String>, Query, description = "Only this caller (E.164)"),
-            ("agent" = Option<String>, Query, description = "Only this agent"),
-            ("from" = Option<String>, Query, description = "At or after (RFC 3339 or unix seconds)"),
-            ("to" = Option<String>, Query, description = "At or before (RFC 3339 or unix seconds)"),
-            ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)"),
-            ("cursor" = Option<String>, Query, description = "X-Next-Cursor of the previous page"),
+            ("phone" = Option<PhoneNumberInQuery>, Query, description = "Only this caller (E.164)"),
+            ("agent" = Option<Id>, Query, description = "Only this agent"),
+            ("from" = Option<Time>, Query, description = "At or after (RFC 3339 or unix seconds)"),
+            ("to" = Option<Time>, Query, description = "At or before (RFC 3339 or unix seconds); not before from"),
+            ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, 1 to 200 (default 50)"),
+            ("cursor" = Option<String>, Query, description = "X-Next-Cursor of the previous page (opaque)"),
         ),
         security(("adminToken" = [])),
         responses(
             (status = 200, description = "Calls, newest first", body = Vec<CallSummary>,
                 headers(("X-Next-Cursor" = String, description = "Cursor of the next page; absent on the last"))),
-            (status = 400, description = "Bad phone, agent, from, to, limit or cursor", body = ErrorBody),
+            (status = 400, description = "Bad phone, agent, from, to, limit or cursor, or from later than to", body = ErrorBody),
             (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+            (status = 404, description = "No admin token configured", body = ErrorBody),
         ))]
     fn list_calls() {}
 
     #[utoipa::path(get, path = "/api/calls/{conversation_id}", tag = "operator",
-        params(("conversation_id" = String, Path, description = "The conversation")),
+        params(("conversation_id" = Id, Path, description = "The conversation")),
         security(("adminToken" = [])),
         responses(
             (status = 200, description = "The call with its transcript", body = CallDetailResponse),
             (status = 400, description = "Not a valid conversation id", body = ErrorBody),
             (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-            (status = 404, description = "No such call", body = ErrorBody),
+            (status = 404, description = "No such call (or no admin token configured)", body = ErrorBody),
         ))]
     fn get_call() {}
 
     #[utoipa::path(get, path = "/api/calls/{conversation_id}/audio", tag = "operator",
-        params(("conversation_id" = String, Path, description = "The conversation")),
+        params(("conversation_id" = Id, Path, description = "The conversation")),
         security(("adminToken" = [])),
         responses(
             (status = 200, description = "The call's audio", content_type = "audio/mpeg", body = Vec<u8>),
+            (status = 400, description = "Not a valid conversation id", body = ErrorBody),
             (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-            (status = 404, description = "No audio stored", body = ErrorBody),
+            (status = 404, description = "No audio stored (or no admin token configured)", body = ErrorBody),
         ))]
     fn get_audio() {}
 
@@ -433,39 +617,45 @@ mod paths {
                 headers(("X-Next-Cursor" = String, description = "Cursor of the next page; absent on the last"))),
             (status = 400, description = "Missing or bad status, bad limit", body = ErrorBody),
             (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+            (status = 404, description = "No admin token configured", body = ErrorBody),
         ))]
     fn list_events() {}
 
     #[utoipa::path(get, path = "/api/analytics", tag = "operator",
         params(
-            ("agent" = Option<String>, Query, description = "Only this agent"),
-            ("from" = Option<String>, Query, description = "At or after (RFC 3339 or unix seconds)"),
-            ("to" = Option<String>, Query, description = "At or before (RFC 3339 or unix seconds)"),
+            ("agent" = Option<Id>, Query, description = "Only this agent"),
+            ("from" = Option<Time>, Query, description = "At or after (RFC 3339 or unix seconds)"),
+            ("to" = Option<Time>, Query, description = "At or before (RFC 3339 or unix seconds); not before from"),
         ),
         security(("adminToken" = [])),
         responses(
             (status = 200, description = "Aggregates", body = CallAnalytics),
-            (status = 400, description = "Bad agent, from or to", body = ErrorBody),
+            (status = 400, description = "Bad agent, from or to, or from later than to", body = ErrorBody),
             (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+            (status = 404, description = "No admin token configured", body = ErrorBody),
         ))]
     fn analytics() {}
 
     #[utoipa::path(get, path = "/api/analytics/daily", tag = "operator",
         params(
-            ("agent" = Option<String>, Query, description = "Only this agent"),
-            ("from" = Option<String>, Query, description = "At or after (RFC 3339 or unix seconds)"),
-            ("to" = Option<String>, Query, description = "At or before (RFC 3339 or unix seconds)"),
+            ("agent" = Option<Id>, Query, description = "Only this agent"),
+            ("from" = Option<Time>, Query, description = "At or after (RFC 3339 or unix seconds)"),
+            ("to" = Option<Time>, Query, description = "At or before (RFC 3339 or unix seconds); not before from"),
         ),
         security(("adminToken" = [])),
         responses(
             (status = 200, description = "Calls and successes per UTC day, oldest first", body = Vec<DailyCallsResponse>),
-            (status = 400, description = "Bad agent, from or to", body = ErrorBody),
+            (status = 400, description = "Bad agent, from or to, or from later than to", body = ErrorBody),
             (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+            (status = 404, description = "No admin token configured", body = ErrorBody),
         ))]
     fn daily() {}
 
     #[utoipa::path(get, path = "/dashboard", tag = "operator",
-        responses((status = 200, description = "The dashboard (HTML)", content_type = "text/html", body = String)))]
+        responses(
+            (status = 200, description = "The dashboard (HTML)", content_type = "text/html", body = String),
+            (status = 404, description = "No admin token configured", body = ErrorBody),
+        ))]
     fn dashboard() {}
 }
 
@@ -509,7 +699,9 @@ impl utoipa::Modify for SecuritySchemes {
         schemas::TranscriptMessage, schemas::CallSummary, schemas::DataCollected,
         schemas::CallAnalytics, schemas::ClientDataRequest, schemas::ClientDataResponse,
         schemas::SearchDataRequest, schemas::ProfileData, schemas::MemoryItem,
-        schemas::SearchDataResponse, schemas::PostCallEvent, schemas::PostCallAck,
+        schemas::SearchDataResponse, schemas::PostCallEvent, schemas::PostCallData,
+        schemas::AckStatus, schemas::PostCallAck, schemas::PhoneNumber,
+        schemas::PhoneNumberInQuery, schemas::Id, schemas::Time,
         CallDetailResponse, DailyCallsResponse, EventResponse, ForgetResponse,
     )),
     modifiers(&SecuritySchemes),
@@ -525,10 +717,34 @@ pub struct ApiDoc;
 pub fn document() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
     DOC.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_json()
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        refine(&mut doc);
+        serde_json::to_string(&doc)
             .unwrap_or_else(|e| format!("{{\"error\":\"openapi\",\"message\":\"{e}\"}}"))
     })
+}
+
+/// Adds the rules utoipa's schema model cannot express (JSON Schema's
+/// `if`/`then`): search-data's `same_agent_only: true` needs a valid
+/// `agent_id`.
+fn refine(doc: &mut serde_json::Value) {
+    let request = &mut doc["components"]["schemas"]["SearchDataRequest"];
+    if let Some(request) = request.as_object_mut() {
+        request.insert(
+            "if".into(),
+            serde_json::json!({
+                "properties": {"same_agent_only": {"const": true}},
+                "required": ["same_agent_only"]
+            }),
+        );
+        request.insert(
+            "then".into(),
+            serde_json::json!({
+                "properties": {"agent_id": {"$ref": "#/components/schemas/Id"}},
+                "required": ["agent_id"]
+            }),
+        );
+    }
 }
 
 /// `GET /openapi.json`.

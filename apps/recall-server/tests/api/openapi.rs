@@ -17,7 +17,7 @@ use recall_model::{
 use serde_json::{Value, json};
 
 use crate::admin::{ADMIN_TOKEN, spawn_admin};
-use crate::helpers::{CALLER, TestApp, transcription};
+use crate::helpers::{CALLER, FlakyStore, Options, TestApp, spawn_app, spawn_with, transcription};
 
 /// The whole HTTP surface, as registered by `routes::configure` and
 /// `admin::configure`.
@@ -35,6 +35,7 @@ const SURFACE: &[(&str, &str)] = &[
     ("get", "/api/calls"),
     ("get", "/api/calls/{conversation_id}"),
     ("get", "/api/calls/{conversation_id}/audio"),
+    ("get", "/api/events"),
     ("get", "/api/analytics"),
     ("get", "/api/analytics/daily"),
     ("get", "/dashboard"),
@@ -64,8 +65,17 @@ fn operations(doc: &Value) -> Vec<(String, String)> {
     out
 }
 
-/// Checks `value` against an OpenAPI 3.1 schema as utoipa writes them;
-/// returns the first mismatch.
+/// RFC 3339's `date-time`, which JSON Schema's `format` means.
+static DATE_TIME: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+    )
+    .unwrap()
+});
+
+/// Checks `value` against an OpenAPI 3.1 schema as utoipa writes them
+/// (types, enums, required and documented properties, patterns, lengths,
+/// bounds, `date-time`, `if`/`then`); returns the first mismatch.
 fn check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
     if let Some(reference) = schema["$ref"].as_str() {
         let name = reference.trim_start_matches("#/components/schemas/");
@@ -94,7 +104,7 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), Str
     let types: Vec<&str> = match &schema["type"] {
         Value::String(t) => vec![t.as_str()],
         Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
-        _ => return Ok(()), // any value
+        _ => Vec::new(), // any type; the other keywords still apply
     };
     let fits = |t: &str| match t {
         "null" => value.is_null(),
@@ -106,8 +116,44 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), Str
         "object" => value.is_object(),
         other => panic!("unexpected schema type {other}"),
     };
-    if !types.iter().any(|t| fits(t)) {
+    if !types.is_empty() && !types.iter().any(|t| fits(t)) {
         return Err(format!("{at}: {value} is not {types:?}"));
+    }
+    if let Some(text) = value.as_str() {
+        if let Some(pattern) = schema["pattern"].as_str()
+            && !regex::Regex::new(pattern).unwrap().is_match(text)
+        {
+            return Err(format!("{at}: {value} does not match {pattern}"));
+        }
+        let chars = text.chars().count() as u64;
+        if schema["minLength"].as_u64().is_some_and(|min| chars < min)
+            || schema["maxLength"].as_u64().is_some_and(|max| chars > max)
+        {
+            return Err(format!("{at}: {value} has a length outside the schema's"));
+        }
+        if schema["format"] == "date-time" && !DATE_TIME.is_match(text) {
+            return Err(format!("{at}: {value} is not a date-time"));
+        }
+    }
+    if let Some(number) = value.as_f64()
+        && (schema["minimum"].as_f64().is_some_and(|min| number < min)
+            || schema["maximum"].as_f64().is_some_and(|max| number > max))
+    {
+        return Err(format!("{at}: {value} is out of the schema's range"));
+    }
+    if let Some(condition) = schema.get("if")
+        && applies(doc, condition, value)
+        && !applies(doc, &schema["then"], value)
+    {
+        return Err(format!(
+            "{at}: {value} breaks {} when {condition}",
+            schema["then"]
+        ));
+    }
+    if let Some(constant) = schema.get("const")
+        && constant != value
+    {
+        return Err(format!("{at}: {value} is not {constant}"));
     }
     if let Some(items) = value.as_array() {
         for (i, item) in items.iter().enumerate() {
@@ -136,6 +182,26 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), Str
         }
     }
     Ok(())
+}
+
+/// Whether an `if` or `then` (required keys and the values of some
+/// properties; other keys are free) holds for `value`.
+fn applies(doc: &Value, condition: &Value, value: &Value) -> bool {
+    let present = condition["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|key| value.get(key.as_str().unwrap()).is_some());
+    let matching = condition["properties"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .all(|(key, schema)| {
+            value
+                .get(key)
+                .is_none_or(|v| check(doc, schema, v, key).is_ok())
+        });
+    present && matching
 }
 
 /// The documented property names of a named schema.
@@ -199,6 +265,7 @@ async fn send(app: &TestApp, method: &str, path: &str) -> reqwest::Response {
                 .header("Content-Type", "application/json")
                 .body(body)
         }
+        ("get", "/api/events") => app.client.get(format!("{url}?status=failed")),
         ("get", _) => app.client.get(url),
         ("delete", _) => app.client.delete(url),
         (other, _) => panic!("no request for {other}"),
@@ -431,5 +498,421 @@ async fn the_ui_schemas_describe_exactly_what_the_real_types_serialize() {
             "label",
         )
         .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn every_route_refuses_other_methods_with_allow_and_a_json_error() {
+    let (app, _dir) = spawn_admin().await;
+    let doc = document(&app).await;
+    let mut allowed: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    for (method, path) in operations(&doc) {
+        allowed
+            .entry(path)
+            .or_default()
+            .insert(method.to_uppercase());
+    }
+    for (path, methods) in allowed {
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            if methods.contains(method) {
+                continue;
+            }
+            let response = app
+                .client
+                .request(method.parse().unwrap(), app.url(&concrete(&path)))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 405, "{method} {path}");
+            // RFC 9110: a 405 lists the methods the route does accept.
+            let allow: BTreeSet<String> = response
+                .headers()
+                .get("allow")
+                .unwrap_or_else(|| panic!("{method} {path}: 405 without Allow"))
+                .to_str()
+                .unwrap()
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .collect();
+            assert_eq!(allow, methods, "{method} {path}: Allow");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"], "method_not_allowed", "{method} {path}");
+            assert!(
+                body["message"].as_str().unwrap().contains(method),
+                "{method} {path}: {body}"
+            );
+        }
+    }
+}
+
+/// Whether the document's schema of parameter `name` of `method path`
+/// accepts `raw` as sent in a URL.
+fn documents_parameter(doc: &Value, method: &str, path: &str, name: &str, raw: &str) -> bool {
+    let parameter = doc["paths"][path][method]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("{method} {path} documents no parameter {name}"));
+    let mut schema = &parameter["schema"];
+    if let Some(reference) = schema["$ref"].as_str() {
+        schema =
+            &doc["components"]["schemas"][reference.trim_start_matches("#/components/schemas/")];
+    }
+    let integer = schema["type"] == "integer"
+        || schema["type"]
+            .as_array()
+            .is_some_and(|t| t.contains(&json!("integer")));
+    let value = if integer {
+        match raw.parse::<i64>() {
+            Ok(n) => json!(n),
+            Err(_) => return false,
+        }
+    } else {
+        json!(raw)
+    };
+    check(doc, schema, &value, name).is_ok()
+}
+
+#[tokio::test]
+async fn the_document_refuses_exactly_what_the_server_refuses() {
+    let (app, _dir) = spawn_admin().await;
+    let doc = document(&app).await;
+    let ids = [
+        "conv_1",
+        "a..b",
+        ".",
+        ".a.b.",
+        "a b",
+        "a%01b",
+        "a%5Cb",
+        &"x".repeat(129),
+        "é",
+    ];
+    let mut cases: Vec<(&str, &str, String, String)> = Vec::new();
+    for phone in [
+        "+16129782029",
+        "16129782029",
+        "+0123",
+        "+1",
+        "+12",
+        "+1234567890123456",
+        "+1612-978",
+    ] {
+        for path in ["/api/users/{phone}", "/api/users/{phone}/memories"] {
+            cases.push(("get", path, "phone".into(), phone.into()));
+        }
+    }
+    for id in ids {
+        for path in [
+            "/api/calls/{conversation_id}",
+            "/api/calls/{conversation_id}/audio",
+        ] {
+            cases.push(("get", path, "conversation_id".into(), id.into()));
+        }
+        for path in ["/api/calls", "/api/analytics", "/api/analytics/daily"] {
+            cases.push(("get", path, "agent".into(), id.into()));
+        }
+    }
+    for time in [
+        "",
+        "2025-02-14T12:48:17Z",
+        "2025-02-14T13:48:17.5%2B01:00",
+        "1739537297",
+        "-5",
+        "yesterday",
+        "1900-01-01T00:00:00Z",
+        "99999999999999999999",
+        "2025-02-14",
+    ] {
+        for name in ["from", "to"] {
+            for path in ["/api/calls", "/api/analytics", "/api/analytics/daily"] {
+                cases.push(("get", path, name.into(), time.into()));
+            }
+        }
+    }
+    for limit in ["", "0", "1", "100", "101", "200", "201", "ten", "%205"] {
+        cases.push(("get", "/api/calls", "limit".into(), limit.into()));
+        cases.push((
+            "get",
+            "/api/users/{phone}/memories",
+            "limit".into(),
+            limit.into(),
+        ));
+    }
+    for sector in ["semantic", "musical", ""] {
+        cases.push((
+            "get",
+            "/api/users/{phone}/memories",
+            "sector".into(),
+            sector.into(),
+        ));
+    }
+    for phone in [
+        "%2B16129782029",
+        "+16129782029",
+        "6129782029",
+        "",
+        "%2B1612%20978",
+    ] {
+        cases.push(("get", "/api/calls", "phone".into(), phone.into()));
+    }
+    for (method, path, name, raw) in cases {
+        let in_path = path.contains(&format!("{{{name}}}"));
+        if in_path && raw == "." {
+            continue; // a dot segment, removed by the URL before it is sent
+        }
+        let url = if in_path {
+            path.replace(&format!("{{{name}}}"), &raw)
+        } else {
+            format!("{}?{name}={raw}", concrete(path))
+        };
+        let response = app
+            .client
+            .get(app.url(&url))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let refused = response.status() == 400;
+        // What the server decodes: `+` in a query is a space, %XX a byte.
+        let decoded = if in_path {
+            raw.clone()
+        } else {
+            raw.replace('+', " ")
+        };
+        let decoded = decoded
+            .replace("%01", "\u{1}")
+            .replace("%5C", "\\")
+            .replace("%20", " ")
+            .replace("%2B", "+");
+        assert_eq!(
+            documents_parameter(&doc, method, path, &name, &decoded),
+            !refused,
+            "{method} {url}: the server answered {}, the document {}",
+            response.status(),
+            if refused { "accepts it" } else { "refuses it" }
+        );
+    }
+
+    // Bodies: search-data's rules.
+    let schema = json!({"$ref": "#/components/schemas/SearchDataRequest"});
+    for body in [
+        json!({"query": "roses", "user_id": CALLER}),
+        json!({"query": "roses", "user_id": format!(" {CALLER}\n")}),
+        json!({"query": "  ", "user_id": CALLER}),
+        json!({"user_id": CALLER}),
+        json!({"query": "roses", "user_id": "6129782029"}),
+        json!({"query": "roses"}),
+        json!({"query": "roses", "user_id": CALLER, "k": 0}),
+        json!({"query": "roses", "user_id": CALLER, "k": 3}),
+        json!({"query": "roses", "user_id": CALLER, "min_salience": 1.5}),
+        json!({"query": "roses", "user_id": CALLER, "same_agent_only": true}),
+        json!({"query": "roses", "user_id": CALLER, "same_agent_only": true, "agent_id": "a/b"}),
+        json!({"query": "roses", "user_id": CALLER, "same_agent_only": true, "agent_id": "agent_1"}),
+        json!({"query": "roses", "user_id": CALLER, "same_agent_only": false, "agent_id": "a/b"}),
+    ] {
+        let refused = app.search(&body).await.status() == 400;
+        assert_eq!(
+            check(&doc, &schema, &body, "search-data").is_ok(),
+            !refused,
+            "search-data {body}: server refused: {refused}"
+        );
+    }
+    // The post-call envelope.
+    let schema = json!({"$ref": "#/components/schemas/PostCallEvent"});
+    for body in [
+        json!({"type": "post_call_transcription", "data": {"conversation_id": "conv_env"}}),
+        json!({"type": "post_call_transcription", "event_timestamp": "x", "data": {"conversation_id": "conv_env"}}),
+        json!({"type": "bad type", "data": {"conversation_id": "conv_env"}}),
+        json!({"type": "post_call_audio", "data": null}),
+        json!({"type": "post_call_audio", "data": {"conversation_id": "_reserved"}}),
+        json!({"type": "post_call_audio", "data": {"conversation_id": "a..b"}}),
+        json!({"data": {"conversation_id": "conv_env"}}),
+    ] {
+        let refused = app
+            .post_call(&serde_json::to_vec(&body).unwrap())
+            .await
+            .status()
+            == 400;
+        assert_eq!(
+            check(&doc, &schema, &body, "post-call").is_ok(),
+            !refused,
+            "post-call {body}: server refused: {refused}"
+        );
+    }
+}
+
+/// Asserts that `response`, an answer to `method path`, has a documented
+/// status.
+async fn assert_documented(doc: &Value, method: &str, path: &str, response: reqwest::Response) {
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert!(
+        !doc["paths"][path][method]["responses"][status.as_str()].is_null(),
+        "{method} {path} answered an undocumented {status}: {body}"
+    );
+}
+
+#[tokio::test]
+async fn every_status_the_routes_answer_is_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FlakyStore::new();
+    let app = spawn_with(
+        Options::new(dir.path())
+            .var("RECALL_ADMIN_TOKEN", ADMIN_TOKEN)
+            .var("RECALL_WEBHOOK_MAX_BYTES", "256")
+            .var("RECALL_POST_CALL_MAX_BYTES", "1024")
+            .store(store.clone()),
+    )
+    .await;
+    let doc = document(&app).await;
+    let big = json!({"query": "x".repeat(300), "user_id": CALLER, "caller_id": CALLER});
+
+    // 400, 401, 404 and 413 on each operation that can answer them.
+    for (method, path) in operations(&doc) {
+        if path.starts_with("/api/") {
+            let url = app.url(&concrete(&path));
+            let request = |token: &str| {
+                app.client
+                    .request(method.to_uppercase().parse().unwrap(), &url)
+                    .bearer_auth(token)
+            };
+            assert_documented(
+                &doc,
+                &method,
+                &path,
+                request("wrong-token").send().await.unwrap(),
+            )
+            .await;
+            assert_documented(
+                &doc,
+                &method,
+                &path,
+                request(ADMIN_TOKEN).send().await.unwrap(),
+            )
+            .await;
+            let bad = path
+                .replace("{phone}", "12345")
+                .replace("{conversation_id}", "a..b");
+            let bad = if bad == path {
+                format!("{path}?from=yesterday&limit=0")
+            } else {
+                bad
+            };
+            let response = app
+                .client
+                .request(method.to_uppercase().parse().unwrap(), app.url(&bad))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 400, "{method} {bad}");
+            assert_documented(&doc, &method, &path, response).await;
+        }
+    }
+    for (path, key) in [
+        ("/webhook/client-data", &app.client_data_key),
+        ("/webhook/search-data", &app.search_data_key),
+    ] {
+        for request in [
+            app.client.post(app.url(path)).json(&json!({})),
+            app.client
+                .post(app.url(path))
+                .header("X-Api-Key", key)
+                .body("not json"),
+            app.client
+                .post(app.url(path))
+                .header("X-Api-Key", key)
+                .json(&big),
+        ] {
+            assert_documented(&doc, "post", path, request.send().await.unwrap()).await;
+        }
+    }
+    assert_documented(
+        &doc,
+        "post",
+        "/webhook/post-call",
+        app.post_call_signed(b"{}".to_vec(), None).await,
+    )
+    .await;
+    assert_documented(
+        &doc,
+        "post",
+        "/webhook/post-call",
+        app.post_call(b"[]").await,
+    )
+    .await;
+    assert_documented(
+        &doc,
+        "post",
+        "/webhook/post-call",
+        app.post_call(&[b' '; 2048]).await,
+    )
+    .await;
+
+    // 503 wherever the memory store is read.
+    store.set_failing(true);
+    for (method, path) in [
+        ("get", "/api/users/{phone}"),
+        ("get", "/api/users/{phone}/memories"),
+        ("delete", "/api/users/{phone}"),
+        ("get", "/ready"),
+    ] {
+        let response = app
+            .client
+            .request(
+                method.to_uppercase().parse().unwrap(),
+                app.url(&concrete(path)),
+            )
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 503, "{method} {path}");
+        assert_documented(&doc, method, path, response).await;
+    }
+    let response = app
+        .search(&json!({"query": "roses", "user_id": CALLER}))
+        .await;
+    assert_eq!(response.status(), 503);
+    assert_documented(&doc, "post", "/webhook/search-data", response).await;
+
+    // 404 on every operator operation while no admin token is configured.
+    let off = spawn_app().await;
+    for (method, path) in operations(&doc) {
+        if path.starts_with("/api/") || path == "/dashboard" {
+            let response = off
+                .client
+                .request(
+                    method.to_uppercase().parse().unwrap(),
+                    off.url(&concrete(&path)),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 404, "{method} {path}");
+            assert_documented(&doc, &method, &path, response).await;
+        }
+    }
+
+    // 403 on the webhooks for a client outside the allowlist.
+    let dir = tempfile::tempdir().unwrap();
+    let fenced = spawn_with(Options::new(dir.path()).var("RECALL_IP_ALLOWLIST", "10.0.0.1")).await;
+    for path in [
+        "/webhook/client-data",
+        "/webhook/search-data",
+        "/webhook/post-call",
+    ] {
+        let response = fenced
+            .client
+            .post(fenced.url(path))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{path}");
+        assert_documented(&doc, "post", path, response).await;
     }
 }
