@@ -81,20 +81,32 @@ free_port() {
 }
 
 # start DATA_DIR [VAR=value...]: the server on a free port; sets PORT, BASE.
+# A port taken between the check and the bind is tried again with another.
 start() {
-  local data=$1
+  local data=$1 attempt
   shift
-  PORT=$(free_port) || die "no free port"
-  BASE=http://127.0.0.1:$PORT
-  env RECALL_DATA_DIR="$data" RECALL_BIND="127.0.0.1:$PORT" "$@" "$RECALL" serve \
-    2>>"$WORK/server.log" &
-  SERVER_PID=$!
-  for _ in $(seq 400); do
-    curl -fsS --max-time 1 "$BASE/health" >/dev/null 2>&1 && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || { tail -20 "$WORK/server.log" >&2; die "recall exited at start"; }
-    sleep 0.05
+  for attempt in 1 2 3 4 5; do
+    PORT=$(free_port) || die "no free port"
+    BASE=http://127.0.0.1:$PORT
+    : >"$WORK/start.log"
+    env RECALL_DATA_DIR="$data" RECALL_BIND="127.0.0.1:$PORT" "$@" "$RECALL" serve \
+      2>"$WORK/start.log" &
+    SERVER_PID=$!
+    for _ in $(seq 400); do
+      if curl -fsS --max-time 1 "$BASE/health" >/dev/null 2>&1; then
+        return 0
+      fi
+      if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        cat "$WORK/start.log" >>"$WORK/server.log"
+        grep -q "Address already in use" "$WORK/start.log" && continue 2
+        tail -20 "$WORK/start.log" >&2
+        die "recall exited at start"
+      fi
+      sleep 0.05
+    done
+    die "recall did not start within 20 s"
   done
-  die "recall did not start within 20 s"
+  die "no free port after 5 tries"
 }
 
 stop() {
