@@ -21,6 +21,7 @@
 #     script cannot arrange); skipped with a message otherwise.
 #
 # Settings: SOAK_EVENTS (1000), SOAK_KILLS (50), SOAK_SKIP_BUILD=1,
+# SOAK_KEEP=1 (keep the data directories for inspection),
 # SOAK_OPENMEMORY_URL, SOAK_OPENMEMORY_KEY. Figures go to standard output;
 # docs/reliability.md has the last run's.
 set -euo pipefail
@@ -51,7 +52,7 @@ cleanup() {
   [[ -n $SERVER_PID ]] && kill -KILL "$SERVER_PID" 2>/dev/null || true
   [[ -n $LOCK_PID ]] && kill -KILL "$LOCK_PID" 2>/dev/null || true
   wait 2>/dev/null || true
-  rm -rf "$WORK"
+  if [[ ${SOAK_KEEP:-0} == 1 ]]; then say "soak: data kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -150,6 +150,19 @@ impl Application {
             None => open_store(&config)?,
         };
         let service = open_service(&config, Some(store.clone()))?;
+        // The backlog is known before the first request: /metrics and
+        // /api/events count what a previous run left from the start.
+        let scan = std::time::Instant::now();
+        let backlog = service
+            .load_backlog()
+            .await
+            .context("cannot read the payload directory's backlog")?;
+        tracing::info!(
+            pending = backlog,
+            failed = service.failed_count(),
+            elapsed_ms = scan.elapsed().as_millis() as u64,
+            "post-call backlog read"
+        );
         let index = crate::admin::open_index(&config).await?;
         // Before the worker starts: every processed event reaches the index.
         crate::admin::index_processed_events(&service, index.clone());

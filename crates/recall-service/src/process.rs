@@ -96,7 +96,12 @@ impl Service {
             }
         });
         let task = tokio::spawn(async move {
-            if let Err(e) = service.scan_pending().await {
+            if !service
+                .inner
+                .backlog_loaded
+                .load(std::sync::atomic::Ordering::Acquire)
+                && let Err(e) = service.scan_pending().await
+            {
                 tracing::error!(error = %e, "could not scan the payload store for pending events");
             }
             loop {
@@ -199,6 +204,23 @@ impl Service {
         }
         tracing::info!(?report, "replay finished");
         Ok(report)
+    }
+
+    /// Reads the backlog from disk: every stored event not processed yet
+    /// is queued and every failed one listed, so that
+    /// [`pending_count`](Self::pending_count), [`failed_count`](Self::failed_count)
+    /// and [`list_events`](Self::list_events) tell the truth from the
+    /// start. Call it before serving; [`spawn_worker`](Self::spawn_worker)
+    /// then does not scan again. Returns the number of pending events.
+    ///
+    /// # Errors
+    /// When the payload store cannot be read.
+    pub async fn load_backlog(&self) -> io::Result<usize> {
+        self.scan_pending().await?;
+        self.inner
+            .backlog_loaded
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(self.pending_count())
     }
 
     /// Adds every stored, unprocessed event to the queue.

@@ -70,6 +70,8 @@ pub(crate) struct Inner {
     /// their `.failed` files; filled from disk by the first scan).
     pub(crate) failed: Mutex<std::collections::BTreeMap<EventKey, String>>,
     pub(crate) next_seq: AtomicU64,
+    /// Whether [`Service::load_backlog`] has run.
+    pub(crate) backlog_loaded: std::sync::atomic::AtomicBool,
     /// Wakes the worker when an event arrives.
     pub(crate) wake: Notify,
     /// One processing pass (or replay, or forget) at a time.
@@ -189,6 +191,7 @@ impl ServiceBuilder {
                 pending: Mutex::new(HashMap::new()),
                 failed: Mutex::new(std::collections::BTreeMap::new()),
                 next_seq: AtomicU64::new(0),
+                backlog_loaded: std::sync::atomic::AtomicBool::new(false),
                 wake: Notify::new(),
                 process_lock: tokio::sync::Mutex::new(()),
                 observer: std::sync::OnceLock::new(),

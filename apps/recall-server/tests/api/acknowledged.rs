@@ -334,13 +334,13 @@ async fn failures_survive_a_restart_are_listed_and_replayed() {
     app.stop().await;
     drop(app);
 
-    // A new process over the same folder counts it from disk.
+    // A new process over the same folder counts it from disk before its
+    // first request (no processing pass needed).
     let app = crate::helpers::spawn_with(
         crate::helpers::Options::new(dir.path())
             .var("RECALL_ADMIN_TOKEN", crate::admin::ADMIN_TOKEN),
     )
     .await;
-    app.settle().await;
     let metrics = app
         .client
         .get(app.url("/metrics"))
