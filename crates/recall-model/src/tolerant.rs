@@ -270,7 +270,9 @@ mod tests {
     use super::*;
 
     fn transcription(data: Value) -> Value {
-        json!({"type": "post_call_transcription", "event_timestamp": 1739537297, "data": data})
+        let mut event = json!({"type": "post_call_transcription", "event_timestamp": 1739537297});
+        event["data"] = data;
+        event
     }
 
     fn base() -> Value {

@@ -151,7 +151,7 @@ impl Service {
                     .filter(|(k, _)| after(k))
                     .map(|(k, e)| (k.clone(), e.attempts, e.last_error.clone()))
                     .collect();
-                entries.sort_by(|a, b| key_cursor(&a.0).cmp(&key_cursor(&b.0)));
+                entries.sort_by_cached_key(|e| key_cursor(&e.0));
                 entries.truncate(limit + 1);
                 let cursors = entries.iter().map(|(k, ..)| key_cursor(k)).collect();
                 let items = entries
@@ -177,7 +177,7 @@ impl Service {
                     .map(|(k, r)| (k.clone(), r.clone()))
                     .collect();
                 // The map orders by (conversation, type), the cursor by its text.
-                entries.sort_by(|a, b| key_cursor(&a.0).cmp(&key_cursor(&b.0)));
+                entries.sort_by_cached_key(|e| key_cursor(&e.0));
                 entries.truncate(limit + 1);
                 let cursors = entries.iter().map(|(k, _)| key_cursor(k)).collect();
                 let items = entries
