@@ -151,7 +151,7 @@ DB=$DATA/recall.db
 import sqlite3, sys, time
 conn = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
 conn.execute("BEGIN EXCLUSIVE")
-print("locked", flush=True)
+print("database locked", file=sys.stderr, flush=True)
 time.sleep(3600)
 EOF
 LOCK_PID=$!
