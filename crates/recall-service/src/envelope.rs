@@ -53,7 +53,13 @@ pub(crate) fn read_envelope(path: &Path) -> Result<Envelope, BodyError> {
     if file.metadata().map_err(BodyError::Io)?.len() == 0 {
         return Err(BodyError::Invalid("the body is empty".into()));
     }
-    let mut json = JsonStreamReader::new(BufReader::with_capacity(64 * 1024, file));
+    read_envelope_from(BufReader::with_capacity(64 * 1024, file))
+}
+
+/// [`read_envelope`] over any non-empty body (the fuzz targets feed it
+/// bytes in memory).
+pub(crate) fn read_envelope_from(body: impl Read) -> Result<Envelope, BodyError> {
+    let mut json = JsonStreamReader::new(body);
     let top = json.peek().map_err(syntax)?;
     if top != ValueType::Object {
         return Err(BodyError::Invalid(format!(
@@ -171,7 +177,12 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 /// small buffer and decoded as it comes. Returns the decoded length.
 pub(crate) fn decode_audio(event: &Path, out: &mut impl Write) -> Result<u64, BodyError> {
     let file = File::open(event).map_err(BodyError::Io)?;
-    let mut json = JsonStreamReader::new(BufReader::with_capacity(64 * 1024, file));
+    decode_audio_from(BufReader::with_capacity(64 * 1024, file), out)
+}
+
+/// [`decode_audio`] over any event body.
+pub(crate) fn decode_audio_from(event: impl Read, out: &mut impl Write) -> Result<u64, BodyError> {
+    let mut json = JsonStreamReader::new(event);
     if !seek_data_field(&mut json, "full_audio")? {
         return Err(BodyError::Invalid("`data.full_audio` is missing".into()));
     }
