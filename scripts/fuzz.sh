@@ -17,7 +17,8 @@
 # Corpora: fuzz/seeds/<target> (small hand-written seeds, committed),
 # fuzz/target/seeds/<target> (derived from the fixtures at every run) and
 # fuzz/corpus/<target> (what the fuzzer found, kept between runs, not
-# committed). A crash is saved under fuzz/artifacts/<target>/; replay it with
+# committed). Logs go to fuzz/target/logs/<target>.log. A crash is saved
+# under fuzz/artifacts/<target>/; replay it with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none <target> <file>   (in fuzz/)
 set -euo pipefail
 
@@ -94,7 +95,8 @@ failed=()
 summary=()
 for target in "${targets[@]}"; do
     mkdir -p "corpus/$target" "seeds/$target" "artifacts/$target"
-    log=$scratch/$target.log
+    mkdir -p target/logs
+    log=target/logs/$target.log
     echo "fuzz.sh: $target for $seconds s"
     set +e
     cargo fuzz run --sanitizer "$sanitizer" "$target" \
@@ -111,8 +113,9 @@ for target in "${targets[@]}"; do
         "$target" "$seconds" "${execs:-?}" "${rate:-?}" "${cov:-cov: ?}" "$corpus")")
     if [ $status -ne 0 ]; then
         failed+=("$target")
-        echo "fuzz.sh: $target FAILED (exit $status); the end of its log:" >&2
-        tail -n 60 "$log" >&2
+        echo "fuzz.sh: $target FAILED (exit $status); from its log (fuzz/$log):" >&2
+        grep -A4 -E "panicked|ERROR: libFuzzer" "$log" | grep -vE '^ +(at |[0-9]+: )' >&2 || true
+        grep -E "Test unit written|^Reproduce|cargo fuzz run" "$log" >&2 || true
     fi
 done
 
