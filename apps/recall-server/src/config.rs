@@ -634,6 +634,7 @@ impl Config {
                     path.display()
                 )));
             }
+            check_toml_syntax(path)?;
             figment = figment.merge(Toml::file_exact(path));
         }
         figment = figment.merge(env.clone());
@@ -1135,6 +1136,34 @@ fn toml_string(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// Refuses a configuration file that is not TOML with an error that gives
+/// the line, column and problem but not the text there, which may be a
+/// secret (the TOML parser's own message quotes the offending line).
+fn check_toml_syntax(path: &Path) -> Result<(), ConfigError> {
+    let cannot = |what: String| {
+        ConfigError::new(format!(
+            "cannot read the configuration file {}: {what}",
+            path.display()
+        ))
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| cannot(e.to_string()))?;
+    match Toml::from_str::<Dict>(&text) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let at = e
+                .span()
+                .map_or(text.len(), |span| span.start.min(text.len()));
+            let before = text.get(..at).unwrap_or(&text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            Err(cannot(format!(
+                "TOML syntax error at line {line}, column {column}: {}",
+                e.message().trim()
+            )))
+        }
+    }
 }
 
 /// The name of the generated-secrets file inside the data directory.
@@ -1685,5 +1714,27 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn a_toml_syntax_error_does_not_quote_the_line() {
+        // Found by fuzzing: the TOML parser's message quotes the offending
+        // line, which printed an unquoted secret at start-up.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("recall.toml");
+        std::fs::write(
+            &path,
+            "bind = \"127.0.0.1:9999\"\npost_call_key = wsec_hunter2_unquoted\n",
+        )
+        .unwrap();
+        let e = Config::load(Some(&path), &EnvVars::default())
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(
+            e.contains("cannot read the configuration file")
+                && e.contains("TOML syntax error at line 2, column 17"),
+            "{e}"
+        );
     }
 }

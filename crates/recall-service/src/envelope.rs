@@ -2,9 +2,11 @@
 //! `data.conversation_id`) and the audio of a `post_call_audio` event.
 //! Neither ever holds a whole body in memory.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
+use std::rc::Rc;
 
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use struson::reader::{JsonReader, JsonStreamReader, ValueType};
@@ -34,7 +36,9 @@ fn syntax(e: struson::reader::ReaderError) -> BodyError {
         struson::reader::ReaderError::IoError { error, location }
             if error.kind() == io::ErrorKind::InvalidData =>
         {
-            BodyError::Invalid(format!("not valid UTF-8 at {location}: {error}"))
+            BodyError::Invalid(format!(
+                "not valid JSON: not valid UTF-8 at {location}: {error}"
+            ))
         }
         struson::reader::ReaderError::IoError { error, .. } => BodyError::Io(error),
         other => BodyError::Invalid(format!("not valid JSON: {other}")),
@@ -60,7 +64,13 @@ pub(crate) fn read_envelope(path: &Path) -> Result<Envelope, BodyError> {
     if file.metadata().map_err(BodyError::Io)?.len() == 0 {
         return Err(BodyError::Invalid("the body is empty".into()));
     }
-    let mut json = JsonStreamReader::new(BufReader::with_capacity(64 * 1024, file));
+    read_envelope_from(BufReader::with_capacity(64 * 1024, file))
+}
+
+/// [`read_envelope`] over any non-empty body (the fuzz targets feed it
+/// bytes in memory).
+pub(crate) fn read_envelope_from(body: impl Read) -> Result<Envelope, BodyError> {
+    let mut json = JsonStreamReader::new(body);
     let top = json.peek().map_err(syntax)?;
     if top != ValueType::Object {
         return Err(BodyError::Invalid(format!(
@@ -167,6 +177,24 @@ fn seek_data_field<R: Read>(
     Ok(false)
 }
 
+/// A reader that remembers whether its source failed, so that an error
+/// coming out of the JSON reader can be told apart: the file's (retry) or
+/// the body's (refuse).
+struct Tracked<R> {
+    inner: R,
+    failed: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if e.kind() != io::ErrorKind::Interrupted {
+                self.failed.set(true);
+            }
+        })
+    }
+}
+
 /// Base64 as ElevenLabs sends it (standard alphabet), padding optional.
 const BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
@@ -178,7 +206,16 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 /// small buffer and decoded as it comes. Returns the decoded length.
 pub(crate) fn decode_audio(event: &Path, out: &mut impl Write) -> Result<u64, BodyError> {
     let file = File::open(event).map_err(BodyError::Io)?;
-    let mut json = JsonStreamReader::new(BufReader::with_capacity(64 * 1024, file));
+    decode_audio_from(BufReader::with_capacity(64 * 1024, file), out)
+}
+
+/// [`decode_audio`] over any event body.
+pub(crate) fn decode_audio_from(event: impl Read, out: &mut impl Write) -> Result<u64, BodyError> {
+    let source_failed = Rc::new(Cell::new(false));
+    let mut json = JsonStreamReader::new(Tracked {
+        inner: event,
+        failed: Rc::clone(&source_failed),
+    });
     if !seek_data_field(&mut json, "full_audio")? {
         return Err(BodyError::Invalid("`data.full_audio` is missing".into()));
     }
@@ -198,12 +235,20 @@ pub(crate) fn decode_audio(event: &Path, out: &mut impl Write) -> Result<u64, Bo
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if source_failed.get() => return Err(BodyError::Io(e)),
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 return Err(BodyError::Invalid(format!(
                     "`data.full_audio` is not valid base64: {e}"
                 )));
             }
-            Err(e) => return Err(BodyError::Io(e)),
+            // Not the file's failure: the string itself is malformed (bad
+            // UTF-8, a bad escape, cut short), which struson reports as an
+            // I/O error of kind `Other`. Retrying would never help.
+            Err(e) => {
+                return Err(BodyError::Invalid(format!(
+                    "`data.full_audio` is not a valid JSON string: {e}"
+                )));
+            }
         };
         out.write_all(&buf[..n]).map_err(BodyError::Io)?;
         total += n as u64;
@@ -285,6 +330,50 @@ mod tests {
             invalid(r#"{"type":"x","data":{"conversation_id":"c"}} trailing"#)
                 .contains("not valid JSON")
         );
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_invalid_not_an_io_error() {
+        // Found by fuzzing: struson reports bad UTF-8 as an I/O error, which
+        // made ingest answer 500 (and ElevenLabs retry) instead of 400.
+        for text in [
+            &b"{\"type\":\"x\xff\",\"data\":{\"conversation_id\":\"c\"}}"[..],
+            b"{\"type\":\"x\",\"data\":{\"conversation_id\":\"c\",\"other\":\"\xc3\"}}",
+            b"{\"\xfe\":1}",
+        ] {
+            match read_envelope_from(text) {
+                Err(BodyError::Invalid(reason)) => {
+                    assert!(reason.contains("not valid JSON"), "{reason}")
+                }
+                other => panic!("expected invalid for {text:?}, got {other:?}"),
+            }
+        }
+        // Inside the audio the error surfaces through the string reader,
+        // as an I/O error of kind `Other`: the worker retried it forever.
+        for audio in [
+            &b"{\"data\":{\"full_audio\":\"QU\xffJD\"}}"[..],
+            b"{\"data\":{\"full_audio\":\"QU\\qJD\"}}",
+            b"{\"data\":{\"full_audio\":\"QUJD",
+        ] {
+            let decoded = decode_audio_from(audio, &mut Vec::new());
+            match decoded {
+                Err(BodyError::Invalid(reason)) => assert!(reason.contains("`data.full_audio`")),
+                other => panic!("expected invalid for {audio:?}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_failing_file_is_still_an_io_error() {
+        struct Failing;
+        impl Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("the disk is on fire"))
+            }
+        }
+        let body = b"{\"data\":{\"full_audio\":\"QUJD".chain(Failing);
+        let decoded = decode_audio_from(body, &mut Vec::new());
+        assert!(matches!(decoded, Err(BodyError::Io(_))), "{decoded:?}");
     }
 
     #[test]

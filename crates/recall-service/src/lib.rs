@@ -72,6 +72,40 @@ mod search;
 mod service;
 mod stats;
 
+/// The private body readers, exposed for the fuzz targets in `fuzz/` only
+/// (enable the `fuzzing` feature). Not a stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::envelope::{BodyError, decode_audio_from, read_envelope_from};
+
+    fn reason(e: BodyError) -> String {
+        match e {
+            BodyError::Invalid(reason) => reason,
+            // In-memory readers cannot fail to read.
+            BodyError::Io(e) => panic!("I/O error reading memory: {e}"),
+        }
+    }
+
+    /// Reads the envelope of a post-call body exactly as
+    /// [`Service::ingest`](crate::Service::ingest) does: `(type,
+    /// data.conversation_id)`, or why the body is refused.
+    pub fn read_envelope(body: &[u8]) -> Result<(String, String), String> {
+        if body.is_empty() {
+            return Err("the body is empty".into());
+        }
+        read_envelope_from(body)
+            .map(|e| (e.kind, e.conversation_id))
+            .map_err(reason)
+    }
+
+    /// Decodes `data.full_audio` of a `post_call_audio` body into `out`
+    /// as the worker does; returns the decoded length, or why not.
+    pub fn decode_audio(body: &[u8], out: &mut Vec<u8>) -> Result<u64, String> {
+        decode_audio_from(body, out).map_err(reason)
+    }
+}
+
 pub use config::{
     ConfigError, DEFAULT_GREETING, DEFAULT_GREETING_WITHOUT_LAST_CALL, DEFAULT_NAME_FIELD_IDS,
     RESERVED_VARIABLES, ServiceConfig,
