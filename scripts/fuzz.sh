@@ -47,7 +47,14 @@ fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install --locked cargo-fuzz
 fi
-command -v jq >/dev/null || { echo "fuzz.sh: jq is required" >&2; exit 2; }
+if ! command -v jq >/dev/null; then
+    echo "==> installing jq (Debian's package)"
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update && apt-get install -y jq
+    else
+        sudo apt-get update && sudo apt-get install -y jq
+    fi
+fi
 
 # The targets write small temporary files; keep them out of /tmp's way.
 scratch=$(mktemp -d)
