@@ -285,7 +285,7 @@ post_call post16 $((POST_CALLS * 2)) 16
 
 # Ingest end to end: from the first post of a burst until no event is
 # pending (every one written as memories, embedded and indexed).
-pending() { curl -sS --max-time 2 "$BASE/metrics" | awk '/^post_call_pending_events / { print $2 }'; }
+pending() { curl -sS --max-time 2 "$BASE/metrics" | awk '/^recall_post_call_pending_events / { print $2 }'; }
 for _ in $(seq 600); do [[ $(pending) == 0 ]] && break; nap 0.1; done
 INGEST_EVENTS=$((POST_CALLS * 2))
 say "== ingest end to end: $INGEST_EVENTS new events with 16 in flight, until none is pending"
