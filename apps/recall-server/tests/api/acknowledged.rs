@@ -4,14 +4,8 @@
 
 use serde_json::{Value, json};
 
-use crate::admin::{get, spawn_admin};
+use crate::admin::{get, get_json, spawn_admin};
 use crate::helpers::{CALLER, TestApp, error_code, transcription};
-
-async fn json_of(app: &TestApp, path: &str) -> Value {
-    let response = get(app, path).await;
-    assert_eq!(response.status(), 200, "{path}");
-    response.json().await.unwrap()
-}
 
 fn event(conversation: &str) -> Value {
     serde_json::from_slice(&transcription(conversation, CALLER, "Margaret")).unwrap()
@@ -72,10 +66,10 @@ async fn one_wrong_inner_field_costs_that_field_not_the_call() {
             .collect();
         assert_eq!(problems, [field], "{record}");
 
-        let detail = json_of(&app, &format!("/api/calls/{conversation}")).await;
+        let detail = get_json(&app, &format!("/api/calls/{conversation}")).await;
         assert_eq!(detail["callerPhone"], CALLER, "{field}");
     }
-    let failed = json_of(&app, "/api/events?status=failed").await;
+    let failed = get_json(&app, "/api/events?status=failed").await;
     assert_eq!(failed, json!([]));
 
     // What the good fields said is remembered: her name, from every call
@@ -85,17 +79,9 @@ async fn one_wrong_inner_field_costs_that_field_not_the_call() {
         greeting["dynamic_variables"]["user_name"], "Margaret",
         "{greeting}"
     );
-    let calls = json_of(&app, "/api/calls").await;
+    let calls = get_json(&app, "/api/calls").await;
     assert_eq!(calls.as_array().unwrap().len(), 6, "{calls}");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("recall_post_call_field_problems_total 6"),
         "{metrics}"
@@ -124,7 +110,7 @@ async fn a_summary_over_64_kib_is_shortened_and_the_call_kept() {
         record["memories_written"].as_u64().unwrap() >= 2,
         "{record}"
     );
-    let detail = json_of(&app, "/api/calls/conv_long").await;
+    let detail = get_json(&app, "/api/calls/conv_long").await;
     assert_eq!(detail["callerPhone"], CALLER);
 
     let found: Value = app
@@ -194,7 +180,7 @@ async fn invalid_utf8_inside_a_signed_body_is_a_400_and_kept_in_quarantine() {
         })
         .count();
     assert_eq!(quarantined, 4);
-    let listed = json_of(&app, "/api/events?status=quarantined").await;
+    let listed = get_json(&app, "/api/events?status=quarantined").await;
     let items = listed.as_array().unwrap();
     assert_eq!(items.len(), 4, "{listed}");
     assert!(
@@ -281,17 +267,9 @@ async fn the_quarantine_keeps_the_newest_bodies_within_its_caps() {
         let response = app.post_call(body.as_bytes()).await;
         assert_eq!(response.status(), 400);
     }
-    let listed = json_of(&app, "/api/events?status=quarantined").await;
+    let listed = get_json(&app, "/api/events?status=quarantined").await;
     assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("recall_post_call_quarantined_bodies 3"),
         "{metrics}"
@@ -325,7 +303,7 @@ async fn failures_survive_a_restart_are_listed_and_replayed() {
         200
     );
     app.settle().await;
-    let failed = json_of(&app, "/api/events?status=failed").await;
+    let failed = get_json(&app, "/api/events?status=failed").await;
     assert_eq!(failed[0]["conversationId"], "conv_failed", "{failed}");
     assert!(
         failed[0]["reason"].as_str().unwrap().contains("agent_id"),
@@ -341,21 +319,13 @@ async fn failures_survive_a_restart_are_listed_and_replayed() {
             .var("RECALL_ADMIN_TOKEN", crate::admin::ADMIN_TOKEN),
     )
     .await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("recall_post_call_failed_events 1"),
         "{metrics}"
     );
     assert_eq!(
-        json_of(&app, "/api/events?status=failed")
+        get_json(&app, "/api/events?status=failed")
             .await
             .as_array()
             .unwrap()
@@ -371,7 +341,7 @@ async fn failures_survive_a_restart_are_listed_and_replayed() {
     std::fs::write(&path, transcription("conv_failed", CALLER, "Margaret")).unwrap();
     let report = app.service.replay_failed().await.unwrap();
     assert_eq!((report.processed, report.failed), (1, 0));
-    assert_eq!(json_of(&app, "/api/events?status=failed").await, json!([]));
+    assert_eq!(get_json(&app, "/api/events?status=failed").await, json!([]));
     assert_eq!(app.service.failed_count(), 0);
 }
 
@@ -410,7 +380,7 @@ async fn events_are_listed_by_status_in_pages() {
     assert_eq!(first[0]["type"], "post_call_transcription");
     assert_eq!(first[0]["status"], "pending");
     app.settle().await;
-    let retrying = json_of(&app, "/api/events?status=pending&limit=1").await;
+    let retrying = get_json(&app, "/api/events?status=pending&limit=1").await;
     assert!(retrying[0]["attempts"].as_u64().unwrap() >= 1, "{retrying}");
     assert!(
         retrying[0]["reason"]
@@ -429,7 +399,10 @@ async fn events_are_listed_by_status_in_pages() {
     assert_eq!(rest.as_array().unwrap().len(), 3);
     store.set_failing(false);
     app.settle().await;
-    assert_eq!(json_of(&app, "/api/events?status=pending").await, json!([]));
+    assert_eq!(
+        get_json(&app, "/api/events?status=pending").await,
+        json!([])
+    );
 
     for bad in [
         "/api/events",

@@ -30,7 +30,7 @@ pub async fn get(app: &TestApp, path: &str) -> reqwest::Response {
         .unwrap()
 }
 
-async fn get_json(app: &TestApp, path: &str) -> Value {
+pub async fn get_json(app: &TestApp, path: &str) -> Value {
     let response = get(app, path).await;
     assert_eq!(response.status(), 200, "{path}");
     response.json().await.unwrap()

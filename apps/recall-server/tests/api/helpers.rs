@@ -217,6 +217,13 @@ impl TestApp {
             .expect("the request is answered")
     }
 
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
     /// Runs one pass of the post-call worker now.
     pub async fn settle(&self) {
         self.service.process_pending().await;

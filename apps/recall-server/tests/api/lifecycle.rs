@@ -99,15 +99,7 @@ async fn health_ready_and_metrics_answer() {
         .await
         .unwrap();
     assert!(odd.status().is_client_error(), "{}", odd.status());
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(r#"recall_http_requests_total{route="/webhook/client-data",method="POST",status="200"} 1"#),
         "{metrics}"

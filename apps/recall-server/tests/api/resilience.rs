@@ -57,15 +57,7 @@ async fn a_store_outage_loses_nothing() {
     assert_eq!(search.status(), 503);
     let ready = app.client.get(app.url("/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("recall_post_call_pending_events 1"),
         "{metrics}"
