@@ -119,6 +119,14 @@ async function seed() {
     const response = await api(`/api/users/${encodeURIComponent(CALLER)}/memories`);
     return response.ok && (await response.json()).length >= 2;
   });
+  // Acknowledged, then unusable when processed (no agent id): it fails for good.
+  const broken = transcription("conv_browser_broken", SEEDED_TIMES[0], "success");
+  delete broken.data.agent_id;
+  await postCall(broken);
+  await waitUntil("the broken event to fail", async () => {
+    const response = await api("/api/events?status=failed");
+    return response.ok && (await response.json()).length === 1;
+  });
   // The call index is updated as each event is processed, off the webhook's path.
   await waitUntil("the three calls to be indexed", async () => {
     const response = await api("/api/calls");
@@ -187,6 +195,16 @@ async function main() {
       assert(collected.some((row) => row.includes("first_name") && row.includes("Angelo") && row.includes("1")),
         `collected data shows ${JSON.stringify(collected)}`);
       await shot("03-analytics");
+    });
+
+    await check("a banner says an event failed and how to retry it", async () => {
+      const banner = page.locator("#failing");
+      await banner.waitFor({ state: "visible" });
+      const text = await banner.textContent();
+      for (const part of ["1 event failed", "conv_browser_broken", "agent_id", "recall replay --failed"]) {
+        assert(text.includes(part), `banner lacks ${part}: ${text}`);
+      }
+      await shot("03b-failing-banner");
     });
 
     await check("the call list shows title, summary, duration, cost and outcome", async () => {
