@@ -616,7 +616,7 @@ fn encode_cursor(created_at: i64, id: i64) -> String {
 }
 
 fn decode_cursor(cursor: &str) -> Result<(i64, i64), MemoryError> {
-    let bad = || MemoryError::Rejected("cursor: not a cursor this store issued".into());
+    let bad = || MemoryError::InvalidCursor("not a cursor this store issued".into());
     let (at, id) = cursor.split_once('.').ok_or_else(bad)?;
     let at = at.parse::<i64>().map_err(|_| bad())?;
     let id = i64::from_str_radix(id, 16).map_err(|_| bad())?;
@@ -935,7 +935,7 @@ impl MemoryStore for EmbeddedStore {
         let after: i64 = match cursor {
             None => 0,
             Some(c) => c.parse().map_err(|_| {
-                MemoryError::Rejected("cursor: not a backlog cursor this store issued".into())
+                MemoryError::InvalidCursor("not a backlog cursor this store issued".into())
             })?,
         };
         let limit = limit.clamp(1, 10_000);

@@ -114,7 +114,7 @@ fn encode_cursor((at, seq): (UnixTimestamp, u64)) -> String {
 }
 
 fn decode_cursor(cursor: &str) -> Result<(UnixTimestamp, u64), MemoryError> {
-    let bad = || MemoryError::Rejected("cursor: not a cursor issued by this store".into());
+    let bad = || MemoryError::InvalidCursor("not a cursor issued by this store".into());
     let rest = cursor.strip_prefix(CURSOR_PREFIX).ok_or_else(bad)?;
     let (secs, seq) = rest.split_once('.').ok_or_else(bad)?;
     let secs: i64 = secs.parse().map_err(|_| bad())?;
@@ -455,7 +455,7 @@ impl MemoryStore for InMemoryStore {
         let after: u64 = match cursor {
             None => 0,
             Some(c) => c.parse::<u64>().map_err(|_| {
-                MemoryError::Rejected("cursor: not a backlog cursor this store issued".into())
+                MemoryError::InvalidCursor("not a backlog cursor this store issued".into())
             })?,
         };
         let limit = limit.max(1);
@@ -522,7 +522,7 @@ mod tests {
         ] {
             let err = decode_cursor(bad).unwrap_err();
             assert!(
-                matches!(&err, MemoryError::Rejected(m) if m.starts_with("cursor:")),
+                matches!(&err, MemoryError::InvalidCursor(_)),
                 "{bad:?} gave {err:?}"
             );
         }

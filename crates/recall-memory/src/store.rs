@@ -596,6 +596,10 @@ pub enum MemoryError {
     /// The store refused the request; retrying the same request will not help.
     #[error("memory store rejected the request: {0}")]
     Rejected(String),
+    /// A page cursor this store did not issue (or no longer understands);
+    /// the request is refused rather than read as "start over".
+    #[error("cursor: {0}")]
+    InvalidCursor(String),
     /// The backend is not one this adapter can work with; an operator must act.
     #[error("incompatible memory backend: {0}")]
     Incompatible(String),

@@ -139,7 +139,7 @@ impl MemoryStore for Flawed {
     ) -> Result<MemoryPage, MemoryError> {
         let scope = self.scope(user);
         let mut page = match self.inner.list(&scope, request).await {
-            Err(MemoryError::Rejected(_)) if self.flaw == Flaw::RestartsOnForeignCursor => {
+            Err(MemoryError::InvalidCursor(_)) if self.flaw == Flaw::RestartsOnForeignCursor => {
                 let restart = ListRequest {
                     cursor: None,
                     ..request.clone()
@@ -346,7 +346,7 @@ async fn catches_a_delete_that_deletes_nothing() {
 
 #[tokio::test]
 async fn catches_a_foreign_cursor_read_as_the_first_page() {
-    caught(Flaw::RestartsOnForeignCursor, "Rejected naming `cursor`").await;
+    caught(Flaw::RestartsOnForeignCursor, "must be InvalidCursor").await;
 }
 
 #[tokio::test]

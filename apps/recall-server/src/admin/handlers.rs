@@ -252,7 +252,7 @@ fn index_error(error: &CallsError) -> ApiError {
 
 fn store_error(error: &MemoryError) -> ApiError {
     match error {
-        MemoryError::Rejected(reason) if reason.contains("cursor") => ApiError::bad_request(
+        MemoryError::InvalidCursor(_) => ApiError::bad_request(
             "invalid_cursor",
             "cursor: not a cursor returned in X-Next-Cursor by this API",
         ),

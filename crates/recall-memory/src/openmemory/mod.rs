@@ -676,7 +676,7 @@ fn cursor_of(row: &StoredRow) -> String {
 
 /// Parses a cursor made by [`cursor_of`].
 fn parse_cursor(raw: &str) -> Result<(i64, i64, String), MemoryError> {
-    let bad = || MemoryError::Rejected("cursor: not a cursor returned by list".into());
+    let bad = || MemoryError::InvalidCursor("not a cursor returned by list".into());
     let mut parts = raw.splitn(3, ':');
     let secs = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
     let ms = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
@@ -854,7 +854,7 @@ impl MemoryStore for OpenMemoryStore {
         let mut offset: usize = match cursor {
             None => 0,
             Some(c) => c.parse().map_err(|_| {
-                MemoryError::Rejected("cursor: not a backlog cursor this store issued".into())
+                MemoryError::InvalidCursor("not a backlog cursor this store issued".into())
             })?,
         };
         let mut tasks = Vec::new();
