@@ -203,32 +203,43 @@ async fn uploads_past_the_cap_get_503_with_retry_after_until_one_ends() {
     let event = transcription("conv_cap", CALLER, "Margaret");
     let signature = app.signature(&event);
     let address = app.address.trim_start_matches("http://").to_owned();
-    // Two uploads that never finish their body (an unsigned sender needs
-    // no key to do this).
-    let mut slow = Vec::new();
-    for _ in 0..2 {
+    // Uploads that never finish their body (an unsigned sender needs no
+    // key to do this).
+    let head = format!(
+        "POST /webhook/post-call HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         ElevenLabs-Signature: {signature}\r\nContent-Length: {}\r\n\r\n",
+        event.len()
+    );
+    let open_slow = || async {
         let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
-        let head = format!(
-            "POST /webhook/post-call HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
-             ElevenLabs-Signature: {signature}\r\nContent-Length: {}\r\n\r\n",
-            event.len()
-        );
         stream.write_all(head.as_bytes()).await.unwrap();
         stream.write_all(&event[..10]).await.unwrap();
-        slow.push(stream);
-    }
+        stream
+    };
+    // An upload that was answered (refused while a probe held the room) is
+    // replaced: only unanswered ones hold a place.
+    let answered = |stream: &tokio::net::TcpStream| {
+        let mut byte = [0_u8; 1];
+        !matches!(stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    };
+    let mut slow = vec![open_slow().await, open_slow().await];
     // Probe with a body the signature does not match: refused with 401
     // while there is room, so the probes store nothing.
     let probe = || app.post_call_signed(b"{}".to_vec(), Some(&signature));
     let mut refused = None;
     for _ in 0..500 {
+        for stream in &mut slow {
+            if answered(stream) {
+                *stream = open_slow().await;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let response = probe().await;
         if response.status() == 503 {
             refused = Some(response);
             break;
         }
         assert_eq!(response.status(), 401);
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let refused = refused.expect("a third upload is refused while two are received");
     assert_eq!(refused.headers()["retry-after"], "2");
