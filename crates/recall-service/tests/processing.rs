@@ -330,8 +330,8 @@ async fn the_worker_processes_events_as_they_arrive_and_retries_with_backoff() {
 #[tokio::test]
 async fn during_a_store_outage_the_worker_tries_one_event_per_retry_not_all() {
     let config = ServiceConfig {
-        retry_initial: Duration::from_millis(5),
-        retry_max: Duration::from_millis(20),
+        retry_initial: Duration::from_millis(50),
+        retry_max: Duration::from_millis(100),
         ..ServiceConfig::default()
     };
     let dir = tempfile::tempdir().unwrap();
