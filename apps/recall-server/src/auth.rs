@@ -30,12 +30,17 @@ pub fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 
 /// The shared secret presented by `X-Api-Key` or `Authorization: Bearer`.
 pub fn presented_secret(req: &HttpRequest) -> Option<&str> {
-    if let Some(value) = header(req, API_KEY_HEADER) {
-        return Some(value);
-    }
-    let auth = header(req, "Authorization")?;
-    let (scheme, token) = auth.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    header(req, API_KEY_HEADER).or_else(|| bearer(req.headers()))
+}
+
+/// The token of an `Authorization: Bearer <token>` header (trimmed, not
+/// empty): the one parser of bearer tokens, for the webhooks' shared
+/// secrets and the operator API's admin tokens.
+pub fn bearer(headers: &actix_web::http::header::HeaderMap) -> Option<&str> {
+    let value = headers.get("Authorization")?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// How a request was authenticated (for logs).

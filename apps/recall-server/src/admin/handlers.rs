@@ -6,7 +6,6 @@ use std::path::Path;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::stream;
 use recall_calls::{AnalyticsQuery, CallQuery, CallsError, MAX_LIMIT};
 use recall_memory::{ListRequest, MAX_RESULTS, MemoryError, MemoryFilter};
 use recall_model::ui::{CallSummary, MemoryDisplay, TranscriptMessage, User};
@@ -582,18 +581,7 @@ pub(super) async fn get_audio(
         }
     };
     let len = file.metadata().await.map(|m| m.len()).ok();
-    let body = stream::unfold(file, |mut file| async move {
-        use tokio::io::AsyncReadExt as _;
-        let mut buf = vec![0u8; 64 * 1024];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(web::Bytes::from(buf)), file))
-            }
-            Err(e) => Some((Err(e), file)),
-        }
-    });
+    let body = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024);
     let mut response = HttpResponse::Ok();
     response
         .content_type("audio/mpeg")

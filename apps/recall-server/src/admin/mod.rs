@@ -140,7 +140,8 @@ async fn require_token(
     let allowed = req
         .app_data::<web::Data<AdminState>>()
         .is_some_and(|state| {
-            bearer(req.headers()).is_some_and(|token| state.tokens.check_shared(token).is_ok())
+            crate::auth::bearer(req.headers())
+                .is_some_and(|token| state.tokens.check_shared(token).is_ok())
         });
     if !allowed {
         let error = ApiError::unauthorized(
@@ -151,14 +152,6 @@ async fn require_token(
     next.call(req)
         .await
         .map(ServiceResponse::map_into_boxed_body)
-}
-
-/// The token of an `Authorization: Bearer <token>` header.
-fn bearer(headers: &actix_web::http::header::HeaderMap) -> Option<&str> {
-    let value = headers.get("Authorization")?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Opens the call index `<data_dir>/calls.db`. A new index is filled from
