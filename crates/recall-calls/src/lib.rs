@@ -591,7 +591,9 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, CallsError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(f)
+    // Inside the caller's span, so the work's logs keep its fields.
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
         .await
         .map_err(|e| CallsError::Task(e.to_string()))?
 }

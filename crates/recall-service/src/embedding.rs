@@ -40,7 +40,7 @@ async fn embed_texts(
     }
     let embedder = Arc::clone(embedder);
     let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || {
+    crate::blocking::spawn(move || {
         let _entered = span.enter();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         embedder.embed_batch(&refs)

@@ -198,7 +198,7 @@ impl Service {
             EventStatus::Quarantined => {
                 let payloads = self.payloads().clone();
                 let after = cursor.map(str::to_owned);
-                let bodies = tokio::task::spawn_blocking(move || {
+                let bodies = crate::blocking::spawn(move || {
                     payloads.quarantined(after.as_deref(), limit + 1)
                 })
                 .await

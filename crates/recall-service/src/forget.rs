@@ -144,7 +144,7 @@ impl Service {
         let _lock = self.inner.process_lock.lock().await;
         let payloads = self.payloads().clone();
         let number = caller.as_str().to_owned();
-        let theirs = tokio::task::spawn_blocking(move || -> io::Result<_> {
+        let theirs = crate::blocking::spawn(move || -> io::Result<_> {
             let mut theirs = Vec::new();
             for c in payloads.conversations()? {
                 if resolve_caller(&payloads, &c)?.as_deref() == Some(number.as_str()) {
@@ -170,7 +170,7 @@ impl Service {
         }
         let payloads = self.payloads().clone();
         let number = caller.as_str().to_owned();
-        let mut report = tokio::task::spawn_blocking(move || -> io::Result<ForgetReport> {
+        let mut report = crate::blocking::spawn(move || -> io::Result<ForgetReport> {
             let mut report = ForgetReport::default();
             for c in &theirs {
                 let dir = payloads.conversation_dir(c);

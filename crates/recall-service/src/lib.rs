@@ -57,6 +57,7 @@
 //! # Ok(()) }
 //! ```
 
+mod blocking;
 mod config;
 mod embedding;
 mod envelope;

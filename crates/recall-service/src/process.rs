@@ -160,7 +160,7 @@ impl Service {
         let _lock = self.inner.process_lock.lock().await;
         let payloads = self.payloads().clone();
         let only = conversation.cloned();
-        let events = tokio::task::spawn_blocking(move || -> io::Result<_> {
+        let events = crate::blocking::spawn(move || -> io::Result<_> {
             let conversations = match only {
                 Some(c) => vec![c],
                 None => payloads.conversations()?,
@@ -226,7 +226,7 @@ impl Service {
     /// Adds every stored, unprocessed event to the queue.
     pub(crate) async fn scan_pending(&self) -> io::Result<()> {
         let payloads = self.payloads().clone();
-        let found = tokio::task::spawn_blocking(move || -> io::Result<_> {
+        let found = crate::blocking::spawn(move || -> io::Result<_> {
             let mut found = Vec::new();
             let mut failed = Vec::new();
             for c in payloads.conversations()? {
@@ -425,7 +425,7 @@ impl Service {
         });
         let kind_name = kind.as_str().to_owned();
         let conversation = conversation.clone();
-        let marked = tokio::task::spawn_blocking(move || {
+        let marked = crate::blocking::spawn(move || {
             let dir = payloads.conversation_dir(&conversation);
             remove_if_exists(&payloads.failed_path(&conversation, &kind_name))?;
             write_atomic(
@@ -459,10 +459,9 @@ impl Service {
         let dir = self.payloads().conversation_dir(conversation);
         let name = format!("{kind}.failed");
         let text = reason.clone();
-        let written =
-            tokio::task::spawn_blocking(move || write_atomic(&dir, &name, text.as_bytes()))
-                .await
-                .map_err(join_error);
+        let written = crate::blocking::spawn(move || write_atomic(&dir, &name, text.as_bytes()))
+            .await
+            .map_err(join_error);
         match written {
             Ok(Ok(())) => Step::Failed(reason),
             Ok(Err(e)) | Err(e) => io_retry(&e),
@@ -473,7 +472,7 @@ impl Service {
     async fn process_transcription(&self, conversation: &ConversationId) -> Step {
         let payloads = self.payloads().clone();
         let path = payloads.event_path(conversation, WebhookType::PostCallTranscription.as_str());
-        let parsed = tokio::task::spawn_blocking(move || read_event(&path))
+        let parsed = crate::blocking::spawn(move || read_event(&path))
             .await
             .map_err(|e| io_retry(&join_error(e)))
             .and_then(|r| r);
@@ -502,7 +501,7 @@ impl Service {
         let dir = payloads.conversation_dir(conversation);
         let number = caller.as_str().to_owned();
         let recorded =
-            tokio::task::spawn_blocking(move || write_atomic(&dir, CALLER_FILE, number.as_bytes()))
+            crate::blocking::spawn(move || write_atomic(&dir, CALLER_FILE, number.as_bytes()))
                 .await
                 .map_err(join_error);
         if let Ok(Err(e)) | Err(e) = recorded {
@@ -618,7 +617,7 @@ impl Service {
     async fn process_failure(&self, conversation: &ConversationId) -> Step {
         let payloads = self.payloads().clone();
         let conversation = conversation.clone();
-        let recorded = tokio::task::spawn_blocking(move || -> io::Result<bool> {
+        let recorded = crate::blocking::spawn(move || -> io::Result<bool> {
             let kind = WebhookType::CallInitiationFailure.as_str();
             let request = match read_event(&payloads.event_path(&conversation, kind)) {
                 Ok((request, _)) => request,
@@ -654,7 +653,7 @@ impl Service {
     async fn process_audio(&self, conversation: &ConversationId) -> Step {
         let payloads = self.payloads().clone();
         let conversation = conversation.clone();
-        let result = tokio::task::spawn_blocking(move || -> Result<u64, BodyError> {
+        let result = crate::blocking::spawn(move || -> Result<u64, BodyError> {
             let event = payloads.event_path(&conversation, WebhookType::PostCallAudio.as_str());
             let dir = payloads.conversation_dir(&conversation);
             let temp = temp_beside(&dir, AUDIO_FILE);

@@ -301,7 +301,7 @@ impl Service {
     pub async fn ready(&self) -> Result<(), ServiceError> {
         self.store().health().await?;
         let payloads = self.payloads().clone();
-        tokio::task::spawn_blocking(move || payloads.probe())
+        crate::blocking::spawn(move || payloads.probe())
             .await
             .map_err(join_error)??;
         Ok(())
@@ -326,7 +326,7 @@ impl Service {
     pub async fn ingest(&self, staged: StagedEvent) -> Result<IngestAck, IngestError> {
         let temp = staged.finish().await?;
         let this = self.clone();
-        let (ack, stored) = tokio::task::spawn_blocking(move || this.store_event(temp))
+        let (ack, stored) = crate::blocking::spawn(move || this.store_event(temp))
             .await
             .map_err(join_error)??;
         if ack.duplicate {

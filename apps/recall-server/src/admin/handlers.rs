@@ -457,10 +457,12 @@ pub async fn erase_caller(
     let indexed = index.forget_caller(phone).await?;
     let root = payload_dir.to_path_buf();
     let ids = indexed.clone();
-    let (extra_conversations, extra_payloads, extra_audio) =
-        tokio::task::spawn_blocking(move || remove_left_over(&root, &ids))
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))??;
+    let (extra_conversations, extra_payloads, extra_audio) = tokio::task::spawn_blocking({
+        let span = tracing::Span::current();
+        move || span.in_scope(|| remove_left_over(&root, &ids))
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()))??;
     tracing::info!(caller = %phone.masked(), ?report, indexed = indexed.len(), "caller erased");
     Ok(ForgetResponse {
         phone_number: phone.as_str().to_owned(),
