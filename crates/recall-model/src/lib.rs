@@ -11,16 +11,14 @@
 //! * [`search`]: the search-data tool ([`SearchDataRequest`],
 //!   [`SearchDataResponse`], [`ProfileData`], [`MemoryItem`]).
 //! * [`post_call`]: the post-call webhook ([`PostCallWebhookRequest`],
-//!   [`PostCallEvent`], [`PostCallData`] and all its parts,
-//!   [`EventEnvelope`]).
-//! * [`openmemory`]: the memory store's `User` and `Memory`.
+//!   [`PostCallEvent`], [`PostCallData`] and all its parts); stored events
+//!   are read field by field with [`PostCallWebhookRequest::from_value_tolerant`].
 //! * [`ui`]: the seed's UI models in camelCase.
-//! * [`Settings`]: the seed's configuration keys, secrets redacted.
 //!
 //! Wire types (ElevenLabs' JSON) are tolerant: fields real payloads omit
 //! are optional, unknown fields are kept, and ids stay plain strings until
 //! an accessor validates them. Types this service writes (responses, UI
-//! models, OpenMemory entities) hold validated values.
+//! models) hold validated values.
 //!
 //! No I/O happens in this crate.
 //!
@@ -46,10 +44,8 @@
 pub mod client_data;
 pub mod error;
 pub mod identity;
-pub mod openmemory;
 pub mod post_call;
 pub mod search;
-pub mod settings;
 pub mod timefmt;
 pub mod tolerant;
 pub mod ui;
@@ -65,14 +61,13 @@ pub use identity::{NoIdentity, classify_caller_id};
 pub use post_call::{
     AgentMetadata, AgentTestingFeatures, Analysis, CallError, CallInitiationFailureData,
     CallMetadata, ConversationInitiationClientData, ConversationTurnMetrics,
-    DataCollectionJsonSchema, DataCollectionResult, DeletionSettings, EnvelopeData,
-    EvaluationCriteriaResult, EventEnvelope, FailureMetadata, FeatureEntry, FeatureUsage,
-    FeaturesUsage, MetadataFeedback, PhoneCallDetails, PhoneCallInfo, PostCallAudioData,
-    PostCallData, PostCallEvent, PostCallWebhookRequest, SipFailureBody, SourceInfo,
-    TranscriptEntry, TranscriptRole, TurnMetricsShape, WorkflowFeatures,
+    DataCollectionJsonSchema, DataCollectionResult, DeletionSettings, EvaluationCriteriaResult,
+    FailureMetadata, FeatureEntry, FeatureUsage, FeaturesUsage, MetadataFeedback, PhoneCallDetails,
+    PhoneCallInfo, PostCallAudioData, PostCallData, PostCallEvent, PostCallWebhookRequest,
+    SipFailureBody, SourceInfo, TranscriptEntry, TranscriptRole, TurnMetricsShape,
+    WorkflowFeatures,
 };
 pub use search::{MemoryItem, ProfileData, SearchDataRequest, SearchDataResponse};
-pub use settings::Settings;
 pub use tolerant::FieldProblem;
 pub use values::{
     AgentId, ConversationId, DecayLambda, MAX_ID_LEN, MemorySector, PhoneNumber, Salience,

@@ -30,10 +30,6 @@ use crate::{
     ValueError, WebhookType, classify_caller_id,
 };
 
-fn required<'a>(field: &'static str, raw: Option<&'a str>) -> Result<&'a str, ValueError> {
-    raw.ok_or_else(|| ValueError::new(field, "is required", ""))
-}
-
 // ---------------------------------------------------------------------------
 // Envelope
 
@@ -186,66 +182,6 @@ impl Serialize for PostCallWebhookRequest {
             PostCallEvent::Audio(d) => emit!(d),
             PostCallEvent::InitiationFailure(d) => emit!(d),
             PostCallEvent::Unknown { data, .. } => emit!(data),
-        }
-    }
-}
-
-/// Just the envelope of a post-call event: its type, time and ids. Reading
-/// this skips the rest of the data, so it is cheap even for a large audio
-/// event; use it to key, store and deduplicate events before parsing them
-/// in full.
-///
-/// ```
-/// use recall_model::{EventEnvelope, WebhookType};
-/// let env: EventEnvelope = serde_json::from_str(
-///     r#"{"type":"post_call_video","event_timestamp":1,"data":{"conversation_id":"c1","x":[1]}}"#,
-/// ).unwrap();
-/// assert_eq!(env.kind, WebhookType::Unknown("post_call_video".into()));
-/// assert_eq!(env.conversation().unwrap().as_str(), "c1");
-/// ```
-#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
-pub struct EventEnvelope {
-    /// The event's type.
-    #[serde(rename = "type")]
-    pub kind: WebhookType,
-    /// When ElevenLabs emitted the event, unix seconds.
-    #[serde(default)]
-    pub event_timestamp: Option<i64>,
-    /// The ids in `data` (empty when `data` is absent or null).
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub data: EnvelopeData,
-}
-
-/// The ids of an event's `data`.
-#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
-pub struct EnvelopeData {
-    /// The conversation id as sent.
-    #[serde(default)]
-    pub conversation_id: Option<String>,
-    /// The agent id as sent.
-    #[serde(default)]
-    pub agent_id: Option<String>,
-}
-
-impl EventEnvelope {
-    /// The validated conversation id; an error names `conversation_id`.
-    pub fn conversation(&self) -> Result<ConversationId, ValueError> {
-        ConversationId::parse(required(
-            "conversation_id",
-            self.data.conversation_id.as_deref(),
-        )?)
-    }
-
-    /// The validated agent id; an error names `agent_id`.
-    pub fn agent(&self) -> Result<AgentId, ValueError> {
-        AgentId::parse(required("agent_id", self.data.agent_id.as_deref())?)
-    }
-
-    /// The validated event time.
-    pub fn event_time(&self) -> Result<UnixTimestamp, ValueError> {
-        match self.event_timestamp {
-            Some(secs) => UnixTimestamp::from_secs(secs),
-            None => Err(ValueError::new("event_timestamp", "is required", "")),
         }
     }
 }

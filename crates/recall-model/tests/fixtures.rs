@@ -2,8 +2,8 @@
 //! rest of the system reads.
 
 use recall_model::{
-    ClientDataRequest, ClientDataResponse, DynamicValue, EventEnvelope, FailureMetadata,
-    PostCallEvent, PostCallWebhookRequest, TranscriptRole, TurnMetricsShape, WebhookType,
+    ClientDataRequest, ClientDataResponse, DynamicValue, FailureMetadata, PostCallEvent,
+    PostCallWebhookRequest, TranscriptRole, TurnMetricsShape, WebhookType,
 };
 use serde_json::{Value, json};
 
@@ -240,11 +240,11 @@ fn every_post_call_fixture_envelope_reads_type_and_ids() {
             WebhookType::CallInitiationFailure,
         ),
     ] {
-        let env: EventEnvelope = serde_json::from_str(&fixture(name)).unwrap();
-        assert_eq!(env.kind, kind, "{name}");
-        assert_eq!(env.conversation().unwrap().as_str(), "abc", "{name}");
-        assert_eq!(env.agent().unwrap().as_str(), "xyz", "{name}");
-        assert!(env.event_time().is_ok(), "{name}");
+        let request: PostCallWebhookRequest = serde_json::from_str(&fixture(name)).unwrap();
+        assert_eq!(request.webhook_type(), kind, "{name}");
+        assert_eq!(request.data.conversation_id(), Some("abc"), "{name}");
+        assert_eq!(request.data.agent_id(), Some("xyz"), "{name}");
+        assert!(request.event_time().is_ok(), "{name}");
     }
 }
 

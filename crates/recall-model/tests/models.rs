@@ -1,71 +1,14 @@
-//! OpenMemory entities, UI models and settings.
+//! The UI models.
 
 use recall_model::{
-    DecayLambda, MemorySector, PhoneNumber, PostCallData, Salience, Settings, TranscriptEntry,
-    TranscriptRole, UnixTimestamp, openmemory,
+    MemorySector, PhoneNumber, PostCallData, Salience, TranscriptEntry, TranscriptRole,
+    UnixTimestamp,
     ui::{self, CallAnalytics, CallSummary, MemoryDisplay, TranscriptMessage},
 };
 use serde_json::{Value, json};
 
 fn phone() -> PhoneNumber {
     PhoneNumber::parse("+16129782029").unwrap()
-}
-
-#[test]
-fn openmemory_user_and_memory_are_camel_case() {
-    let user = openmemory::User {
-        user_id: phone(),
-        name: None,
-        summary: Some("Likes jazz".into()),
-        memory_count: 2,
-    };
-    assert_eq!(
-        serde_json::to_value(&user).unwrap(),
-        json!({"userId": "+16129782029", "summary": "Likes jazz", "memoryCount": 2})
-    );
-    let memory = openmemory::Memory {
-        id: "mem_xyz789".into(),
-        user_id: phone(),
-        content: "Likes jazz".into(),
-        sector: MemorySector::Semantic,
-        salience: Salience::HIGH,
-        decay_lambda: DecayLambda::PERMANENT,
-        tags: vec!["profile".into()],
-        metadata: json!({"source": "post_call"}).as_object().unwrap().clone(),
-        created_at: UnixTimestamp::from_secs(1_739_537_297).unwrap(),
-        last_accessed_at: None,
-    };
-    let json = serde_json::to_value(&memory).unwrap();
-    assert_eq!(
-        json,
-        json!({"id": "mem_xyz789", "userId": "+16129782029", "content": "Likes jazz",
-            "sector": "semantic", "salience": 0.9, "decayLambda": 0.0, "tags": ["profile"],
-            "metadata": {"source": "post_call"}, "createdAt": "2025-02-14T12:48:17Z"})
-    );
-    let back: openmemory::Memory = serde_json::from_value(json).unwrap();
-    assert_eq!(back, memory);
-}
-
-#[test]
-fn openmemory_entities_reject_invalid_values() {
-    assert!(serde_json::from_value::<openmemory::User>(json!({"userId": "anonymous"})).is_err());
-    let base = json!({"id": "m", "userId": "+16129782029", "content": "c", "sector": "semantic",
-        "salience": 0.5, "createdAt": "2025-02-14T12:48:17Z"});
-    assert!(serde_json::from_value::<openmemory::Memory>(base.clone()).is_ok());
-    for (field, bad) in [
-        ("salience", json!(2.0)),
-        ("decayLambda", json!(-1.0)),
-        ("sector", json!("gossip")),
-        ("createdAt", json!("not a date")),
-        ("userId", json!("12345")),
-    ] {
-        let mut m = base.clone();
-        m[field] = bad;
-        assert!(
-            serde_json::from_value::<openmemory::Memory>(m).is_err(),
-            "{field}"
-        );
-    }
 }
 
 #[test]
@@ -173,46 +116,4 @@ fn call_analytics_totals_calls() {
     assert_eq!(json["totalCost"], 175.0);
     let empty = CallAnalytics::from_calls(&[]);
     assert_eq!((empty.success_rate, empty.avg_duration), (0.0, 0.0));
-}
-
-#[test]
-fn settings_debug_redacts_every_secret() {
-    let settings = Settings::from_lookup(|name| Some(format!("value-of-{name}")));
-    assert_eq!(
-        settings.elevenlabs_post_call_key,
-        "value-of-ELEVENLABS_POST_CALL_KEY"
-    );
-    assert_eq!(
-        settings.payload_storage_path,
-        "value-of-PAYLOAD_STORAGE_PATH"
-    );
-    let shown = format!("{settings:?}");
-    for secret in [
-        "ELEVENLABS_API_KEY",
-        "ELEVENLABS_POST_CALL_KEY",
-        "ELEVENLABS_CLIENT_DATA_KEY",
-        "ELEVENLABS_SEARCH_DATA_KEY",
-        "OPENMEMORY_KEY",
-    ] {
-        assert!(
-            !shown.contains(&format!("value-of-{secret}")),
-            "{secret} leaked: {shown}"
-        );
-    }
-    for plain in [
-        "OPENMEMORY_PORT",
-        "OPENMEMORY_DB_PATH",
-        "PAYLOAD_STORAGE_PATH",
-    ] {
-        assert!(
-            shown.contains(&format!("value-of-{plain}")),
-            "{plain} hidden: {shown}"
-        );
-    }
-    assert!(format!("{:?}", Settings::default()).contains("<unset>"));
-    assert_eq!(Settings::ENV_NAMES.len(), 8);
-    let only_port =
-        Settings::from_lookup(|name| (name == "OPENMEMORY_PORT").then(|| "8080".into()));
-    assert_eq!(only_port.openmemory_port, "8080");
-    assert_eq!(only_port.openmemory_key, "");
 }

@@ -2,9 +2,9 @@
 //! take that the fixtures do not show.
 
 use recall_model::{
-    ConversationTurnMetrics, EventEnvelope, FailureMetadata, FeatureEntry, NoIdentity,
-    PhoneCallInfo, PostCallData, PostCallEvent, PostCallWebhookRequest, TranscriptEntry,
-    TranscriptRole, TurnMetricsShape, WebhookType,
+    ConversationTurnMetrics, FailureMetadata, FeatureEntry, NoIdentity, PhoneCallInfo,
+    PostCallData, PostCallEvent, PostCallWebhookRequest, TranscriptEntry, TranscriptRole,
+    TurnMetricsShape, WebhookType,
 };
 use serde_json::{Value, json};
 
@@ -406,24 +406,6 @@ fn unknown_fields_at_every_level_survive_a_round_trip() {
 }
 
 #[test]
-fn envelope_without_data_ids_reports_the_missing_field() {
-    let env: EventEnvelope =
-        serde_json::from_value(json!({"type": "post_call_audio", "data": {}})).unwrap();
-    assert_eq!(env.conversation().unwrap_err().field(), "conversation_id");
-    assert_eq!(env.agent().unwrap_err().field(), "agent_id");
-    assert_eq!(env.event_time().unwrap_err().field(), "event_timestamp");
-}
-
-#[test]
-fn envelope_rejects_an_out_of_range_event_time() {
-    let env: EventEnvelope = serde_json::from_value(
-        json!({"type": "post_call_audio", "event_timestamp": -1, "data": {}}),
-    )
-    .unwrap();
-    assert_eq!(env.event_time().unwrap_err().field(), "timestamp");
-}
-
-#[test]
 fn unknown_failure_metadata_type_is_kept_raw() {
     let raw = json!({"type": "telnyx", "body": {"x": 1}});
     let meta: FailureMetadata = serde_json::from_value(raw.clone()).unwrap();
@@ -440,17 +422,7 @@ fn sip_failure_with_bad_status_code_is_rejected_naming_the_body() {
 }
 
 #[test]
-fn envelope_with_null_data_reads_with_no_ids() {
-    let env: EventEnvelope =
-        serde_json::from_value(json!({"type": "post_call_audio", "data": null})).unwrap();
-    assert_eq!(env.kind, WebhookType::PostCallAudio);
-    assert_eq!(env.data.conversation_id, None);
-}
-
-#[test]
 fn envelope_without_type_is_rejected_naming_it() {
-    let err = serde_json::from_value::<EventEnvelope>(json!({"data": {}})).unwrap_err();
-    assert!(err.to_string().contains("type"), "{err}");
     let err = serde_json::from_value::<PostCallWebhookRequest>(json!({"data": {}})).unwrap_err();
     assert!(err.to_string().contains("type"), "{err}");
 }
