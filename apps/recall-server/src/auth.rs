@@ -55,15 +55,15 @@ pub enum AuthMethod {
 /// The first half of authenticating a client-data or search-data
 /// request, done before any body byte is read.
 #[derive(Debug)]
-pub enum SmallWebhookAuth {
+pub enum InCallWebhookAuth {
     /// A shared-secret header matched: the request is authentic.
     SharedSecret,
     /// An `ElevenLabs-Signature` with a timestamp in the window: the body
-    /// must still match it ([`SmallWebhookAuth::finish`]).
+    /// must still match it ([`InCallWebhookAuth::finish`]).
     Signature(StreamingVerifier),
 }
 
-impl SmallWebhookAuth {
+impl InCallWebhookAuth {
     /// Checks the headers of a client-data or search-data request with the
     /// route's `verifier` (its secrets double as the shared secrets). A
     /// shared-secret header, when present, decides; otherwise an

@@ -9,8 +9,8 @@
 //! | `GET /ready` | the store answers and the payload directory is writable |
 //! | `GET /metrics` | Prometheus metrics |
 
+pub mod in_call;
 pub mod post_call;
-pub mod small;
 
 use std::time::Instant;
 
@@ -29,12 +29,12 @@ use crate::startup::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/webhook/client-data")
-            .route(web::post().to(small::client_data))
+            .route(web::post().to(in_call::client_data))
             .default_service(method_not_allowed("POST")),
     )
     .service(
         web::resource("/webhook/search-data")
-            .route(web::post().to(small::search_data))
+            .route(web::post().to(in_call::search_data))
             .default_service(method_not_allowed("POST")),
     )
     .service(

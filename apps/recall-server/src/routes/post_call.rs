@@ -11,7 +11,7 @@ use recall_signature::SIGNATURE_HEADER;
 
 use crate::auth::{header, now_unix, reject};
 use crate::error::ApiError;
-use crate::routes::small::{announced_length, body_timeout};
+use crate::routes::in_call::{announced_length, body_timeout};
 use crate::startup::AppState;
 
 /// `Retry-After` of a 503 for too many uploads at once, in seconds.

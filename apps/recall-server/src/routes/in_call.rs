@@ -1,6 +1,7 @@
-//! The two small webhooks: client-data (greet a ringing caller) and
-//! search-data (the agent's memory tool). Bodies are read whole, up to the
-//! configured limit (64 KiB by default), authenticated, then parsed.
+//! The webhooks called during a call, on its critical path: client-data
+//! (greet a ringing caller) and search-data (the agent's memory tool). Bodies
+//! are small and read whole, up to the configured limit (64 KiB by
+//! default), authenticated, then parsed.
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use recall_service::SearchError;
 
 use recall_signature::Verifier;
 
-use crate::auth::SmallWebhookAuth;
+use crate::auth::InCallWebhookAuth;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -71,7 +72,7 @@ pub async fn read_body(
         .map_err(|_| body_timeout(timeout))?
 }
 
-/// Authenticates a small webhook with its route's `verifier` (credentials
+/// Authenticates an in-call webhook with its route's `verifier` (credentials
 /// first: without them not a byte of the body is read), reads the body
 /// within the configured limit and time, and parses it as `T`.
 async fn authenticated_json<T: serde::de::DeserializeOwned>(
@@ -80,7 +81,7 @@ async fn authenticated_json<T: serde::de::DeserializeOwned>(
     verifier: &Verifier,
     config: &Config,
 ) -> Result<T, ApiError> {
-    let auth = SmallWebhookAuth::start(req, verifier)?;
+    let auth = InCallWebhookAuth::start(req, verifier)?;
     let body = read_body(
         req,
         payload,
