@@ -84,20 +84,8 @@ nap() { read -r -t "$1" -u "$SLEEP_FD" _ || true; }
 
 now_us() { local t=${EPOCHREALTIME/[.,]/}; echo "$t"; }
 
-# A loopback port nobody listens on.
-free_port() {
-  local p fd
-  for _ in $(seq 100); do
-    p=$((20000 + RANDOM % 40000))
-    if { exec {fd}<>"/dev/tcp/127.0.0.1/$p"; } 2>/dev/null; then
-      exec {fd}>&-
-    else
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
-}
+# shellcheck source=scripts/lib/free-port.sh
+source "$ROOT/scripts/lib/free-port.sh"
 
 # GET 127.0.0.1:$1$2 with bash's /dev/tcp (no fork): true on 200.
 get_ok() {

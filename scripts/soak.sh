@@ -67,19 +67,8 @@ export RECALL_LOG=warn
 export RECALL_RETRY_INITIAL_MS=200
 export RECALL_RETRY_MAX_SECS=2
 
-free_port() {
-  local p fd
-  for _ in $(seq 100); do
-    p=$((20000 + RANDOM % 40000))
-    if { exec {fd}<>"/dev/tcp/127.0.0.1/$p"; } 2>/dev/null; then
-      exec {fd}>&-
-    else
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
-}
+# shellcheck source=scripts/lib/free-port.sh
+source "$ROOT/scripts/lib/free-port.sh"
 
 # start DATA_DIR [VAR=value...]: the server on a free port; sets PORT, BASE.
 # A port taken between the check and the bind is tried again with another.

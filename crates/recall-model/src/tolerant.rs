@@ -90,14 +90,12 @@ impl PostCallWebhookRequest {
             Some(raw) => match raw.as_i64() {
                 Some(secs) if UnixTimestamp::from_secs(secs).is_ok() => Some(secs),
                 _ => {
-                    problems.push(FieldProblem::new(
+                    let error = ValueError::new(
                         "event_timestamp",
-                        format!(
-                            "must be whole unix seconds from 0 to {} (got {})",
-                            UnixTimestamp::MAX_SECS,
-                            shorten(&raw.to_string())
-                        ),
-                    ));
+                        "must be whole unix seconds from 0 to 253402300799",
+                        raw.to_string(),
+                    );
+                    problems.push(FieldProblem::new("event_timestamp", error.to_string()));
                     None
                 }
             },
@@ -251,16 +249,6 @@ fn kind_of(value: &Value) -> String {
         Value::Object(_) => "an object",
     }
     .to_owned()
-}
-
-fn shorten(text: &str) -> String {
-    const MAX: usize = 64;
-    if text.chars().count() <= MAX {
-        text.to_owned()
-    } else {
-        let head: String = text.chars().take(MAX).collect();
-        format!("{head}…")
-    }
 }
 
 #[cfg(test)]
@@ -453,9 +441,8 @@ mod tests {
     fn every_documented_fixture_reads_without_problems() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../../shared/fixtures/elevenlabs");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return;
-        };
+        let entries = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("the shared fixtures at {}: {e}", dir.display()));
         let mut seen = 0;
         for entry in entries {
             let path = entry.unwrap().path();
@@ -477,6 +464,6 @@ mod tests {
             assert_eq!(tolerant, strict, "{}", path.display());
             seen += 1;
         }
-        assert!(seen > 0 || !dir.exists());
+        assert!(seen >= 4, "only {seen} post-call fixtures read");
     }
 }

@@ -485,17 +485,21 @@ impl UnixTimestamp {
     /// assert!(UnixTimestamp::parse_rfc3339("yesterday").is_err());
     /// ```
     pub fn parse_rfc3339(raw: &str) -> Result<Self, ValueError> {
-        let parsed =
-            time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| {
-                    ValueError::new(
-                        "timestamp",
-                        "must be an RFC 3339 date-time such as 2025-02-14T12:48:17Z",
-                        raw,
-                    )
-                })?;
-        Self::from_secs(parsed.unix_timestamp())
+        Self::from_secs(rfc3339_secs(raw)?)
     }
+}
+
+/// The unix seconds of an RFC 3339 date-time, any year.
+fn rfc3339_secs(raw: &str) -> Result<i64, ValueError> {
+    time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map(time::OffsetDateTime::unix_timestamp)
+        .map_err(|_| {
+            ValueError::new(
+                "timestamp",
+                "must be an RFC 3339 date-time such as 2025-02-14T12:48:17Z",
+                raw,
+            )
+        })
 }
 
 impl UnixTimestamp {
@@ -511,16 +515,7 @@ impl UnixTimestamp {
     /// assert!(UnixTimestamp::parse_rfc3339_saturating("yesterday").is_err());
     /// ```
     pub fn parse_rfc3339_saturating(raw: &str) -> Result<Self, ValueError> {
-        let parsed =
-            time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| {
-                    ValueError::new(
-                        "timestamp",
-                        "must be an RFC 3339 date-time such as 2025-02-14T12:48:17Z",
-                        raw,
-                    )
-                })?;
-        Ok(Self::from_secs_saturating(parsed.unix_timestamp()))
+        Ok(Self::from_secs_saturating(rfc3339_secs(raw)?))
     }
 
     /// `secs`, brought within 0 to [`Self::MAX_SECS`].

@@ -143,58 +143,20 @@ impl Service {
             let next_cursor = more.then(|| cursors[limit - 1].clone());
             EventPage { items, next_cursor }
         };
-        match status {
-            EventStatus::Pending => {
-                let mut entries: Vec<(EventKey, u32, Option<String>)> = self
-                    .pending()
-                    .iter()
-                    .filter(|(k, _)| after(k))
-                    .map(|(k, e)| (k.clone(), e.attempts, e.last_error.clone()))
-                    .collect();
-                entries.sort_by_cached_key(|e| key_cursor(&e.0));
-                entries.truncate(limit + 1);
-                let cursors = entries.iter().map(|(k, ..)| key_cursor(k)).collect();
-                let items = entries
-                    .into_iter()
-                    .map(|(key, attempts, reason)| EventEntry {
-                        status,
-                        conversation_id: Some(key.0),
-                        event_type: Some(key.1),
-                        reason,
-                        attempts,
-                        file: None,
-                        bytes: None,
-                        received_at: None,
-                    })
-                    .collect();
-                Ok(page_of(items, cursors))
-            }
-            EventStatus::Failed => {
-                let mut entries: Vec<(EventKey, String)> = self
-                    .failed()
-                    .iter()
-                    .filter(|(k, _)| after(k))
-                    .map(|(k, r)| (k.clone(), r.clone()))
-                    .collect();
-                // The map orders by (conversation, type), the cursor by its text.
-                entries.sort_by_cached_key(|e| key_cursor(&e.0));
-                entries.truncate(limit + 1);
-                let cursors = entries.iter().map(|(k, _)| key_cursor(k)).collect();
-                let items = entries
-                    .into_iter()
-                    .map(|(key, reason)| EventEntry {
-                        status,
-                        conversation_id: Some(key.0),
-                        event_type: Some(key.1),
-                        reason: Some(reason),
-                        attempts: 0,
-                        file: None,
-                        bytes: None,
-                        received_at: None,
-                    })
-                    .collect();
-                Ok(page_of(items, cursors))
-            }
+        // Pending and failed events: (key, attempts, reason).
+        let mut entries: Vec<(EventKey, u32, Option<String>)> = match status {
+            EventStatus::Pending => self
+                .pending()
+                .iter()
+                .filter(|(k, _)| after(k))
+                .map(|(k, e)| (k.clone(), e.attempts, e.last_error.clone()))
+                .collect(),
+            EventStatus::Failed => self
+                .failed()
+                .iter()
+                .filter(|(k, _)| after(k))
+                .map(|(k, r)| (k.clone(), 0, Some(r.clone())))
+                .collect(),
             EventStatus::Quarantined => {
                 let payloads = self.payloads().clone();
                 let after = cursor.map(str::to_owned);
@@ -217,9 +179,26 @@ impl Service {
                         received_at: b.received,
                     })
                     .collect();
-                Ok(page_of(items, cursors))
+                return Ok(page_of(items, cursors));
             }
-        }
+        };
+        entries.sort_by_cached_key(|e| key_cursor(&e.0));
+        entries.truncate(limit + 1);
+        let cursors = entries.iter().map(|(k, ..)| key_cursor(k)).collect();
+        let items = entries
+            .into_iter()
+            .map(|(key, attempts, reason)| EventEntry {
+                status,
+                conversation_id: Some(key.0),
+                event_type: Some(key.1),
+                reason,
+                attempts,
+                file: None,
+                bytes: None,
+                received_at: None,
+            })
+            .collect();
+        Ok(page_of(items, cursors))
     }
 
     /// Forgets the failures of a conversation that was erased.

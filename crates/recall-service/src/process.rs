@@ -51,7 +51,10 @@ pub(crate) enum Step {
         /// Fields skipped or shortened; the rest of the event was used.
         problems: Vec<FieldProblem>,
     },
+    /// A retryable failure of the payload store or the disk.
     Retry(String),
+    /// The memory store is down (retryable): the rest of a pass waits too.
+    StoreDown(String),
     Failed(String),
 }
 
@@ -292,7 +295,7 @@ impl Service {
             }
             let kind = WebhookType::parse(&key.1);
             let step = self.process_one(&key.0, &kind).await;
-            let outage = matches!(&step, Step::Retry(reason) if reason.starts_with(STORE_RETRY));
+            let outage = matches!(step, Step::StoreDown(_));
             self.settle(&key, step, &mut report);
             if outage && only_due {
                 // The store is down: the rest of the batch would only wait
@@ -352,7 +355,7 @@ impl Service {
                 report.failed += 1;
                 tracing::error!(%conversation, event_type = %kind, reason, "event processing failed; not retried");
             }
-            Step::Retry(reason) => {
+            Step::Retry(reason) | Step::StoreDown(reason) => {
                 self.stats().add_retry();
                 report.retrying += 1;
                 let mut pending = self.pending();
@@ -411,7 +414,7 @@ impl Service {
                 problems,
             } => (outcome, written, unchanged, problems),
             Step::Failed(reason) => return self.record_failure(conversation, kind, reason).await,
-            Step::Retry(_) => return step,
+            Step::Retry(_) | Step::StoreDown(_) => return step,
         };
         if let Some(observer) = self.inner.observer.get() {
             observer.processed(conversation, kind, &event).await;
@@ -701,13 +704,10 @@ pub(crate) fn read_event(
         .map_err(|e| Step::Failed(format!("nothing usable in the event: {e}")))
 }
 
-/// How a retry caused by the memory store starts.
-const STORE_RETRY: &str = "memory store: ";
-
 /// A store failure: retry later, or give up when retrying cannot help.
 fn store_step(e: &MemoryError) -> Step {
     if e.is_retryable() {
-        Step::Retry(format!("{STORE_RETRY}{e}"))
+        Step::StoreDown(format!("memory store: {e}"))
     } else {
         Step::Failed(format!("memory store: {e}"))
     }
