@@ -142,9 +142,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("--conversation: {e}"))?;
             runtime()?.block_on(async {
-                let service = recall_server::open_service(&config, None)?;
-                let index = recall_server::admin::open_index(&config).await?;
-                recall_server::admin::index_processed_events(&service, index);
+                let (service, _) = recall_server::open_service(&config, None).await?;
                 let report = if *failed {
                     service.replay_failed().await?
                 } else {
@@ -170,15 +168,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let config = load(cli)?;
             let caller = PhoneNumber::parse(number).map_err(|e| anyhow::anyhow!("{e}"))?;
             runtime()?.block_on(async {
-                let service = recall_server::open_service(&config, None)?;
-                let index = recall_server::admin::open_index(&config).await?;
-                let report = recall_server::admin::erase_caller(
-                    &service,
-                    &index,
-                    &config.payload_dir,
-                    &caller,
-                )
-                .await?;
+                let (service, _) = recall_server::open_service(&config, None).await?;
+                let report = service.erase_caller(&caller).await?;
                 println!(
                     "forgot {}: {} memories, {} conversations, {} stored events, {} audio files, {} indexed calls removed",
                     caller.masked(),
@@ -194,15 +185,15 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Reindex) => {
             let config = load(cli)?;
             let runtime = runtime()?;
-            let report = runtime.block_on(recall_server::admin::reindex(&config))?;
+            let (report, embedded) = runtime.block_on(async {
+                let (service, _) = recall_server::open_service(&config, None).await?;
+                let report = service.reindex().await?;
+                anyhow::Ok((report, service.backfill_embeddings().await?))
+            })?;
             println!(
                 "indexed {} calls and {} calls that never connected, {} with audio; {} unreadable events skipped",
                 report.transcriptions, report.initiation_failures, report.audio, report.skipped
             );
-            let embedded = runtime.block_on(async {
-                let service = recall_server::startup::open_service(&config, None)?;
-                anyhow::Ok(service.backfill_embeddings().await?)
-            })?;
             println!(
                 "embedded {} memories ({} gone meanwhile)",
                 embedded.embedded, embedded.gone

@@ -72,15 +72,18 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MemoryStore>> {
     })
 }
 
-/// Opens the store and the payload store and builds the service (for the
-/// server and for `recall replay` / `recall forget`).
+/// Opens every store the service owns — memories, payloads, call index —
+/// and builds the service (for the server and for `recall replay`,
+/// `recall forget`, `recall reindex`). A new call index is filled from the
+/// events already stored (an upgrade, or a deleted index), so it is never
+/// silently empty. Returns the call index too, for the operator's reads.
 ///
 /// # Errors
-/// When the store or the payload directory cannot be opened.
-pub fn open_service(
+/// When a store cannot be opened.
+pub async fn open_service(
     config: &Config,
     store: Option<Arc<dyn MemoryStore>>,
-) -> anyhow::Result<Service> {
+) -> anyhow::Result<(Service, recall_calls::CallIndex)> {
     let store = match store {
         Some(store) => store,
         None => open_store(config)?,
@@ -101,10 +104,22 @@ pub fn open_service(
     let embedder = recall_embed::load(config.embedding_model.as_deref())
         .context("cannot load the embedding model (RECALL_EMBEDDING_MODEL)")?;
     tracing::debug!(model = embedder.model_id(), "embedding model loaded");
-    Ok(Service::builder(store, payloads)
+    let (index, fresh) = crate::admin::open_index(config).await?;
+    let service = Service::builder(store, payloads)
         .config(config.service.clone())
         .embedder(embedder)
-        .build())
+        .call_index(Arc::new(index.clone()))
+        .build();
+    if fresh {
+        let report = service.reindex().await.with_context(|| {
+            format!(
+                "cannot index the payloads in {}",
+                config.payload_dir.display()
+            )
+        })?;
+        tracing::info!(?report, "call index created");
+    }
+    Ok((service, index))
 }
 
 /// A built server, bound and ready to run.
@@ -149,7 +164,7 @@ impl Application {
             Some(store) => store,
             None => open_store(&config)?,
         };
-        let service = open_service(&config, Some(store.clone()))?;
+        let (service, index) = open_service(&config, Some(store.clone())).await?;
         // The backlog is known before the first request: /metrics and
         // /api/events count what a previous run left from the start.
         let scan = std::time::Instant::now();
@@ -163,15 +178,11 @@ impl Application {
             elapsed_ms = scan.elapsed().as_millis() as u64,
             "post-call backlog read"
         );
-        let index = crate::admin::open_index(&config).await?;
-        // Before the worker starts: every processed event reaches the index.
-        crate::admin::index_processed_events(&service, index.clone());
         let admin = crate::admin::AdminState {
             tokens: config.admin_tokens.clone(),
             service: service.clone(),
             store,
             index,
-            payload_dir: config.payload_dir.clone(),
         };
 
         let listener = TcpListener::bind(config.bind)

@@ -1,29 +1,30 @@
-//! Recall's call index.
+//! Recall's call index: the SQLite adapter of the
+//! [`recall_service::CallIndex`] port.
 //!
-//! The payload store keeps every post-call event as a file
-//! (`<payload root>/<conversation_id>/<type>.json`); that is the source of
+//! The payload store keeps every post-call event; that is the source of
 //! truth. The operator read API (call list, transcript, analytics) must not
-//! scan those files on every request, so this crate keeps a small SQLite
+//! read those events on every request, so this crate keeps a small SQLite
 //! database beside them (`<data>/calls.db`, WAL mode) with one row per
-//! call, updated as each stored event is processed and rebuilt from the payload
-//! files by [`CallIndex::reindex`] (`recall reindex`).
+//! call. It is fed by the service with typed, processed events
+//! ([`recall_service::ProcessedEvent`]) whose caller the service already
+//! decided; it never reads payload files or decides who a call belongs to.
+//! `recall reindex` ([`recall_service::Service::reindex`]) rebuilds it by
+//! replaying the stored events through the service.
 //!
-//! * A `post_call_transcription` event becomes a connected call:
-//!   [`CallIndex::record_transcription`].
-//! * A `call_initiation_failure` event becomes a call that never connected
-//!   ([`CallIndex::record_initiation_failure`]): status `failed`,
-//!   unsuccessful, no duration or cost. A later transcription for the same
-//!   conversation replaces it; a failure never replaces a transcription.
-//! * A `post_call_audio` event marks the call as having audio
-//!   ([`CallIndex::record_audio`]); it may arrive before or after the
-//!   transcription.
+//! * A `post_call_transcription` event becomes a connected call.
+//! * A `call_initiation_failure` event becomes a call that never connected:
+//!   status `failed`, unsuccessful, no duration or cost. A later
+//!   transcription for the same conversation replaces it; a failure never
+//!   replaces a transcription.
+//! * A `post_call_audio` event marks the call as having audio; it may
+//!   arrive before or after the transcription.
 //!
 //! Recording the same event again changes nothing (ElevenLabs may deliver
 //! an event twice).
 //!
 //! Every method is `async` and runs its SQLite work on Tokio's blocking
-//! thread pool ([`tokio::task::spawn_blocking`]), so it never blocks the
-//! runtime; it must be called from within a Tokio runtime.
+//! thread pool, so it never blocks the runtime; it must be called from
+//! within a Tokio runtime.
 //!
 //! # Definitions used by [`CallIndex::analytics`]
 //!
@@ -46,19 +47,22 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), recall_calls::CallsError> {
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use recall_calls::{CallIndex, CallQuery};
-//! use serde_json::json;
+//! use recall_model::{ConversationId, PostCallWebhookRequest};
+//! use recall_service::{CallIndex as _, ProcessedEvent};
 //!
-//! let dir = tempfile::tempdir().unwrap();
+//! let dir = tempfile::tempdir()?;
 //! let index = CallIndex::open(dir.path().join("calls.db")).await?;
-//! let event = json!({"type": "post_call_transcription", "event_timestamp": 1739537297,
-//!     "data": {"agent_id": "xyz", "conversation_id": "abc", "status": "done",
-//!         "metadata": {"start_time_unix_secs": 1739537297, "call_duration_secs": 22, "cost": 296},
-//!         "analysis": {"call_successful": "success"},
-//!         "conversation_initiation_client_data": {
-//!             "dynamic_variables": {"system__caller_id": "+16129782029"}}}});
-//! index.record_event(&event).await?;
+//! let request: PostCallWebhookRequest = serde_json::from_str(r#"{
+//!   "type": "post_call_transcription", "event_timestamp": 1739537297,
+//!   "data": {"agent_id": "xyz", "conversation_id": "abc", "status": "done",
+//!     "metadata": {"start_time_unix_secs": 1739537297, "call_duration_secs": 22, "cost": 296},
+//!     "analysis": {"call_successful": "success"},
+//!     "conversation_initiation_client_data": {
+//!       "dynamic_variables": {"system__caller_id": "+16129782029"}}}}"#)?;
+//! let event = ProcessedEvent::from_request(ConversationId::parse("abc")?, request);
+//! index.record(&event).await?;
 //!
 //! let page = index.list_calls(CallQuery::default()).await?;
 //! assert_eq!(page.items.len(), 1);
@@ -74,13 +78,11 @@ mod ui;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use recall_model::{AgentId, ConversationId, PhoneNumber, UnixTimestamp};
+use recall_model::{AgentId, ConversationId, PhoneNumber, UnixTimestamp, WebhookType};
+use recall_service::{CallIndexError, ProcessedEvent};
 use serde_json::Value;
 
-use crate::extract::{CallRecord, Caller};
-
-/// The file in which Recall's service records a conversation's caller.
-const CALLER_FILE: &str = "caller";
+use crate::extract::CallRecord;
 
 /// The file name of the index inside the data directory.
 pub const INDEX_FILE_NAME: &str = "calls.db";
@@ -250,19 +252,6 @@ pub struct DailyCalls {
     pub successful: u64,
 }
 
-/// What [`CallIndex::reindex`] found.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct ReindexReport {
-    /// Transcription events indexed.
-    pub transcriptions: u64,
-    /// Initiation failures indexed.
-    pub initiation_failures: u64,
-    /// Calls with stored audio.
-    pub audio: u64,
-    /// Payload files that could not be read as events (logged, skipped).
-    pub skipped: u64,
-}
-
 /// The call index: a handle to one SQLite file, cheap to clone and share.
 #[derive(Clone)]
 pub struct CallIndex {
@@ -313,92 +302,6 @@ impl CallIndex {
             let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
             f(&mut guard)
         })
-        .await
-    }
-
-    /// Indexes any post-call event envelope by its `type`:
-    /// transcription, initiation failure or audio. Other types are
-    /// ignored. The caller is read from the event.
-    ///
-    /// # Errors
-    /// [`CallsError::InvalidEvent`] when ids are missing or invalid.
-    pub async fn record_event(&self, event: &Value) -> Result<(), CallsError> {
-        self.record(event, Caller::FromEvent).await
-    }
-
-    /// [`record_event`](Self::record_event), with the caller decided by
-    /// whoever processed the event (Recall's service records it beside the
-    /// payload): `None` means the call has no caller identity. This keeps
-    /// the index attributing calls exactly as memories are attributed, so
-    /// erasing a caller erases their index rows too (on an outbound call,
-    /// for instance, the event's `system__caller_id` is the agent's own
-    /// line, not the person called).
-    ///
-    /// # Errors
-    /// [`CallsError::InvalidEvent`] when ids are missing or invalid.
-    pub async fn record_event_for(
-        &self,
-        event: &Value,
-        caller: Option<&PhoneNumber>,
-    ) -> Result<(), CallsError> {
-        self.record(event, Caller::Decided(caller)).await
-    }
-
-    async fn record(&self, event: &Value, caller: Caller<'_>) -> Result<(), CallsError> {
-        let upsert = |record: CallRecord| self.with_conn(move |conn| store::upsert(conn, &record));
-        match event.get("type").and_then(Value::as_str) {
-            Some("post_call_transcription") => upsert(extract::transcription(event, caller)?).await,
-            Some("call_initiation_failure") => {
-                upsert(extract::initiation_failure(event, caller)?).await
-            }
-            Some("post_call_audio") => {
-                let id = event
-                    .pointer("/data/conversation_id")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| {
-                        CallsError::InvalidEvent("data.conversation_id is required".into())
-                    })?;
-                let id = ConversationId::parse(id)
-                    .map_err(|e| CallsError::InvalidEvent(e.to_string()))?;
-                self.record_audio(&id).await
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Indexes a `post_call_transcription` event (the whole envelope, or
-    /// its `data`). `caller` overrides the caller read from the event
-    /// (`system__caller_id`, else `metadata.phone_call.external_number`).
-    ///
-    /// # Errors
-    /// [`CallsError::InvalidEvent`] when ids are missing or invalid.
-    pub async fn record_transcription(
-        &self,
-        event: &Value,
-        caller: Option<&PhoneNumber>,
-    ) -> Result<(), CallsError> {
-        self.record(
-            event,
-            caller.map_or(Caller::FromEvent, |c| Caller::Decided(Some(c))),
-        )
-        .await
-    }
-
-    /// Indexes a `call_initiation_failure` event (the whole envelope, or
-    /// its `data`). `caller` overrides the number read from the event (the
-    /// called party of the failed call).
-    ///
-    /// # Errors
-    /// [`CallsError::InvalidEvent`] when ids are missing or invalid.
-    pub async fn record_initiation_failure(
-        &self,
-        event: &Value,
-        caller: Option<&PhoneNumber>,
-    ) -> Result<(), CallsError> {
-        self.record(
-            event,
-            caller.map_or(Caller::FromEvent, |c| Caller::Decided(Some(c))),
-        )
         .await
     }
 
@@ -468,122 +371,47 @@ impl CallIndex {
         self.with_conn(move |conn| store::forget(conn, &phone))
             .await
     }
+}
 
-    /// Rebuilds the whole index from the payload files under
-    /// `payload_root` (`<conversation_id>/post_call_transcription.json`,
-    /// `call_initiation_failure.json`, and `audio.mp3` or
-    /// `post_call_audio.json` for audio), in one transaction: readers see
-    /// the old index until the new one is complete. Unreadable files are
-    /// logged and counted as skipped.
-    ///
-    /// # Errors
-    /// [`CallsError::Io`] when the payload root cannot be listed.
-    pub async fn reindex(
+#[async_trait::async_trait]
+impl recall_service::CallIndex for CallIndex {
+    async fn record(&self, event: &ProcessedEvent) -> Result<(), CallIndexError> {
+        match CallRecord::from_event(event)? {
+            Some(record) => self
+                .with_conn(move |conn| store::upsert(conn, &record))
+                .await
+                .map_err(CallIndexError::from),
+            None if event.kind == WebhookType::PostCallAudio => {
+                Ok(self.record_audio(&event.conversation).await?)
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn rebuild(
         &self,
-        payload_root: impl AsRef<Path>,
-    ) -> Result<ReindexReport, CallsError> {
-        let root = payload_root.as_ref().to_path_buf();
-        let records = blocking(move || read_payloads(&root)).await?;
-        self.with_conn(move |conn| store::replace_all(conn, &records))
-            .await
+        mut events: tokio::sync::mpsc::Receiver<ProcessedEvent>,
+    ) -> Result<u64, CallIndexError> {
+        Ok(self
+            .with_conn(move |conn| store::replace_all(conn, &mut events))
+            .await?)
+    }
+
+    async fn forget_caller(
+        &self,
+        caller: &PhoneNumber,
+    ) -> Result<Vec<ConversationId>, CallIndexError> {
+        Ok(CallIndex::forget_caller(self, caller).await?)
     }
 }
 
-/// What reindexing read from the payload files.
-pub(crate) struct Payloads {
-    pub(crate) records: Vec<CallRecord>,
-    pub(crate) audio: Vec<ConversationId>,
-    pub(crate) skipped: u64,
-}
-
-fn read_payloads(root: &Path) -> Result<Payloads, CallsError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| CallsError::Io { path, source }
-    };
-    let mut out = Payloads {
-        records: Vec::new(),
-        audio: Vec::new(),
-        skipped: 0,
-    };
-    let entries = match std::fs::read_dir(root) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(io(root)(e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(io(root))?;
-        if !entry.file_type().map_err(io(&entry.path()))?.is_dir() {
-            continue;
-        }
-        let Some(id) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| ConversationId::parse(name).ok())
-        else {
-            continue;
-        };
-        let dir = entry.path();
-        let mut read = |file: &str| -> Option<Value> {
-            let path = dir.join(file);
-            let bytes = match std::fs::read(&path) {
-                Ok(bytes) => bytes,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "reindex: unreadable payload");
-                    out.skipped += 1;
-                    return None;
-                }
-            };
-            match serde_json::from_slice(&bytes) {
-                Ok(value) => Some(value),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "reindex: payload is not JSON");
-                    out.skipped += 1;
-                    None
-                }
-            }
-        };
-        let transcription = read("post_call_transcription.json");
-        let failure = read("call_initiation_failure.json");
-        let mut push = |result: Result<CallRecord, CallsError>, file: &str| match result {
-            Ok(record) => out.records.push(record),
-            Err(e) => {
-                tracing::warn!(conversation_id = %id.as_str(), file, error = %e, "reindex: event skipped");
-                out.skipped += 1;
-            }
-        };
-        // The caller as the service decided it (its `caller` file); an
-        // event it processed without one has no caller identity; one not
-        // processed yet is read by the index's own rule until it is.
-        let decided = std::fs::read_to_string(dir.join(CALLER_FILE))
-            .ok()
-            .and_then(|raw| PhoneNumber::parse(raw.trim()).ok());
-        let caller_for = |kind: &str| match &decided {
-            Some(phone) => Caller::Decided(Some(phone)),
-            None if dir.join(format!("{kind}.done")).is_file() => Caller::Decided(None),
-            None => Caller::FromEvent,
-        };
-        // A transcription supersedes a failure of the same conversation, as
-        // when recorded live: the failure goes first so the transcription wins.
-        if let Some(event) = failure {
-            push(
-                extract::initiation_failure(&event, caller_for("call_initiation_failure")),
-                "call_initiation_failure.json",
-            );
-        }
-        if let Some(event) = transcription {
-            push(
-                extract::transcription(&event, caller_for("post_call_transcription")),
-                "post_call_transcription.json",
-            );
-        }
-        // Only decoded audio counts: the audio route serves audio.mp3.
-        if dir.join("audio.mp3").is_file() {
-            out.audio.push(id);
+impl From<CallsError> for CallIndexError {
+    fn from(error: CallsError) -> Self {
+        match error {
+            CallsError::InvalidEvent(reason) => CallIndexError::InvalidEvent(reason),
+            other => CallIndexError::unavailable(other),
         }
     }
-    Ok(out)
 }
 
 async fn blocking<T, F>(f: F) -> Result<T, CallsError>

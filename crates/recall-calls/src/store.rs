@@ -5,14 +5,15 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use recall_model::{AgentId, ConversationId, PhoneNumber, UnixTimestamp};
+use recall_model::{AgentId, ConversationId, PhoneNumber, UnixTimestamp, WebhookType};
+use recall_service::ProcessedEvent;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use crate::extract::{CallRecord, Kind};
 use crate::{
     Analytics, AnalyticsQuery, CallDetail, CallQuery, CallsError, CollectedValue, DailyCalls,
-    IndexedCall, Page, Payloads, ReindexReport, Turn,
+    IndexedCall, Page, Turn,
 };
 
 /// The schema version written to `PRAGMA user_version`.
@@ -378,31 +379,30 @@ pub(crate) fn forget(
     Ok(ids)
 }
 
+/// Replaces every row with the events received until the sender is
+/// dropped, in one transaction; returns how many calls the index holds.
 pub(crate) fn replace_all(
     conn: &mut Connection,
-    payloads: &Payloads,
-) -> Result<ReindexReport, CallsError> {
+    events: &mut tokio::sync::mpsc::Receiver<ProcessedEvent>,
+) -> Result<u64, CallsError> {
     let tx = conn.transaction()?;
     tx.execute_batch("DELETE FROM collected; DELETE FROM audio; DELETE FROM calls;")?;
-    for record in &payloads.records {
-        write(&tx, record)?;
+    while let Some(event) = events.blocking_recv() {
+        match CallRecord::from_event(&event) {
+            Ok(Some(record)) => write(&tx, &record)?,
+            Ok(None) if event.kind == WebhookType::PostCallAudio => {
+                tx.execute(
+                    "INSERT OR IGNORE INTO audio (conversation_id) VALUES (?1)",
+                    [event.conversation.as_str()],
+                )?;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(conversation_id = %event.conversation, error = %e, "reindex: event skipped");
+            }
+        }
     }
-    for id in &payloads.audio {
-        tx.execute(
-            "INSERT OR IGNORE INTO audio (conversation_id) VALUES (?1)",
-            [id.as_str()],
-        )?;
-    }
-    let count = |sql: &str| -> rusqlite::Result<u64> {
-        tx.query_row(sql, [], |row| row.get::<_, i64>(0))
-            .map(|n| n.max(0) as u64)
-    };
-    let report = ReindexReport {
-        transcriptions: count("SELECT COUNT(*) FROM calls WHERE kind = 'transcription'")?,
-        initiation_failures: count("SELECT COUNT(*) FROM calls WHERE kind = 'initiation_failure'")?,
-        audio: count("SELECT COUNT(*) FROM audio")?,
-        skipped: payloads.skipped,
-    };
+    let calls = tx.query_row("SELECT COUNT(*) FROM calls", [], |row| row.get::<_, i64>(0))?;
     tx.commit()?;
-    Ok(report)
+    Ok(calls.max(0) as u64)
 }

@@ -1,9 +1,10 @@
 //! The call index against the real ElevenLabs fixtures.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use recall_calls::{AnalyticsQuery, CallIndex, CallQuery, CallsError, MAX_LIMIT, ReindexReport};
-use recall_model::{AgentId, ConversationId, PhoneNumber, UnixTimestamp};
+use recall_calls::{AnalyticsQuery, CallIndex, CallQuery, CallsError, MAX_LIMIT};
+use recall_model::{AgentId, ConversationId, PhoneNumber, PostCallWebhookRequest, UnixTimestamp};
+use recall_service::{CallIndex as _, CallIndexError, ProcessedEvent};
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> Value {
@@ -42,6 +43,22 @@ fn transcription(id: &str, caller: Option<&str>, start: i64, outcome: &str) -> V
     event
 }
 
+/// A raw event as the service hands it to the index once processed:
+/// typed, its caller decided by the one caller rule.
+fn processed(event: &Value) -> ProcessedEvent {
+    let (request, _) = PostCallWebhookRequest::from_value_tolerant(event.clone()).unwrap();
+    let id = request.data.conversation_id().unwrap().to_owned();
+    ProcessedEvent::from_request(conv(&id), request)
+}
+
+/// [`processed`], attributed to `caller` whatever the event says.
+fn for_caller(event: &Value, caller: Option<&PhoneNumber>) -> ProcessedEvent {
+    ProcessedEvent {
+        caller: caller.cloned(),
+        ..processed(event)
+    }
+}
+
 async fn open() -> (tempfile::TempDir, CallIndex) {
     let dir = tempfile::tempdir().unwrap();
     let index = CallIndex::open(dir.path().join("calls.db")).await.unwrap();
@@ -53,7 +70,7 @@ async fn a_transcription_fixture_is_listed_and_shown_with_its_transcript() {
     let (_dir, index) = open().await;
     let event = fixture("post_call_transcription.docs-example.json");
     index
-        .record_transcription(&event, Some(&phone("+16129782029")))
+        .record(&for_caller(&event, Some(&phone("+16129782029"))))
         .await
         .unwrap();
 
@@ -90,20 +107,30 @@ async fn a_transcription_fixture_is_listed_and_shown_with_its_transcript() {
 }
 
 #[tokio::test]
-async fn the_caller_is_read_from_the_event_and_withheld_ids_are_not_kept() {
+async fn the_caller_is_the_one_the_rule_decided_and_withheld_ids_are_not_kept() {
     let (_dir, index) = open().await;
     index
-        .record_event(&transcription("c1", Some("+16129782029"), 100, "success"))
+        .record(&processed(&transcription(
+            "c1",
+            Some("+16129782029"),
+            100,
+            "success",
+        )))
         .await
         .unwrap();
     index
-        .record_event(&transcription("c2", Some("anonymous"), 200, "success"))
+        .record(&processed(&transcription(
+            "c2",
+            Some("anonymous"),
+            200,
+            "success",
+        )))
         .await
         .unwrap();
     let mut inbound = transcription("c3", None, 300, "success");
     inbound["data"]["metadata"]["phone_call"] =
         json!({"type": "twilio", "external_number": "+441111111111", "direction": "inbound"});
-    index.record_event(&inbound).await.unwrap();
+    index.record(&processed(&inbound)).await.unwrap();
 
     let c1 = index.get_call(&conv("c1")).await.unwrap().unwrap();
     assert_eq!(c1.call.caller, Some(phone("+16129782029")));
@@ -122,7 +149,7 @@ async fn interruptions_are_kept_and_text_less_turns_left_out() {
         .as_array_mut()
         .unwrap()
         .push(json!({"role": "agent", "message": null, "tool_calls": [{"name": "search"}]}));
-    index.record_event(&event).await.unwrap();
+    index.record(&processed(&event)).await.unwrap();
     let detail = index.get_call(&conv("c1")).await.unwrap().unwrap();
     let interrupted: Vec<bool> = detail.transcript.iter().map(|t| t.interrupted).collect();
     assert_eq!(interrupted, [false, true, false]);
@@ -132,7 +159,9 @@ async fn interruptions_are_kept_and_text_less_turns_left_out() {
 async fn initiation_failures_are_calls_that_never_connected() {
     let (_dir, index) = open().await;
     index
-        .record_event(&fixture("call_initiation_failure.twilio.docs-example.json"))
+        .record(&processed(&fixture(
+            "call_initiation_failure.twilio.docs-example.json",
+        )))
         .await
         .unwrap();
     let call = index.get_call(&conv("abc")).await.unwrap().unwrap().call;
@@ -147,7 +176,9 @@ async fn initiation_failures_are_calls_that_never_connected() {
 
     let (_dir2, sip_index) = open().await;
     sip_index
-        .record_event(&fixture("call_initiation_failure.sip.docs-example.json"))
+        .record(&processed(&fixture(
+            "call_initiation_failure.sip.docs-example.json",
+        )))
         .await
         .unwrap();
     let call = sip_index
@@ -165,12 +196,12 @@ async fn a_failure_never_replaces_a_transcription_but_a_transcription_replaces_a
     let failure = fixture("call_initiation_failure.sip.docs-example.json");
     let done = fixture("post_call_transcription.docs-example.json");
 
-    index.record_event(&failure).await.unwrap();
-    index.record_event(&done).await.unwrap();
+    index.record(&processed(&failure)).await.unwrap();
+    index.record(&processed(&done)).await.unwrap();
     let call = index.get_call(&conv("abc")).await.unwrap().unwrap().call;
     assert!(!call.initiation_failed);
 
-    index.record_event(&failure).await.unwrap();
+    index.record(&processed(&failure)).await.unwrap();
     let call = index.get_call(&conv("abc")).await.unwrap().unwrap().call;
     assert!(!call.initiation_failed);
     assert_eq!(call.status, "done");
@@ -181,7 +212,7 @@ async fn redelivered_events_change_nothing() {
     let (_dir, index) = open().await;
     let event = transcription("c1", Some("+16129782029"), 100, "success");
     for _ in 0..3 {
-        index.record_event(&event).await.unwrap();
+        index.record(&processed(&event)).await.unwrap();
     }
     let analytics = index.analytics(AnalyticsQuery::default()).await.unwrap();
     assert_eq!(analytics.total_calls, 1);
@@ -194,18 +225,18 @@ async fn audio_may_arrive_before_or_after_the_transcription() {
     let (_dir, index) = open().await;
     let mut audio = fixture("post_call_audio.docs-example.json");
     audio["data"]["conversation_id"] = json!("early");
-    index.record_event(&audio).await.unwrap();
+    index.record(&processed(&audio)).await.unwrap();
     index
-        .record_event(&transcription("early", None, 100, "success"))
+        .record(&processed(&transcription("early", None, 100, "success")))
         .await
         .unwrap();
     index
-        .record_event(&transcription("late", None, 200, "success"))
+        .record(&processed(&transcription("late", None, 200, "success")))
         .await
         .unwrap();
     index.record_audio(&conv("late")).await.unwrap();
     index
-        .record_event(&transcription("none", None, 300, "success"))
+        .record(&processed(&transcription("none", None, 300, "success")))
         .await
         .unwrap();
 
@@ -221,17 +252,22 @@ async fn pages_are_newest_first_with_stable_cursors_and_filters() {
     // Two calls share a start time: the conversation id breaks the tie.
     for (id, start) in [("a", 100), ("b", 200), ("c", 200), ("d", 300), ("e", 400)] {
         index
-            .record_event(&transcription(id, Some("+16129782029"), start, "success"))
+            .record(&processed(&transcription(
+                id,
+                Some("+16129782029"),
+                start,
+                "success",
+            )))
             .await
             .unwrap();
     }
     index
-        .record_event(&transcription(
+        .record(&processed(&transcription(
             "other",
             Some("+15550001111"),
             250,
             "failure",
-        ))
+        )))
         .await
         .unwrap();
 
@@ -259,7 +295,12 @@ async fn pages_are_newest_first_with_stable_cursors_and_filters() {
         // A call added between pages does not shift the following pages.
         if seen.len() == 2 {
             index
-                .record_event(&transcription("new", Some("+16129782029"), 999, "success"))
+                .record(&processed(&transcription(
+                    "new",
+                    Some("+16129782029"),
+                    999,
+                    "success",
+                )))
                 .await
                 .unwrap();
         }
@@ -321,22 +362,27 @@ async fn bad_cursors_and_limits_are_refused() {
 async fn analytics_count_failures_as_unsuccessful_calls() {
     let (_dir, index) = open().await;
     index
-        .record_event(&transcription("c1", None, 86_400, "success"))
+        .record(&processed(&transcription("c1", None, 86_400, "success")))
         .await
         .unwrap();
     let mut c2 = transcription("c2", None, 86_500, "failure");
     c2["data"]["metadata"]["call_duration_secs"] = json!(40);
     c2["data"]["metadata"]["cost"] = json!(100);
     c2["data"]["analysis"]["data_collection_results"]["first_name"]["value"] = json!("Maria");
-    index.record_event(&c2).await.unwrap();
+    index.record(&processed(&c2)).await.unwrap();
     index
-        .record_event(&transcription("c3", None, 2 * 86_400, "unknown"))
+        .record(&processed(&transcription(
+            "c3",
+            None,
+            2 * 86_400,
+            "unknown",
+        )))
         .await
         .unwrap();
     let mut failure = fixture("call_initiation_failure.sip.docs-example.json");
     failure["data"]["conversation_id"] = json!("f1");
     failure["event_timestamp"] = json!(2 * 86_400 + 5);
-    index.record_event(&failure).await.unwrap();
+    index.record(&processed(&failure)).await.unwrap();
 
     let all = index.analytics(AnalyticsQuery::default()).await.unwrap();
     assert_eq!(all.total_calls, 4);
@@ -396,7 +442,7 @@ async fn forgetting_a_caller_removes_only_their_calls() {
         ("c", "+15550001111"),
     ] {
         index
-            .record_event(&transcription(id, Some(caller), 100, "success"))
+            .record(&processed(&transcription(id, Some(caller), 100, "success")))
             .await
             .unwrap();
         index.record_audio(&conv(id)).await.unwrap();
@@ -419,90 +465,14 @@ async fn forgetting_a_caller_removes_only_their_calls() {
     );
 }
 
-fn write_payload(root: &Path, id: &str, file: &str, body: &[u8]) {
-    let dir = root.join(id);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(file), body).unwrap();
-}
-
 #[tokio::test]
-async fn reindex_rebuilds_the_index_from_payload_files() {
-    let (dir, index) = open().await;
-    let root: PathBuf = dir.path().join("payloads");
-    let t = |id, start| {
-        serde_json::to_vec(&transcription(id, Some("+16129782029"), start, "success")).unwrap()
-    };
-    write_payload(&root, "one", "post_call_transcription.json", &t("one", 100));
-    write_payload(&root, "one", "audio.mp3", b"ID3");
-    write_payload(&root, "two", "post_call_transcription.json", &t("two", 200));
-    let mut failure = fixture("call_initiation_failure.sip.docs-example.json");
-    failure["data"]["conversation_id"] = json!("two");
-    write_payload(
-        &root,
-        "two",
-        "call_initiation_failure.json",
-        &serde_json::to_vec(&failure).unwrap(),
-    );
-    write_payload(
-        &root,
-        "broken",
-        "post_call_transcription.json",
-        b"{not json",
-    );
-    // A stale row that no payload backs any more disappears.
-    index
-        .record_event(&transcription("stale", None, 50, "success"))
-        .await
-        .unwrap();
-
-    let report = index.reindex(&root).await.unwrap();
-    assert_eq!(
-        report,
-        ReindexReport {
-            transcriptions: 2,
-            initiation_failures: 0,
-            audio: 1,
-            skipped: 1
-        }
-    );
-    let page = index.list_calls(CallQuery::default()).await.unwrap();
-    let ids: Vec<_> = page
-        .items
-        .iter()
-        .map(|c| c.conversation_id.as_str())
-        .collect();
-    assert_eq!(ids, ["two", "one"]);
-    assert!(page.items[1].has_audio);
-    assert!(!page.items[0].initiation_failed);
-
-    // Reopening the file finds the same index.
-    drop(index);
-    let reopened = CallIndex::open(dir.path().join("calls.db")).await.unwrap();
-    assert_eq!(
-        reopened.list_calls(CallQuery::default()).await.unwrap(),
-        page
-    );
-
-    // A missing payload root is an empty index, not an error.
-    let report = reopened.reindex(dir.path().join("absent")).await.unwrap();
-    assert_eq!(report, ReindexReport::default());
-}
-
-#[tokio::test]
-async fn events_without_valid_ids_are_refused() {
+async fn events_without_a_valid_agent_id_are_refused() {
     let (_dir, index) = open().await;
     let mut event = fixture("post_call_transcription.docs-example.json");
-    event["data"]["conversation_id"] = json!("../etc");
-    let err = index.record_event(&event).await.unwrap_err();
-    assert!(err.to_string().contains("conversation_id"), "{err}");
-    event["data"]
-        .as_object_mut()
-        .unwrap()
-        .remove("conversation_id");
-    assert!(matches!(
-        index.record_event(&event).await,
-        Err(CallsError::InvalidEvent(_))
-    ));
+    event["data"]["agent_id"] = json!("../etc");
+    let err = index.record(&processed(&event)).await.unwrap_err();
+    assert!(matches!(err, CallIndexError::InvalidEvent(_)), "{err}");
+    assert!(err.to_string().contains("agent_id"), "{err}");
     assert!(
         index
             .list_calls(CallQuery::default())
@@ -519,13 +489,13 @@ async fn an_inbound_twilio_failure_belongs_to_the_number_that_called() {
     let mut event = fixture("call_initiation_failure.twilio.docs-example.json");
     event["data"]["metadata"]["body"]["Direction"] = json!("inbound");
     event["data"]["metadata"]["body"]["From"] = json!("+16129782029");
-    index.record_event(&event).await.unwrap();
+    index.record(&processed(&event)).await.unwrap();
     let call = index.get_call(&conv("abc")).await.unwrap().unwrap().call;
     assert_eq!(call.caller, Some(phone("+16129782029")));
 
-    // An explicit caller wins over what the event says.
+    // The caller the service decided is the one kept.
     index
-        .record_initiation_failure(&event, Some(&phone("+15550001111")))
+        .record(&for_caller(&event, Some(&phone("+15550001111"))))
         .await
         .unwrap();
     let call = index.get_call(&conv("abc")).await.unwrap().unwrap().call;
@@ -557,10 +527,10 @@ async fn a_caller_decided_by_the_service_wins_over_the_events_own_ids() {
     let agent_line = "+15550001111";
     let callee = "+16125550123";
     index
-        .record_event_for(
+        .record(&for_caller(
             &transcription("outbound", Some(agent_line), 100, "success"),
             Some(&phone(callee)),
-        )
+        ))
         .await
         .unwrap();
     assert_eq!(calls_of(&index, callee).await, 1);
@@ -569,10 +539,10 @@ async fn a_caller_decided_by_the_service_wins_over_the_events_own_ids() {
 
     // No identity decided: not filed under the event's caller id either.
     index
-        .record_event_for(
+        .record(&for_caller(
             &transcription("withheld", Some(callee), 200, "success"),
             None,
-        )
+        ))
         .await
         .unwrap();
     assert_eq!(calls_of(&index, callee).await, 0);
@@ -584,41 +554,5 @@ async fn a_caller_decided_by_the_service_wins_over_the_events_own_ids() {
             .items
             .len(),
         1
-    );
-}
-
-#[tokio::test]
-async fn reindex_attributes_calls_as_the_service_recorded_and_counts_only_decoded_audio() {
-    let (dir, index) = open().await;
-    let root = dir.path().join("payloads");
-    let write = |id: &str, file: &str, body: &[u8]| {
-        let folder = root.join(id);
-        std::fs::create_dir_all(&folder).unwrap();
-        std::fs::write(folder.join(file), body).unwrap();
-    };
-    let event = |id: &str| {
-        serde_json::to_vec(&transcription(id, Some("+15550001111"), 100, "success")).unwrap()
-    };
-    // Processed, attributed to the person called.
-    write("decided", "post_call_transcription.json", &event("decided"));
-    write("decided", "caller", b"+16125550123\n");
-    write("decided", "post_call_transcription.done", b"{}");
-    // Processed without an identity.
-    write(
-        "anonymous",
-        "post_call_transcription.json",
-        &event("anonymous"),
-    );
-    write("anonymous", "post_call_transcription.done", b"{}");
-    // Audio received but never decoded: nothing to serve.
-    write("anonymous", "post_call_audio.json", b"{}");
-
-    index.reindex(&root).await.unwrap();
-    assert_eq!(calls_of(&index, "+16125550123").await, 1);
-    assert_eq!(calls_of(&index, "+15550001111").await, 0);
-    let detail = index.get_call(&conv("anonymous")).await.unwrap().unwrap();
-    assert!(
-        !detail.call.has_audio,
-        "audio that was never decoded is not servable"
     );
 }

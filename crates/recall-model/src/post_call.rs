@@ -268,11 +268,21 @@ impl PostCallData {
         self.phone_call()?.is_inbound()
     }
 
-    /// The caller's identity. `system__caller_id` comes first. When it is
-    /// absent, empty, an unrendered placeholder or malformed, the external
-    /// number of an inbound phone call is used instead. A withheld caller id
-    /// is final: it is never replaced. Otherwise the reason from
-    /// `system__caller_id` is returned.
+    /// The caller's identity: the person this call was with, and the key
+    /// their memories are kept under. This is Recall's one caller rule,
+    /// used when an event is processed and when the index is rebuilt.
+    ///
+    /// * On an outbound call (the agent rang them) the person is the
+    ///   external number: `system__caller_id` there is the agent's own line.
+    /// * Otherwise `system__caller_id` comes first. When it is absent,
+    ///   empty, an unrendered placeholder or malformed, the external number
+    ///   of an inbound phone call is used instead, else `user_id` (the
+    ///   event's, then the initiation data's) when it is an E.164 number.
+    /// * A withheld caller id is final: it is never replaced.
+    /// * The agent's own number is never a caller: keying memories under it
+    ///   would pool every customer together ([`NoIdentity::Malformed`]).
+    ///
+    /// Otherwise the reason from `system__caller_id` is returned.
     ///
     /// ```
     /// use recall_model::{NoIdentity, PostCallData};
@@ -286,8 +296,35 @@ impl PostCallData {
     /// assert_eq!(data.caller().unwrap().as_str(), "+16129782029");
     /// ```
     pub fn caller(&self) -> Result<PhoneNumber, NoIdentity> {
-        let from_variable = classify_caller_id(self.system_caller_id());
-        match from_variable {
+        let call = self.phone_call();
+        let agent_number = call.and_then(PhoneCallInfo::agent_number).map(str::trim);
+        let found = if call.and_then(PhoneCallInfo::is_inbound) == Some(false) {
+            classify_caller_id(call.and_then(PhoneCallInfo::external_number))
+        } else {
+            match self.inbound_caller() {
+                Ok(number) => Ok(number),
+                Err(NoIdentity::Withheld) => Err(NoIdentity::Withheld),
+                Err(reason) => [
+                    self.user_id.as_deref(),
+                    self.conversation_initiation_client_data
+                        .as_ref()
+                        .and_then(|c| c.user_id.as_deref()),
+                ]
+                .into_iter()
+                .flatten()
+                .find_map(|raw| classify_caller_id(Some(raw)).ok())
+                .ok_or(reason),
+            }
+        };
+        match found {
+            Ok(number) if Some(number.as_str()) == agent_number => Err(NoIdentity::Malformed),
+            other => other,
+        }
+    }
+
+    /// `system__caller_id`, else the external number of an inbound call.
+    fn inbound_caller(&self) -> Result<PhoneNumber, NoIdentity> {
+        match classify_caller_id(self.system_caller_id()) {
             Ok(number) => Ok(number),
             Err(NoIdentity::Withheld) => Err(NoIdentity::Withheld),
             Err(reason) => {
@@ -1065,6 +1102,36 @@ pub struct CallInitiationFailureData {
     /// Fields this version does not know, kept as received.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl CallInitiationFailureData {
+    /// The person a call that never connected was for: the number called
+    /// on an outbound call (Twilio `To`, SIP `to_number`), the number
+    /// calling on an inbound one (Twilio `From`). It never leads to a
+    /// memory; it lets the call be found, listed and erased with them.
+    ///
+    /// ```
+    /// use recall_model::CallInitiationFailureData;
+    /// let data: CallInitiationFailureData = serde_json::from_str(r#"{
+    ///   "agent_id":"a","conversation_id":"c","failure_reason":"busy",
+    ///   "metadata":{"type":"sip","body":{"to_number":"+441111111111"}}}"#).unwrap();
+    /// assert_eq!(data.party().unwrap().as_str(), "+441111111111");
+    /// ```
+    pub fn party(&self) -> Option<PhoneNumber> {
+        let raw = match self.metadata.as_ref()? {
+            FailureMetadata::Sip(body) => body.to_number.as_deref(),
+            FailureMetadata::Twilio(body) => {
+                let text = |k: &str| body.get(k).and_then(Value::as_str);
+                if text("Direction").is_some_and(|d| d.starts_with("inbound")) {
+                    text("From").or_else(|| text("Caller"))
+                } else {
+                    text("To").or_else(|| text("Called"))
+                }
+            }
+            FailureMetadata::Unknown(_) => None,
+        };
+        classify_caller_id(raw).ok()
+    }
 }
 
 /// A failed call's provider details, by `type`.

@@ -2,9 +2,9 @@
 //! take that the fixtures do not show.
 
 use recall_model::{
-    ConversationTurnMetrics, FailureMetadata, FeatureEntry, NoIdentity, PhoneCallInfo,
-    PostCallData, PostCallEvent, PostCallWebhookRequest, TranscriptEntry, TranscriptRole,
-    TurnMetricsShape, WebhookType,
+    CallInitiationFailureData, ConversationTurnMetrics, FailureMetadata, FeatureEntry, NoIdentity,
+    PhoneCallInfo, PostCallData, PostCallEvent, PostCallWebhookRequest, TranscriptEntry,
+    TranscriptRole, TurnMetricsShape, WebhookType,
 };
 use serde_json::{Value, json};
 
@@ -217,12 +217,16 @@ fn withheld_caller_id_is_never_replaced() {
 }
 
 #[test]
-fn outbound_external_number_is_not_the_caller() {
+fn on_an_outbound_call_the_person_called_is_the_caller() {
+    // The agent rang them: the external number is the person, whatever
+    // `system__caller_id` says (there it is the agent's own line).
     let mut call = twilio_inbound("+16129782029");
     call["direction"] = json!("outbound");
     let d = with_call(&call, None);
     assert_eq!(d.is_inbound(), Some(false));
-    assert_eq!(d.caller(), Err(NoIdentity::Missing));
+    assert_eq!(d.caller().unwrap().as_str(), "+16129782029");
+    let d = with_call(&call, Some("+15550001111"));
+    assert_eq!(d.caller().unwrap().as_str(), "+16129782029");
 }
 
 #[test]
@@ -425,4 +429,72 @@ fn sip_failure_with_bad_status_code_is_rejected_naming_the_body() {
 fn envelope_without_type_is_rejected_naming_it() {
     let err = serde_json::from_value::<PostCallWebhookRequest>(json!({"data": {}})).unwrap_err();
     assert!(err.to_string().contains("type"), "{err}");
+}
+
+// The one caller rule: live processing and reindexing both use it.
+
+fn parsed(json: &str) -> PostCallData {
+    serde_json::from_str(json).unwrap()
+}
+
+#[test]
+fn caller_falls_back_to_an_e164_user_id() {
+    let d = parsed(r#"{"agent_id":"a","conversation_id":"c","user_id":"+16129782029"}"#);
+    assert_eq!(d.caller().unwrap().as_str(), "+16129782029");
+    let d = parsed(r#"{"agent_id":"a","conversation_id":"c","user_id":"user123"}"#);
+    assert_eq!(d.caller(), Err(NoIdentity::Missing));
+}
+
+#[test]
+fn an_outbound_call_is_keyed_by_the_person_called_never_the_agents_line() {
+    let d = parsed(
+        r#"{"agent_id":"a","conversation_id":"c",
+        "metadata":{"phone_call":{"type":"twilio","direction":"outbound",
+          "agent_number":"+15550001111","external_number":"+16129782029"}},
+        "conversation_initiation_client_data":{"dynamic_variables":{"system__caller_id":"+15550001111"}}}"#,
+    );
+    assert_eq!(d.caller().unwrap().as_str(), "+16129782029");
+    // An inbound call whose caller id is the agent's own line.
+    let d = parsed(
+        r#"{"agent_id":"a","conversation_id":"c",
+        "metadata":{"phone_call":{"type":"sip_trunking","direction":"inbound",
+          "agent_number":"+15550001111","external_number":"+15550001111"}},
+        "conversation_initiation_client_data":{"dynamic_variables":{"system__caller_id":"+15550001111"}}}"#,
+    );
+    assert_eq!(d.caller(), Err(NoIdentity::Malformed));
+    // Inbound: the caller id.
+    let d = parsed(
+        r#"{"agent_id":"a","conversation_id":"c",
+        "metadata":{"phone_call":{"type":"twilio","direction":"inbound",
+          "agent_number":"+15550001111","external_number":"+16129782029"}},
+        "conversation_initiation_client_data":{"dynamic_variables":{"system__caller_id":"+16129782029"}}}"#,
+    );
+    assert_eq!(d.caller().unwrap().as_str(), "+16129782029");
+}
+
+#[test]
+fn a_failed_call_belongs_to_the_person_called() {
+    let failure = |json: &str| -> CallInitiationFailureData { serde_json::from_str(json).unwrap() };
+    let twilio = failure(
+        r#"{"metadata":{"type":"twilio","body":{"Direction":"outbound-api","From":"+15550001111","To":"+441111111111"}}}"#,
+    );
+    assert_eq!(twilio.party().unwrap().as_str(), "+441111111111");
+    let inbound = failure(
+        r#"{"metadata":{"type":"twilio","body":{"Direction":"inbound","From":"+16129782029","To":"+15550001111"}}}"#,
+    );
+    assert_eq!(inbound.party().unwrap().as_str(), "+16129782029");
+    let sip = failure(
+        r#"{"metadata":{"type":"sip","body":{"from_number":"+15550001111","to_number":"+441111111111"}}}"#,
+    );
+    assert_eq!(sip.party().unwrap().as_str(), "+441111111111");
+    assert!(failure("{}").party().is_none());
+}
+
+#[test]
+fn a_withheld_caller_id_is_final() {
+    let d = parsed(
+        r#"{"agent_id":"a","conversation_id":"c","user_id":"+16129782029",
+        "conversation_initiation_client_data":{"dynamic_variables":{"system__caller_id":"anonymous"}}}"#,
+    );
+    assert_eq!(d.caller(), Err(NoIdentity::Withheld));
 }

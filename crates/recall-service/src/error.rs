@@ -43,6 +43,12 @@ pub enum ServiceError {
     /// The memory store failed.
     #[error(transparent)]
     Store(#[from] MemoryError),
+    /// The call index failed.
+    #[error(transparent)]
+    Index(#[from] crate::CallIndexError),
+    /// The service has no call index to rebuild.
+    #[error("the service has no call index")]
+    NoCallIndex,
     /// No stored event belongs to this conversation.
     #[error("no stored events for conversation {0}")]
     UnknownConversation(ConversationId),

@@ -1,11 +1,11 @@
-//! From a `post_call_transcription` event to memories: who called, what
-//! they told the agent (profile facts) and what the call was about.
+//! From a `post_call_transcription` event to memories: what the caller
+//! told the agent (profile facts) and what the call was about. Who called
+//! is decided by [`PostCallData::caller`], Recall's one caller rule.
 
 use recall_memory::{Fact, FactKey, IdempotencyKey, NewMemory};
 use recall_model::{
-    CallInitiationFailureData, ConversationId, DecayLambda, FailureMetadata, FieldProblem,
-    MemorySector, NoIdentity, PhoneNumber, PostCallData, Salience, TranscriptRole, UnixTimestamp,
-    classify_caller_id,
+    ConversationId, DecayLambda, FieldProblem, MemorySector, PostCallData, Salience,
+    TranscriptRole, UnixTimestamp,
 };
 use serde_json::Value;
 
@@ -23,63 +23,6 @@ const MAX_FACT_CHARS: usize = 2_000;
 /// 32 KiB of UTF-8, well inside a memory's 64 KiB). The stored event
 /// keeps the whole text.
 pub(crate) const MAX_SUMMARY_CHARS: usize = 8_000;
-
-/// The caller of a call: `system__caller_id`, else the external number of
-/// an inbound phone call, else `user_id` when it is an E.164 number. A
-/// withheld number is final.
-///
-/// On an outbound call the person called is the external number (the
-/// caller id there is the agent's own line), and memory is never keyed
-/// under the agent's own number: that would pool every customer together.
-pub(crate) fn identify(data: &PostCallData) -> Result<PhoneNumber, NoIdentity> {
-    let call = data.phone_call();
-    let agent_number = call.and_then(|c| c.agent_number()).map(str::trim);
-    let found = if call.and_then(|c| c.is_inbound()) == Some(false) {
-        classify_caller_id(call.and_then(|c| c.external_number()))
-    } else {
-        match data.caller() {
-            Ok(number) => Ok(number),
-            Err(NoIdentity::Withheld) => Err(NoIdentity::Withheld),
-            Err(reason) => {
-                let user_ids = [
-                    data.user_id.as_deref(),
-                    data.conversation_initiation_client_data
-                        .as_ref()
-                        .and_then(|c| c.user_id.as_deref()),
-                ];
-                user_ids
-                    .into_iter()
-                    .flatten()
-                    .find_map(|raw| classify_caller_id(Some(raw)).ok())
-                    .ok_or(reason)
-            }
-        }
-    };
-    match found {
-        Ok(number) if Some(number.as_str()) == agent_number => Err(NoIdentity::Malformed),
-        other => other,
-    }
-}
-
-/// The person a call that never connected was for: the number called on
-/// an outbound call (Twilio `To`, SIP `to_number`), the number calling on
-/// an inbound one (Twilio `From`). Only used to find the event when the
-/// caller is forgotten; it never leads to a memory.
-pub(crate) fn failed_call_party(data: &CallInitiationFailureData) -> Option<PhoneNumber> {
-    let raw = match data.metadata.as_ref()? {
-        FailureMetadata::Sip(body) => body.to_number.as_deref(),
-        FailureMetadata::Twilio(body) => {
-            let text = |k: &str| body.get(k).and_then(Value::as_str);
-            if text("Direction").is_some_and(|d| d.starts_with("inbound")) {
-                text("From").or_else(|| text("Caller"))
-            } else {
-                text("To").or_else(|| text("Called"))
-            }
-        }
-        FailureMetadata::Unknown(_) => None,
-    };
-    classify_caller_id(raw).ok()
-}
 
 /// A data-collection value as text; `None` for null or blank.
 fn fact_text(value: &Value) -> Option<String> {
@@ -276,75 +219,6 @@ mod tests {
 
     fn data(json: &str) -> PostCallData {
         serde_json::from_str(json).unwrap()
-    }
-
-    #[test]
-    fn caller_falls_back_to_an_e164_user_id() {
-        let d = data(r#"{"agent_id":"a","conversation_id":"c","user_id":"+16129782029"}"#);
-        assert_eq!(identify(&d).unwrap().as_str(), "+16129782029");
-        let d = data(r#"{"agent_id":"a","conversation_id":"c","user_id":"user123"}"#);
-        assert_eq!(identify(&d), Err(NoIdentity::Missing));
-    }
-
-    #[test]
-    fn an_outbound_call_is_keyed_by_the_person_called_never_the_agents_line() {
-        let d = data(
-            r#"{"agent_id":"a","conversation_id":"c",
-            "metadata":{"phone_call":{"type":"twilio","direction":"outbound",
-              "agent_number":"+15550001111","external_number":"+16129782029"}},
-            "conversation_initiation_client_data":{"dynamic_variables":{"system__caller_id":"+15550001111"}}}"#,
-        );
-        assert_eq!(identify(&d).unwrap().as_str(), "+16129782029");
-        // An inbound call whose caller id is the agent's own line.
-        let d = data(
-            r#"{"agent_id":"a","conversation_id":"c",
-            "metadata":{"phone_call":{"type":"sip_trunking","direction":"inbound",
-              "agent_number":"+15550001111","external_number":"+15550001111"}},
-            "conversation_initiation_client_data":{"dynamic_variables":{"system__caller_id":"+15550001111"}}}"#,
-        );
-        assert_eq!(identify(&d), Err(NoIdentity::Malformed));
-        // Inbound: the caller id.
-        let d = data(
-            r#"{"agent_id":"a","conversation_id":"c",
-            "metadata":{"phone_call":{"type":"twilio","direction":"inbound",
-              "agent_number":"+15550001111","external_number":"+16129782029"}},
-            "conversation_initiation_client_data":{"dynamic_variables":{"system__caller_id":"+16129782029"}}}"#,
-        );
-        assert_eq!(identify(&d).unwrap().as_str(), "+16129782029");
-    }
-
-    #[test]
-    fn a_failed_call_belongs_to_the_person_called() {
-        let failure =
-            |json: &str| -> CallInitiationFailureData { serde_json::from_str(json).unwrap() };
-        let twilio = failure(
-            r#"{"metadata":{"type":"twilio","body":{"Direction":"outbound-api","From":"+15550001111","To":"+441111111111"}}}"#,
-        );
-        assert_eq!(
-            failed_call_party(&twilio).unwrap().as_str(),
-            "+441111111111"
-        );
-        let inbound = failure(
-            r#"{"metadata":{"type":"twilio","body":{"Direction":"inbound","From":"+16129782029","To":"+15550001111"}}}"#,
-        );
-        assert_eq!(
-            failed_call_party(&inbound).unwrap().as_str(),
-            "+16129782029"
-        );
-        let sip = failure(
-            r#"{"metadata":{"type":"sip","body":{"from_number":"+15550001111","to_number":"+441111111111"}}}"#,
-        );
-        assert_eq!(failed_call_party(&sip).unwrap().as_str(), "+441111111111");
-        assert!(failed_call_party(&failure("{}")).is_none());
-    }
-
-    #[test]
-    fn a_withheld_caller_id_is_final() {
-        let d = data(
-            r#"{"agent_id":"a","conversation_id":"c","user_id":"+16129782029",
-            "conversation_initiation_client_data":{"dynamic_variables":{"system__caller_id":"anonymous"}}}"#,
-        );
-        assert_eq!(identify(&d), Err(NoIdentity::Withheld));
     }
 
     #[test]

@@ -14,7 +14,10 @@
 //!   the call's summary, decoded audio), retried with backoff when the
 //!   store is down, resumed after a restart. [`Service::replay`] does it
 //!   again, idempotently.
-//! * [`Service::forget`]: erasing a caller's memories and payloads.
+//! * [`Service::erase_caller`]: erasing a caller everywhere — memories,
+//!   stored events, audio, call index rows.
+//! * [`Service::reindex`]: rebuilding the [`CallIndex`] by replaying the
+//!   stored events.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -58,17 +61,19 @@
 //! ```
 
 mod blocking;
+mod calls;
 mod config;
 mod embedding;
 mod envelope;
+mod erase;
 mod error;
 mod events;
 mod extract;
-mod forget;
 mod greet;
 mod observer;
 mod payload;
 mod process;
+mod reindex;
 mod search;
 mod service;
 mod stats;
@@ -107,20 +112,22 @@ pub mod fuzzing {
     }
 }
 
+pub use calls::{CallIndex, CallIndexError, ProcessedData, ProcessedEvent};
 pub use config::{
     ConfigError, DEFAULT_GREETING, DEFAULT_GREETING_WITHOUT_LAST_CALL, DEFAULT_NAME_FIELD_IDS,
     RESERVED_VARIABLES, ServiceConfig,
 };
 pub use embedding::BackfillReport;
+pub use erase::EraseReport;
 pub use error::{IngestError, SearchError, ServiceError};
 pub use events::{EventEntry, EventPage, EventStatus, MAX_EVENT_PAGE};
-pub use forget::ForgetReport;
 pub use greet::{GreetFallback, GreetOutcome, Greeting};
 pub use observer::EventObserver;
 pub use payload::{
     EventState, PayloadStore, QUARANTINE_MAX_BYTES, QUARANTINE_MAX_FILES, QuarantineUsage,
-    StagedEvent, StoredEvent,
+    StagedEvent, StoredEvent, StoredEventError,
 };
 pub use process::{ProcessReport, ReplayReport, WorkerHandle};
+pub use reindex::ReindexReport;
 pub use service::{IngestAck, Service, ServiceBuilder};
 pub use stats::ServiceStats;

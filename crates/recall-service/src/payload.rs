@@ -22,7 +22,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use recall_model::{ConversationId, PhoneNumber, UnixTimestamp};
+use recall_model::{
+    ConversationId, FieldProblem, PhoneNumber, PostCallWebhookRequest, UnixTimestamp, WebhookType,
+};
 use tokio::io::AsyncWriteExt;
 
 pub(crate) const INCOMING: &str = "_incoming";
@@ -364,6 +366,78 @@ impl PayloadStore {
         }
     }
 
+    /// Reads a stored event, typed and field by field (a field that cannot
+    /// be read is skipped and reported). `Ok(None)` when no such event is
+    /// stored.
+    ///
+    /// # Errors
+    /// [`StoredEventError::Io`] when the file cannot be read (retry
+    /// later); [`StoredEventError::Unusable`] when nothing usable is in
+    /// it (not JSON, no conversation or agent id).
+    pub fn read_event(
+        &self,
+        conversation: &ConversationId,
+        kind: &WebhookType,
+    ) -> Result<Option<(PostCallWebhookRequest, Vec<FieldProblem>)>, StoredEventError> {
+        let file = match File::open(self.event_path(conversation, kind.as_str())) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoredEventError::Io(e)),
+        };
+        let value: serde_json::Value =
+            serde_json::from_reader(io::BufReader::new(file)).map_err(|e| {
+                if e.is_io() {
+                    StoredEventError::Io(e.into())
+                } else {
+                    StoredEventError::Unusable(format!("not a JSON event: {e}"))
+                }
+            })?;
+        PostCallWebhookRequest::from_value_tolerant(value)
+            .map(Some)
+            .map_err(|e| StoredEventError::Unusable(format!("nothing usable in the event: {e}")))
+    }
+
+    /// Whether the call's decoded audio is stored.
+    pub fn has_audio(&self, conversation: &ConversationId) -> bool {
+        self.audio_path(conversation).is_file()
+    }
+
+    /// Opens the call's decoded audio (MP3) for streaming; `Ok(None)` when
+    /// none is stored.
+    ///
+    /// # Errors
+    /// When the file exists but cannot be opened.
+    pub async fn open_audio(
+        &self,
+        conversation: &ConversationId,
+    ) -> io::Result<Option<tokio::fs::File>> {
+        match tokio::fs::File::open(self.audio_path(conversation)).await {
+            Ok(file) => Ok(Some(file)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn audio_path(&self, conversation: &ConversationId) -> PathBuf {
+        self.conversation_dir(conversation).join(AUDIO_FILE)
+    }
+
+    /// Removes everything stored for a conversation (events, markers,
+    /// caller record, audio); `None` when nothing was stored.
+    pub(crate) fn remove_conversation(
+        &self,
+        conversation: &ConversationId,
+    ) -> io::Result<Option<RemovedConversation>> {
+        let dir = self.conversation_dir(conversation);
+        let events = self.events(conversation)?.len() as u64;
+        let audio = self.has_audio(conversation);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(Some(RemovedConversation { events, audio })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Moves a rejected body to quarantine with the reason beside it.
     pub(crate) fn quarantine(&self, body: TempGuard, reason: &str) -> io::Result<PathBuf> {
         let dir = self.quarantine_dir();
@@ -405,6 +479,27 @@ impl PayloadStore {
         drop(guard);
         Ok(())
     }
+}
+
+/// What [`PayloadStore::remove_conversation`] removed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RemovedConversation {
+    /// Stored events (raw payloads).
+    pub(crate) events: u64,
+    /// Whether decoded audio was stored.
+    pub(crate) audio: bool,
+}
+
+/// Why a stored event could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoredEventError {
+    /// The payload store could not be read; retrying may help.
+    #[error("payload store: {0}")]
+    Io(#[from] io::Error),
+    /// Nothing usable is in the stored body; retrying cannot help.
+    #[error("{0}")]
+    Unusable(String),
 }
 
 /// A body kept in quarantine.

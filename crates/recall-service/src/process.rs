@@ -3,24 +3,22 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter};
+use std::io::{self, BufWriter};
 
 use recall_memory::{AddOutcome, ListRequest, MAX_RESULTS, MemoryError};
-use recall_model::{
-    ConversationId, FieldProblem, MemorySector, PostCallEvent, PostCallWebhookRequest, WebhookType,
-};
+use recall_model::{ConversationId, FieldProblem, MemorySector, PostCallData, WebhookType};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::envelope::{BodyError, decode_audio};
 use crate::error::join_error;
-use crate::extract::{LEARNT_AT, call_memories, drop_stale_facts, failed_call_party, identify};
+use crate::extract::{LEARNT_AT, call_memories, drop_stale_facts};
 use crate::payload::{
     AUDIO_FILE, CALLER_FILE, EventState, persist, remove_if_exists, temp_beside, write_atomic,
 };
 use crate::service::{EventKey, PendingEntry, is_processed_type};
-use crate::{Service, ServiceError};
+use crate::{ProcessedData, ProcessedEvent, Service, ServiceError, StoredEventError};
 
 /// What a processing pass (or a replay) did.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -382,11 +380,11 @@ impl Service {
         }
     }
 
-    /// Processes one stored event and writes its `.done` marker.
+    /// Processes one stored event, records it in the call index, tells
+    /// the observer and writes its `.done` marker.
     async fn process_one(&self, conversation: &ConversationId, kind: &WebhookType) -> Step {
         let payloads = self.payloads().clone();
-        let event = payloads.event_path(conversation, kind.as_str());
-        if !event.exists() {
+        if !payloads.event_path(conversation, kind.as_str()).exists() {
             // Forgotten since it was queued.
             return Step::Done {
                 outcome: "gone".into(),
@@ -395,16 +393,59 @@ impl Service {
                 problems: Vec::new(),
             };
         }
-        let step = match kind {
-            WebhookType::PostCallTranscription => self.process_transcription(conversation).await,
-            WebhookType::PostCallAudio => self.process_audio(conversation).await,
-            WebhookType::CallInitiationFailure => self.process_failure(conversation).await,
-            WebhookType::Unknown(_) => Step::Done {
-                outcome: "unknown type: kept".into(),
-                written: 0,
-                unchanged: 0,
-                problems: Vec::new(),
-            },
+        let (step, processed) = match kind {
+            WebhookType::PostCallTranscription | WebhookType::CallInitiationFailure => {
+                let (store, id, k) = (payloads.clone(), conversation.clone(), kind.clone());
+                let read = crate::blocking::spawn(move || store.read_event(&id, &k))
+                    .await
+                    .map_err(|e| io_retry(&join_error(e)))
+                    .and_then(|r| match r {
+                        Ok(Some(read)) => Ok(read),
+                        Ok(None) => Err(Step::Retry("the stored event disappeared".into())),
+                        Err(StoredEventError::Io(e)) => Err(io_retry(&e)),
+                        Err(StoredEventError::Unusable(reason)) => Err(Step::Failed(reason)),
+                    });
+                match read {
+                    Ok((request, problems)) => {
+                        let processed = ProcessedEvent::from_request(conversation.clone(), request);
+                        let step = match &processed.data {
+                            ProcessedData::Transcription(data) => {
+                                self.process_transcription(&processed, data, problems).await
+                            }
+                            ProcessedData::InitiationFailure(_) => {
+                                self.process_failure(&processed).await
+                            }
+                            _ => Step::Failed(format!("stored as {kind} but is another type")),
+                        };
+                        (step, Some(processed))
+                    }
+                    // A call that never connected is kept even when its
+                    // body cannot be read: it leads to no memory.
+                    Err(Step::Failed(_)) if *kind == WebhookType::CallInitiationFailure => (
+                        Step::Done {
+                            outcome: "kept (no caller)".into(),
+                            written: 0,
+                            unchanged: 0,
+                            problems: Vec::new(),
+                        },
+                        None,
+                    ),
+                    Err(step) => (step, None),
+                }
+            }
+            WebhookType::PostCallAudio => (
+                self.process_audio(conversation).await,
+                Some(ProcessedEvent::audio_stored(conversation.clone())),
+            ),
+            WebhookType::Unknown(_) => (
+                Step::Done {
+                    outcome: "unknown type: kept".into(),
+                    written: 0,
+                    unchanged: 0,
+                    problems: Vec::new(),
+                },
+                None,
+            ),
         };
         let (outcome, written, unchanged, problems) = match step {
             Step::Done {
@@ -416,8 +457,8 @@ impl Service {
             Step::Failed(reason) => return self.record_failure(conversation, kind, reason).await,
             Step::Retry(_) | Step::StoreDown(_) => return step,
         };
-        if let Some(observer) = self.inner.observer.get() {
-            observer.processed(conversation, kind, &event).await;
+        if let Some(processed) = &processed {
+            self.tell_processed(processed).await;
         }
         let record = serde_json::json!({
             "processed_at": recall_model::UnixTimestamp::now().as_secs(),
@@ -471,23 +512,15 @@ impl Service {
         }
     }
 
-    /// Reads a transcription, records its caller and writes its memories.
-    async fn process_transcription(&self, conversation: &ConversationId) -> Step {
-        let payloads = self.payloads().clone();
-        let path = payloads.event_path(conversation, WebhookType::PostCallTranscription.as_str());
-        let parsed = crate::blocking::spawn(move || read_event(&path))
-            .await
-            .map_err(|e| io_retry(&join_error(e)))
-            .and_then(|r| r);
-        let (request, mut problems) = match parsed {
-            Ok(r) => r,
-            Err(step) => return step,
-        };
-        let event_time = request.event_time().ok();
-        let PostCallEvent::Transcription(data) = request.data else {
-            return Step::Failed("stored as post_call_transcription but is another type".into());
-        };
-        let caller = match identify(&data) {
+    /// Records a transcription's caller and writes its memories.
+    async fn process_transcription(
+        &self,
+        event: &ProcessedEvent,
+        data: &PostCallData,
+        mut problems: Vec<FieldProblem>,
+    ) -> Step {
+        let conversation = &event.conversation;
+        let caller = match data.caller() {
             Ok(caller) => caller,
             Err(reason) => {
                 tracing::info!(%conversation, reason = reason.as_str(), "no caller identity: payload kept, no memory written");
@@ -501,6 +534,7 @@ impl Service {
         };
         // The caller is recorded before any memory is written, so that
         // forgetting the caller finds this conversation whatever happens next.
+        let payloads = self.payloads().clone();
         let dir = payloads.conversation_dir(conversation);
         let number = caller.as_str().to_owned();
         let recorded =
@@ -511,9 +545,9 @@ impl Service {
             return io_retry(&e);
         }
         let memories = call_memories(
-            &data,
+            data,
             conversation,
-            event_time,
+            event.event_time,
             self.config(),
             &mut problems,
         );
@@ -616,39 +650,50 @@ impl Service {
     }
 
     /// Keeps a call that never connected: no memory, but the person it
-    /// was for is recorded so that forgetting them removes it too.
-    async fn process_failure(&self, conversation: &ConversationId) -> Step {
+    /// was for is recorded (unless a transcription recorded its caller)
+    /// so that forgetting them removes it too.
+    async fn process_failure(&self, event: &ProcessedEvent) -> Step {
+        let Some(party) = event.caller.clone() else {
+            return Step::Done {
+                outcome: "kept (no caller)".into(),
+                written: 0,
+                unchanged: 0,
+                problems: Vec::new(),
+            };
+        };
         let payloads = self.payloads().clone();
-        let conversation = conversation.clone();
-        let recorded = crate::blocking::spawn(move || -> io::Result<bool> {
-            let kind = WebhookType::CallInitiationFailure.as_str();
-            let request = match read_event(&payloads.event_path(&conversation, kind)) {
-                Ok((request, _)) => request,
-                Err(Step::Retry(reason)) => return Err(io::Error::other(reason)),
-                Err(_) => return Ok(false),
-            };
-            let PostCallEvent::InitiationFailure(data) = request.data else {
-                return Ok(false);
-            };
-            let Some(party) = failed_call_party(&data) else {
-                return Ok(false);
-            };
-            let dir = payloads.conversation_dir(&conversation);
+        let conversation = event.conversation.clone();
+        let recorded = crate::blocking::spawn(move || -> io::Result<()> {
             if payloads.caller_of(&conversation)?.is_none() {
+                let dir = payloads.conversation_dir(&conversation);
                 write_atomic(&dir, CALLER_FILE, party.as_str().as_bytes())?;
             }
-            Ok(true)
+            Ok(())
         })
         .await
         .map_err(join_error);
         match recorded {
-            Ok(Ok(known)) => Step::Done {
-                outcome: if known { "kept" } else { "kept (no caller)" }.into(),
+            Ok(Ok(())) => Step::Done {
+                outcome: "kept".into(),
                 written: 0,
                 unchanged: 0,
                 problems: Vec::new(),
             },
             Ok(Err(e)) | Err(e) => io_retry(&e),
+        }
+    }
+
+    /// Records a processed event in the call index, then tells the
+    /// observer. Neither can fail the event: an index failure is logged
+    /// (`recall reindex` repairs it).
+    async fn tell_processed(&self, event: &ProcessedEvent) {
+        if let Some(index) = self.call_index()
+            && let Err(error) = index.record(event).await
+        {
+            tracing::warn!(%error, event_type = event.kind.as_str(), "call index not updated; `recall reindex` repairs it");
+        }
+        if let Some(observer) = self.inner.observer.get() {
+            observer.processed(event).await;
         }
     }
 
@@ -684,24 +729,6 @@ impl Service {
             Err(e) => io_retry(&join_error(e)),
         }
     }
-}
-
-/// Reads a stored event field by field: a field that cannot be read is
-/// skipped and reported, so one bad field never loses the call. Fails only
-/// when nothing usable is in it (not JSON, no conversation or agent id).
-pub(crate) fn read_event(
-    path: &std::path::Path,
-) -> Result<(PostCallWebhookRequest, Vec<FieldProblem>), Step> {
-    let file = File::open(path).map_err(|e| io_retry(&e))?;
-    let value: serde_json::Value = serde_json::from_reader(BufReader::new(file)).map_err(|e| {
-        if e.is_io() {
-            Step::Retry(format!("payload store: {e}"))
-        } else {
-            Step::Failed(format!("not a JSON event: {e}"))
-        }
-    })?;
-    PostCallWebhookRequest::from_value_tolerant(value)
-        .map_err(|e| Step::Failed(format!("nothing usable in the event: {e}")))
 }
 
 /// A store failure: retry later, or give up when retrying cannot help.

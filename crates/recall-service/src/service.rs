@@ -13,7 +13,9 @@ use tokio::time::Instant;
 use crate::envelope::{BodyError, read_envelope};
 use crate::error::join_error;
 use crate::payload::{TempGuard, sync_dir};
-use crate::{IngestError, PayloadStore, ServiceConfig, ServiceError, ServiceStats, StagedEvent};
+use crate::{
+    CallIndex, IngestError, PayloadStore, ServiceConfig, ServiceError, ServiceStats, StagedEvent,
+};
 
 /// Recall's use cases over a [`MemoryStore`] and a [`PayloadStore`]:
 /// [`greet`](Self::greet), [`search`](Self::search),
@@ -78,6 +80,8 @@ pub(crate) struct Inner {
     pub(crate) process_lock: tokio::sync::Mutex<()>,
     /// Told of each processed event (see [`Service::set_observer`]).
     pub(crate) observer: std::sync::OnceLock<Arc<dyn crate::EventObserver>>,
+    /// The call index the worker records processed events in.
+    pub(crate) call_index: Option<Arc<dyn CallIndex>>,
 }
 
 /// What [`Service::ingest`] did with an event.
@@ -153,9 +157,18 @@ pub struct ServiceBuilder {
     config: ServiceConfig,
     embedder: Option<Arc<dyn Embedder>>,
     clock: Option<Clock>,
+    call_index: Option<Arc<dyn CallIndex>>,
 }
 
 impl ServiceBuilder {
+    /// Sets the call index: the worker records every processed event in
+    /// it, [`Service::reindex`] rebuilds it and [`Service::erase_caller`]
+    /// erases a caller's rows from it. Without one, calls are not indexed.
+    pub fn call_index(mut self, index: Arc<dyn CallIndex>) -> Self {
+        self.call_index = Some(index);
+        self
+    }
+
     /// Sets the configuration (default: [`ServiceConfig::default`]).
     pub fn config(mut self, config: ServiceConfig) -> Self {
         self.config = config;
@@ -195,6 +208,7 @@ impl ServiceBuilder {
                 wake: Notify::new(),
                 process_lock: tokio::sync::Mutex::new(()),
                 observer: std::sync::OnceLock::new(),
+                call_index: self.call_index,
             }),
         }
     }
@@ -218,6 +232,7 @@ impl Service {
             config: ServiceConfig::default(),
             embedder: None,
             clock: None,
+            call_index: None,
         }
     }
 
@@ -245,6 +260,11 @@ impl Service {
         observer: Arc<dyn crate::EventObserver>,
     ) -> Result<(), Arc<dyn crate::EventObserver>> {
         self.inner.observer.set(observer)
+    }
+
+    /// The call index, if the service has one.
+    pub fn call_index(&self) -> Option<&Arc<dyn CallIndex>> {
+        self.inner.call_index.as_ref()
     }
 
     /// The configuration.

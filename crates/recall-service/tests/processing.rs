@@ -600,7 +600,7 @@ async fn forget_erases_a_caller_and_nobody_else() {
         assert!(h.service.ingest_bytes(body.as_bytes()).await.is_err());
     }
 
-    let report = h.service.forget(&phone(MARGARET)).await.unwrap();
+    let report = h.service.erase_caller(&phone(MARGARET)).await.unwrap();
     assert_eq!(report.conversations, 5);
     assert_eq!(
         report.payloads, 6,
@@ -654,7 +654,7 @@ async fn forget_finds_calls_that_are_not_processed_yet() {
         .await
         .unwrap(); // never processed
     h.store.set_fail_writes(false);
-    let report = h.service.forget(&phone(MARGARET)).await.unwrap();
+    let report = h.service.erase_caller(&phone(MARGARET)).await.unwrap();
     assert_eq!(report.conversations, 2);
     assert_eq!(h.service.pending_count(), 0);
     // Nothing of hers comes back afterwards.
@@ -671,7 +671,7 @@ async fn forget_deletes_nothing_when_the_store_fails() {
     )
     .await;
     h.store.set_unavailable(true);
-    let err = h.service.forget(&phone(MARGARET)).await.unwrap_err();
+    let err = h.service.erase_caller(&phone(MARGARET)).await.unwrap_err();
     assert!(matches!(err, ServiceError::Store(_)));
     assert!(h.path("conv_1/post_call_transcription.json").exists());
     h.store.set_unavailable(false);
@@ -696,19 +696,22 @@ struct Told {
 
 #[async_trait]
 impl recall_service::EventObserver for Recorder {
-    async fn processed(
-        &self,
-        conversation: &ConversationId,
-        kind: &recall_model::WebhookType,
-        event: &std::path::Path,
-    ) {
+    async fn processed(&self, event: &recall_service::ProcessedEvent) {
+        let conversation = &event.conversation;
         self.told.lock().unwrap().push(Told {
             conversation: conversation.as_str().to_owned(),
-            kind: kind.to_string(),
-            event_exists: event.exists(),
+            kind: event.kind.to_string(),
+            event_exists: self
+                .payloads
+                .event_path(conversation, event.kind.as_str())
+                .exists(),
             memories_then: self.store.total_memories(),
             caller_then: self.payloads.recorded_caller(conversation).unwrap(),
         });
+        assert_eq!(
+            event.caller,
+            self.payloads.recorded_caller(conversation).unwrap()
+        );
     }
 }
 

@@ -1,8 +1,6 @@
 //! The `/api` handlers. Parameters are parsed into domain values first; a
 //! bad one is a 400 naming it, before anything is read or changed.
 
-use std::path::Path;
-
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -402,102 +400,32 @@ pub(super) async fn list_memories(
     ))
 }
 
-/// `DELETE /api/users/{phone}`.
+/// `DELETE /api/users/{phone}`: [`recall_service::Service::erase_caller`].
 pub(super) async fn delete_user(
     path: web::Path<String>,
     state: web::Data<AdminState>,
 ) -> Result<HttpResponse, ApiError> {
     let phone = parse_phone(&path)?;
-    match erase_caller(&state.service, &state.index, &state.payload_dir, &phone).await {
-        Ok(report) => Ok(HttpResponse::Ok().json(report)),
-        Err(EraseError::Service(e)) => {
-            tracing::warn!(error = %e, "forget failed");
+    match state.service.erase_caller(&phone).await {
+        Ok(report) => Ok(HttpResponse::Ok().json(ForgetResponse {
+            phone_number: phone.as_str().to_owned(),
+            memories: report.memories,
+            conversations: report.conversations,
+            payloads: report.payloads,
+            audio: report.audio,
+            indexed_calls: report.indexed_calls,
+        })),
+        Err(recall_service::ServiceError::Store(e)) => {
+            tracing::warn!(error = %e, "erasing a caller failed");
             Err(ApiError::unavailable(
                 "the caller could not be erased; nothing was deleted; retry later",
             ))
         }
         Err(e) => {
-            tracing::error!(error = %e, "erasing a caller failed part-way");
+            tracing::error!(error = %e, "erasing a caller failed part-way; erasing again finishes it");
             Err(ApiError::internal())
         }
     }
-}
-
-/// Why [`erase_caller`] failed.
-#[derive(Debug, thiserror::Error)]
-pub enum EraseError {
-    /// The service could not forget (the store is down): nothing was
-    /// deleted.
-    #[error("{0}")]
-    Service(#[from] recall_service::ServiceError),
-    /// The call index failed after the memories and payloads were erased.
-    #[error("{0}")]
-    Index(#[from] CallsError),
-    /// A left-over conversation folder could not be removed.
-    #[error("cannot remove a conversation folder: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-/// Erases a caller everywhere: memories and their attributed payloads and
-/// audio (through [`recall_service::Service::forget`], which deletes
-/// nothing when the store fails), then their rows in the call index, then
-/// the folders of indexed conversations the service did not attribute to
-/// them (initiation failures). Used by `DELETE /api/users/{phone}` and
-/// `recall forget`.
-///
-/// # Errors
-/// [`EraseError`]; with [`EraseError::Service`] nothing was deleted.
-pub async fn erase_caller(
-    service: &recall_service::Service,
-    index: &recall_calls::CallIndex,
-    payload_dir: &Path,
-    phone: &PhoneNumber,
-) -> Result<ForgetResponse, EraseError> {
-    let report = service.forget(phone).await?;
-    let indexed = index.forget_caller(phone).await?;
-    let root = payload_dir.to_path_buf();
-    let ids = indexed.clone();
-    let (extra_conversations, extra_payloads, extra_audio) = tokio::task::spawn_blocking({
-        let span = tracing::Span::current();
-        move || span.in_scope(|| remove_left_over(&root, &ids))
-    })
-    .await
-    .map_err(|e| std::io::Error::other(e.to_string()))??;
-    tracing::info!(caller = %phone.masked(), ?report, indexed = indexed.len(), "caller erased");
-    Ok(ForgetResponse {
-        phone_number: phone.as_str().to_owned(),
-        memories: report.memories,
-        conversations: report.conversations + extra_conversations,
-        payloads: report.payloads + extra_payloads,
-        audio: report.audio + extra_audio,
-        indexed_calls: indexed.len() as u64,
-    })
-}
-
-/// Removes the folders of `ids` still present; counts folders, event files
-/// and audio files removed.
-fn remove_left_over(root: &Path, ids: &[ConversationId]) -> std::io::Result<(u64, u64, u64)> {
-    let (mut folders, mut events, mut audio) = (0, 0, 0);
-    for id in ids {
-        let dir = root.join(id.as_str());
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        for entry in entries {
-            let name = entry?.file_name();
-            let name = name.to_string_lossy();
-            if name == "audio.mp3" {
-                audio += 1;
-            } else if name.ends_with(".json") {
-                events += 1;
-            }
-        }
-        std::fs::remove_dir_all(&dir)?;
-        folders += 1;
-    }
-    Ok((folders, events, audio))
 }
 
 /// `GET /api/calls`.
@@ -561,16 +489,15 @@ pub(super) async fn get_call(
     }))
 }
 
-/// `GET /api/calls/{conversation_id}/audio`: streams `audio.mp3`.
+/// `GET /api/calls/{conversation_id}/audio`: streams the stored audio.
 pub(super) async fn get_audio(
     path: web::Path<String>,
     state: web::Data<AdminState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_conversation(&path)?;
-    let file_path = state.payload_dir.join(id.as_str()).join("audio.mp3");
-    let file = match tokio::fs::File::open(&file_path).await {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    let file = match state.service.payloads().open_audio(&id).await {
+        Ok(Some(file)) => file,
+        Ok(None) => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",

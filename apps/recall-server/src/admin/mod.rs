@@ -35,7 +35,6 @@ mod assets;
 mod handlers;
 pub mod openapi;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix_web::body::MessageBody;
@@ -50,7 +49,7 @@ use recall_signature::Secrets;
 use crate::error::ApiError;
 use crate::routes::method_not_allowed;
 
-pub use handlers::{EraseError, ForgetResponse, erase_caller};
+pub use handlers::ForgetResponse;
 
 /// The response header carrying the next page's cursor.
 pub const NEXT_CURSOR_HEADER: &str = "X-Next-Cursor";
@@ -60,14 +59,12 @@ pub const NEXT_CURSOR_HEADER: &str = "X-Next-Cursor";
 pub struct AdminState {
     /// Accepted bearer tokens; empty turns the surface off.
     pub tokens: Secrets,
-    /// The use cases (forget).
+    /// The use cases (erase a caller, stored events and audio).
     pub service: Service,
     /// The memory store (profiles and memory lists).
     pub store: Arc<dyn MemoryStore>,
     /// The call index.
     pub index: CallIndex,
-    /// Where payloads (and `audio.mp3`) are kept.
-    pub payload_dir: PathBuf,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -75,7 +72,6 @@ impl std::fmt::Debug for AdminState {
         f.debug_struct("AdminState")
             .field("tokens", &self.tokens.len())
             .field("index", &self.index)
-            .field("payload_dir", &self.payload_dir)
             .finish_non_exhaustive()
     }
 }
@@ -154,13 +150,13 @@ async fn require_token(
         .map(ServiceResponse::map_into_boxed_body)
 }
 
-/// Opens the call index `<data_dir>/calls.db`. A new index is filled from
-/// the payloads already stored (an upgrade, or a deleted index), so it is
-/// never silently empty.
+/// Opens the call index `<data_dir>/calls.db`; `true` when it was just
+/// created (empty: the caller fills it with
+/// [`Service::reindex`](recall_service::Service::reindex)).
 ///
 /// # Errors
 /// When the data directory or the index cannot be created or read.
-pub async fn open_index(config: &crate::config::Config) -> anyhow::Result<CallIndex> {
+pub async fn open_index(config: &crate::config::Config) -> anyhow::Result<(CallIndex, bool)> {
     use anyhow::Context as _;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
@@ -169,104 +165,5 @@ pub async fn open_index(config: &crate::config::Config) -> anyhow::Result<CallIn
     let index = CallIndex::open(&path)
         .await
         .with_context(|| format!("cannot open the call index {}", path.display()))?;
-    if fresh {
-        let report = index.reindex(&config.payload_dir).await.with_context(|| {
-            format!(
-                "cannot index the payloads in {}",
-                config.payload_dir.display()
-            )
-        })?;
-        tracing::info!(?report, path = %path.display(), "call index created");
-    }
-    Ok(index)
-}
-
-/// Makes `service` record every processed event in `index` (see
-/// [`IndexObserver`]); call it before the service's worker starts.
-pub fn index_processed_events(service: &recall_service::Service, index: CallIndex) {
-    let observer = IndexObserver::new(index, service.payloads().clone());
-    if service.set_observer(std::sync::Arc::new(observer)).is_err() {
-        tracing::warn!("the service already has an observer; the call index is not updated");
-    }
-}
-
-/// Keeps the call index up to date: the service tells it of each event once
-/// processed (off the webhook's request path, at least once, again after a
-/// crash), and it records the event. Failures are logged, never fatal:
-/// `recall reindex` rebuilds the index from the payloads.
-#[derive(Clone, Debug)]
-pub struct IndexObserver {
-    index: CallIndex,
-    payloads: recall_service::PayloadStore,
-}
-
-impl IndexObserver {
-    /// An observer recording into `index` the events of `payloads`,
-    /// attributed to the caller the service decided.
-    pub fn new(index: CallIndex, payloads: recall_service::PayloadStore) -> Self {
-        Self { index, payloads }
-    }
-}
-
-#[async_trait::async_trait]
-impl recall_service::EventObserver for IndexObserver {
-    async fn processed(
-        &self,
-        conversation: &recall_model::ConversationId,
-        kind: &recall_model::WebhookType,
-        event: &std::path::Path,
-    ) {
-        let index = &self.index;
-        let kind = kind.as_str();
-        let result = match kind {
-            "post_call_audio" => index.record_audio(conversation).await,
-            "post_call_transcription" | "call_initiation_failure" => {
-                // Processed before we are told: the caller is decided.
-                let caller = self
-                    .payloads
-                    .recorded_caller(conversation)
-                    .unwrap_or_else(|e| {
-                        tracing::warn!(error = %e, "cannot read the recorded caller");
-                        None
-                    });
-                match tokio::fs::read(event).await {
-                    Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
-                        Ok(event) => index.record_event_for(&event, caller.as_ref()).await,
-                        Err(e) => Err(recall_calls::CallsError::InvalidEvent(e.to_string())),
-                    },
-                    Err(source) => Err(recall_calls::CallsError::Io {
-                        path: event.to_path_buf(),
-                        source,
-                    }),
-                }
-            }
-            _ => Ok(()),
-        };
-        if let Err(error) = result {
-            tracing::warn!(%error, event_type = kind, "call index not updated; `recall reindex` repairs it");
-        }
-    }
-}
-
-/// Rebuilds `<data_dir>/calls.db` from the stored payloads (`recall
-/// reindex`); safe while the server runs.
-///
-/// # Errors
-/// When the index cannot be opened or the payload directory read.
-pub async fn reindex(
-    config: &crate::config::Config,
-) -> anyhow::Result<recall_calls::ReindexReport> {
-    use anyhow::Context as _;
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-    let path = config.data_dir.join(recall_calls::INDEX_FILE_NAME);
-    let index = CallIndex::open(&path)
-        .await
-        .with_context(|| format!("cannot open the call index {}", path.display()))?;
-    index.reindex(&config.payload_dir).await.with_context(|| {
-        format!(
-            "cannot index the payloads in {}",
-            config.payload_dir.display()
-        )
-    })
+    Ok((index, fresh))
 }

@@ -568,9 +568,10 @@ async fn reindex_rebuilds_what_the_api_serves_from_the_payloads() {
     let before = get_json(&app, "/api/analytics").await;
 
     // `recall reindex`, while the server runs.
-    let report = recall_server::admin::reindex(&options.config().unwrap())
+    let (service, _) = recall_server::open_service(&options.config().unwrap(), None)
         .await
         .unwrap();
+    let report = service.reindex().await.unwrap();
     assert_eq!((report.transcriptions, report.skipped), (2, 0));
     assert_eq!(get_json(&app, "/api/analytics").await, before);
     assert_eq!(

@@ -1,21 +1,21 @@
-//! Forget: erase a caller.
+//! Erasing a caller everywhere: memories, stored events, audio, call
+//! index rows and quarantined bodies that mention them.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::Path;
 
-use recall_model::{ConversationId, PhoneNumber, PostCallEvent, WebhookType};
+use recall_model::{ConversationId, PhoneNumber, WebhookType};
 
 use crate::error::join_error;
-use crate::extract::{failed_call_party, identify};
-use crate::payload::{
-    AUDIO_FILE, CALLER_FILE, EventState, remove_if_exists, sync_dir, write_atomic,
-};
-use crate::{PayloadStore, Service, ServiceError};
+use crate::payload::{CALLER_FILE, EventState, remove_if_exists, sync_dir, write_atomic};
+use crate::{PayloadStore, ProcessedEvent, Service, ServiceError};
 
-/// What [`Service::forget`] erased.
+/// What [`Service::erase_caller`] erased. Erasing again finds nothing and
+/// reports zeros.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct ForgetReport {
+#[non_exhaustive]
+pub struct EraseReport {
     /// Memories erased from the store.
     pub memories: u64,
     /// Conversations whose folder was removed.
@@ -27,10 +27,13 @@ pub struct ForgetReport {
     /// Quarantined (invalid) bodies removed because they mention the
     /// caller's number.
     pub quarantined: u64,
+    /// Calls removed from the call index.
+    pub indexed_calls: u64,
 }
 
 /// The caller recorded for a conversation; for an event not processed
-/// yet, read from the payload (and recorded, so this is done once).
+/// yet, decided from the payload by the one caller rule (and recorded, so
+/// this is done once).
 fn resolve_caller(
     payloads: &PayloadStore,
     conversation: &ConversationId,
@@ -51,18 +54,12 @@ fn resolve_caller(
     } else {
         return Ok(None);
     };
-    let request =
-        match crate::process::read_event(&payloads.event_path(conversation, kind.as_str())) {
-            Ok((request, _)) => request,
-            Err(crate::process::Step::Retry(reason)) => return Err(io::Error::other(reason)),
-            Err(_) => return Ok(None),
-        };
-    let caller = match request.data {
-        PostCallEvent::Transcription(data) => identify(&data).ok(),
-        PostCallEvent::InitiationFailure(data) => failed_call_party(&data),
-        _ => None,
+    let request = match payloads.read_event(conversation, &kind) {
+        Ok(Some((request, _))) => request,
+        Ok(None) | Err(crate::StoredEventError::Unusable(_)) => return Ok(None),
+        Err(crate::StoredEventError::Io(e)) => return Err(e),
     };
-    let Some(caller) = caller else {
+    let Some(caller) = ProcessedEvent::from_request(conversation.clone(), request).caller else {
         return Ok(None);
     };
     write_atomic(
@@ -130,21 +127,28 @@ fn forget_quarantined(payloads: &PayloadStore, number: &str) -> io::Result<u64> 
 }
 
 impl Service {
-    /// Erases a caller: every memory (through the store), then every
-    /// stored payload and audio of their conversations (found through the
-    /// per-conversation `caller` record, not by parsing every payload;
-    /// calls that never connected count when they were to or from the
-    /// caller), then every quarantined body that mentions their number.
+    /// Erases a caller everywhere, together: every memory (through the
+    /// store), every stored event and audio of their conversations (found
+    /// through the per-conversation caller record, so calls that never
+    /// connected count when they were to or from the caller), their rows
+    /// in the call index (and the stored events of any call the index
+    /// attributes to them), and every quarantined body that mentions their
+    /// number. Idempotent: erasing again reports zeros.
     ///
     /// Runs exclusively with processing, so an event of this caller
-    /// cannot be turned into memories while it runs. When the store
+    /// cannot be turned into memories while it runs. When the memory store
     /// fails, nothing is deleted and the error is returned.
-    #[tracing::instrument(name = "forget", skip_all, fields(caller = %caller.masked()))]
-    pub async fn forget(&self, caller: &PhoneNumber) -> Result<ForgetReport, ServiceError> {
+    ///
+    /// # Errors
+    /// [`ServiceError::Store`] (nothing deleted), [`ServiceError::Io`] or
+    /// [`ServiceError::Index`] when the payloads or the index failed after
+    /// the memories were erased: erasing again finishes the job.
+    #[tracing::instrument(name = "erase_caller", skip_all, fields(caller = %caller.masked()))]
+    pub async fn erase_caller(&self, caller: &PhoneNumber) -> Result<EraseReport, ServiceError> {
         let _lock = self.inner.process_lock.lock().await;
         let payloads = self.payloads().clone();
         let number = caller.as_str().to_owned();
-        let theirs = crate::blocking::spawn(move || -> io::Result<_> {
+        let mut theirs = crate::blocking::spawn(move || -> io::Result<_> {
             let mut theirs = Vec::new();
             for c in payloads.conversations()? {
                 if resolve_caller(&payloads, &c)?.as_deref() == Some(number.as_str()) {
@@ -163,6 +167,15 @@ impl Service {
                 return Err(e.into());
             }
         };
+        let indexed = match self.call_index() {
+            Some(index) => index.forget_caller(caller).await?,
+            None => Vec::new(),
+        };
+        for c in &indexed {
+            if !theirs.contains(c) {
+                theirs.push(c.clone());
+            }
+        }
 
         self.pending().retain(|(c, _), _| !theirs.contains(c));
         for c in &theirs {
@@ -170,16 +183,14 @@ impl Service {
         }
         let payloads = self.payloads().clone();
         let number = caller.as_str().to_owned();
-        let mut report = crate::blocking::spawn(move || -> io::Result<ForgetReport> {
-            let mut report = ForgetReport::default();
+        let mut report = crate::blocking::spawn(move || -> io::Result<EraseReport> {
+            let mut report = EraseReport::default();
             for c in &theirs {
-                let dir = payloads.conversation_dir(c);
-                report.payloads += payloads.events(c)?.len() as u64;
-                if dir.join(AUDIO_FILE).exists() {
-                    report.audio += 1;
+                if let Some(removed) = payloads.remove_conversation(c)? {
+                    report.payloads += removed.events;
+                    report.audio += u64::from(removed.audio);
+                    report.conversations += 1;
                 }
-                fs::remove_dir_all(&dir)?;
-                report.conversations += 1;
             }
             if report.conversations > 0 {
                 sync_dir(payloads.root())?;
@@ -190,7 +201,8 @@ impl Service {
         .await
         .map_err(join_error)??;
         report.memories = memories;
-        tracing::info!(?report, "caller forgotten");
+        report.indexed_calls = indexed.len() as u64;
+        tracing::info!(?report, "caller erased");
         Ok(report)
     }
 }
