@@ -1151,19 +1151,24 @@ fn check_toml_syntax(path: &Path) -> Result<(), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| cannot(e.to_string()))?;
     match Toml::from_str::<Dict>(&text) {
         Ok(_) => Ok(()),
-        Err(e) => {
-            let at = e
-                .span()
-                .map_or(text.len(), |span| span.start.min(text.len()));
-            let before = text.get(..at).unwrap_or(&text);
-            let line = before.matches('\n').count() + 1;
-            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            Err(cannot(format!(
-                "TOML syntax error at line {line}, column {column}: {}",
-                e.message().trim()
-            )))
-        }
+        Err(e) => Err(cannot(format!(
+            "TOML syntax error at {}",
+            toml_error(&text, &e)
+        ))),
     }
+}
+
+/// Where a TOML error is ("line L, column C") and what it is, without the
+/// text there: the parser's own message quotes the line, which may hold a
+/// secret.
+pub(crate) fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let at = e
+        .span()
+        .map_or(text.len(), |span| span.start.min(text.len()));
+    let before = text.get(..at).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}: {}", e.message().trim())
 }
 
 /// The name of the generated-secrets file inside the data directory.
