@@ -5,12 +5,12 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-/// An IP address range such as `10.0.0.0/8`, or a single address.
+use ipnet::Ipv4Net;
+
+/// An IP address range such as `10.0.0.0/8`, or a single address. An
+/// IPv4-mapped IPv6 range is kept as the IPv4 range it maps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNet {
-    addr: IpAddr,
-    prefix: u8,
-}
+pub struct IpNet(ipnet::IpNet);
 
 /// The text is not an IP address or CIDR range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,21 +21,7 @@ impl IpNet {
     /// Whether `ip` is in this range. IPv4-mapped IPv6 addresses count as
     /// their IPv4 address.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, canonical(ip)) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&canonical(ip))
     }
 }
 
@@ -49,34 +35,31 @@ fn canonical(ip: IpAddr) -> IpAddr {
 impl FromStr for IpNet {
     type Err = IpNetError;
 
+    /// A CIDR range, or a bare address (a range of one).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (addr, prefix) = match s.split_once('/') {
-            Some((addr, prefix)) => (addr, Some(prefix)),
-            None => (s, None),
+        let bare = |_| s.parse::<IpAddr>().map(ipnet::IpNet::from);
+        let net = s.parse().or_else(bare).map_err(|_| IpNetError)?;
+        let ipnet::IpNet::V6(v6) = net else {
+            return Ok(Self(net));
         };
-        let addr = canonical(addr.parse::<IpAddr>().map_err(|_| IpNetError)?);
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-                p.parse::<u8>().map_err(|_| IpNetError)?
-            }
-            Some(_) => return Err(IpNetError),
-        };
-        if prefix > max {
-            return Err(IpNetError);
+        match (v6.addr().to_ipv4_mapped(), v6.prefix_len().checked_sub(96)) {
+            (None, _) => Ok(Self(net)),
+            (Some(v4), Some(prefix)) => Ok(Self(
+                Ipv4Net::new(v4, prefix).map_err(|_| IpNetError)?.into(),
+            )),
+            // Reaches past the IPv4-mapped addresses: surely a mistake.
+            (Some(_), None) => Err(IpNetError),
         }
-        Ok(Self { addr, prefix })
     }
 }
 
 impl fmt::Display for IpNet {
+    /// A range of one address is written as the bare address.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let max = if self.addr.is_ipv4() { 32 } else { 128 };
-        if self.prefix == max {
-            write!(f, "{}", self.addr)
+        if self.0.prefix_len() == self.0.max_prefix_len() {
+            self.0.addr().fmt(f)
         } else {
-            write!(f, "{}/{}", self.addr, self.prefix)
+            self.0.fmt(f)
         }
     }
 }
@@ -135,6 +118,18 @@ mod tests {
         for bad in ["", "10.0.0.0/33", "10.0.0.0/", "x", "10.0.0.0/-1", "::/129"] {
             assert!(bad.parse::<IpNet>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn ipv4_mapped_ranges_are_their_ipv4_range() {
+        let mapped: IpNet = "::ffff:10.0.0.0/104".parse().unwrap();
+        assert_eq!(mapped, "10.0.0.0/8".parse().unwrap());
+        assert!(mapped.contains(ip("10.9.9.9")) && !mapped.contains(ip("11.0.0.1")));
+        assert_eq!(
+            "::ffff:1.2.3.4".parse::<IpNet>().unwrap().to_string(),
+            "1.2.3.4"
+        );
+        assert!("::ffff:10.0.0.0/8".parse::<IpNet>().is_err());
     }
 
     #[test]
