@@ -37,7 +37,9 @@
 //! * `total_cost`: sum of `metadata.cost` as ElevenLabs reports it.
 //! * `data_collected`: for each data-collection field id and value (values
 //!   compared as JSON), how many calls collected it; `null` values are not
-//!   counted. Ordered by count (highest first), then field id.
+//!   counted. Ordered by count (highest first), then field id, then value
+//!   (as JSON text); `recall_model::ui::CallAnalytics::from_calls` orders
+//!   the same way.
 //!
 //! A call's time is `metadata.start_time_unix_secs`, else the event's
 //! `event_timestamp`. Time ranges (`from`, `to`) include both ends.

@@ -222,7 +222,10 @@ pub struct DataCollectedStat {
 
 impl CallAnalytics {
     /// Totals over these calls. Null values of collected data are not
-    /// counted; `dataCollected` is ordered by field id, then by value.
+    /// counted; `dataCollected` is ordered by count (highest first), then
+    /// field id, then value (as JSON text): the order of the call index's
+    /// analytics (`recall_calls::CallIndex::analytics`), so both answer
+    /// the same list for the same calls.
     ///
     /// ```
     /// use recall_model::ui::CallAnalytics;
@@ -254,6 +257,17 @@ impl CallAnalytics {
                 entry.1 += 1;
             }
         }
+        // Keyed by (field id, value as JSON text): iterating yields field id
+        // then value order, which a stable sort by count keeps for ties.
+        let mut data_collected: Vec<DataCollectedStat> = counts
+            .into_iter()
+            .map(|((field_id, _), (value, count))| DataCollectedStat {
+                field_id,
+                value,
+                count,
+            })
+            .collect();
+        data_collected.sort_by_key(|stat| std::cmp::Reverse(stat.count));
         Self {
             total_calls: total as u64,
             success_rate: if total == 0 {
@@ -267,14 +281,7 @@ impl CallAnalytics {
                 durations.iter().sum::<f64>() / durations.len() as f64
             },
             total_cost,
-            data_collected: counts
-                .into_iter()
-                .map(|((field_id, _), (value, count))| DataCollectedStat {
-                    field_id,
-                    value,
-                    count,
-                })
-                .collect(),
+            data_collected,
         }
     }
 }

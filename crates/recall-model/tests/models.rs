@@ -117,3 +117,44 @@ fn call_analytics_totals_calls() {
     let empty = CallAnalytics::from_calls(&[]);
     assert_eq!((empty.success_rate, empty.avg_duration), (0.0, 0.0));
 }
+
+#[test]
+fn data_collected_is_ordered_by_count_then_field_id_then_value() {
+    let with = |id: &str, fields: Value| -> PostCallData {
+        serde_json::from_value(json!({
+            "agent_id": "agent_1", "conversation_id": id,
+            "analysis": {"data_collection_results": fields}
+        }))
+        .unwrap()
+    };
+    let calls = [
+        with(
+            "c1",
+            json!({"city": {"value": "Paris"}, "name": {"value": "Maria"}}),
+        ),
+        with(
+            "c2",
+            json!({"name": {"value": "Maria"}, "age": {"value": 40}}),
+        ),
+        with(
+            "c3",
+            json!({"city": {"value": "Lyon"}, "name": {"value": "Angelo"}}),
+        ),
+    ];
+    let a = CallAnalytics::from_calls(&calls);
+    let order: Vec<(&str, String, u64)> = a
+        .data_collected
+        .iter()
+        .map(|s| (s.field_id.as_str(), s.value.to_string(), s.count))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("name", "\"Maria\"".to_owned(), 2),
+            ("age", "40".to_owned(), 1),
+            ("city", "\"Lyon\"".to_owned(), 1),
+            ("city", "\"Paris\"".to_owned(), 1),
+            ("name", "\"Angelo\"".to_owned(), 1),
+        ]
+    );
+}
