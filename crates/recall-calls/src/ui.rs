@@ -1,7 +1,7 @@
 //! The index's values as the seed's UI models (`recall_model::ui`).
 
 use recall_model::TranscriptRole;
-use recall_model::ui::{CallAnalytics, CallSummary, DataCollectedStat, TranscriptMessage};
+use recall_model::ui::{CallAnalytics, CallSummary, DataCollectedStat, Speaker, TranscriptMessage};
 
 use crate::{Analytics, IndexedCall, Turn};
 
@@ -22,14 +22,15 @@ impl IndexedCall {
 }
 
 impl Turn {
-    /// The turn as the UI's `TranscriptMessage`.
-    pub fn to_message(&self) -> TranscriptMessage {
-        TranscriptMessage {
-            role: TranscriptRole::parse(&self.role),
+    /// The turn as the UI's `TranscriptMessage`; `None` for a role the UI
+    /// does not show (never stored).
+    pub fn to_message(&self) -> Option<TranscriptMessage> {
+        Some(TranscriptMessage {
+            role: Speaker::from_role(&TranscriptRole::parse(&self.role))?,
             message: self.message.clone(),
             time_in_call_secs: self.time_in_call_secs,
             interrupted: self.interrupted,
-        }
+        })
     }
 }
 

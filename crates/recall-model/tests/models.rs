@@ -1,9 +1,8 @@
 //! The UI models.
 
 use recall_model::{
-    MemorySector, PhoneNumber, PostCallData, Salience, TranscriptEntry, TranscriptRole,
-    UnixTimestamp,
-    ui::{self, CallAnalytics, CallSummary, MemoryDisplay, TranscriptMessage},
+    MemorySector, PhoneNumber, PostCallData, Salience, TranscriptEntry, UnixTimestamp,
+    ui::{self, CallAnalytics, CallSummary, MemoryDisplay, Speaker, TranscriptMessage},
 };
 use serde_json::{Value, json};
 
@@ -49,13 +48,26 @@ fn memory_display_has_a_label_that_matches_its_salience() {
 #[test]
 fn transcript_message_from_an_entry_fills_defaults() {
     let entry: TranscriptEntry =
-        serde_json::from_value(json!({"role": "agent", "message": null})).unwrap();
-    let msg = TranscriptMessage::from(&entry);
-    assert_eq!(msg.role, TranscriptRole::Agent);
+        serde_json::from_value(json!({"role": "agent", "message": " Hello "})).unwrap();
+    let msg = TranscriptMessage::from_entry(&entry).unwrap();
+    assert_eq!(msg.role, Speaker::Agent);
     assert_eq!(
         serde_json::to_value(&msg).unwrap(),
-        json!({"role": "agent", "message": "", "timeInCallSecs": 0.0, "interrupted": false})
+        json!({"role": "agent", "message": "Hello", "timeInCallSecs": 0.0, "interrupted": false})
     );
+}
+
+#[test]
+fn a_transcript_leaves_out_turns_without_text_or_of_other_roles() {
+    for turn in [
+        json!({"role": "agent", "message": null, "tool_calls": [{}]}),
+        json!({"role": "user", "message": "  "}),
+        json!({"role": "tool", "message": "42"}),
+        json!({"message": "Hi"}),
+    ] {
+        let entry: TranscriptEntry = serde_json::from_value(turn.clone()).unwrap();
+        assert_eq!(TranscriptMessage::from_entry(&entry), None, "{turn}");
+    }
 }
 
 fn call(

@@ -554,7 +554,11 @@ pub(super) async fn get_call(
         })?;
     Ok(HttpResponse::Ok().json(CallDetailResponse {
         call: detail.call.to_summary(),
-        transcript: detail.transcript.iter().map(|t| t.to_message()).collect(),
+        transcript: detail
+            .transcript
+            .iter()
+            .filter_map(|t| t.to_message())
+            .collect(),
         has_audio: detail.call.has_audio,
         start_time: detail.call.start_time.to_rfc3339(),
         caller_phone: detail.call.caller.map(|c| c.as_str().to_owned()),

@@ -8,11 +8,11 @@
 use std::collections::BTreeSet;
 
 use recall_model::ui::{
-    CallAnalytics, CallSummary, DataCollectedStat, MemoryDisplay, TranscriptMessage, User,
+    CallAnalytics, CallSummary, DataCollectedStat, MemoryDisplay, Speaker, TranscriptMessage, User,
 };
 use recall_model::{
     ClientDataResponse, DynamicVariables, MemoryItem, MemorySector, PhoneNumber, ProfileData,
-    Salience, SearchDataResponse, TranscriptRole, UnixTimestamp,
+    Salience, SearchDataResponse, UnixTimestamp,
 };
 use serde_json::{Value, json};
 
@@ -409,7 +409,7 @@ async fn the_ui_schemas_describe_exactly_what_the_real_types_serialize() {
         (
             "TranscriptMessage",
             serde_json::to_value(TranscriptMessage {
-                role: TranscriptRole::User,
+                role: Speaker::User,
                 message: "Hi".into(),
                 time_in_call_secs: 2.5,
                 interrupted: true,
