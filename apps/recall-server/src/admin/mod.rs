@@ -50,7 +50,7 @@ use recall_signature::Secrets;
 use crate::error::ApiError;
 use crate::routes::method_not_allowed;
 
-pub use handlers::{EraseError, ForgetResponse, erase_caller};
+pub use handlers::{EraseError, erase_caller};
 
 /// The response header carrying the next page's cursor.
 pub const NEXT_CURSOR_HEADER: &str = "X-Next-Cursor";
