@@ -16,7 +16,8 @@
 //! * [`ui`]: the seed's UI models in camelCase, and the other answers of
 //!   the operator API.
 //! * `openapi` (feature `openapi`): OpenAPI schemas (utoipa's `ToSchema`)
-//!   of the value types; the API models derive theirs.
+//!   of the value types; the types Recall's HTTP API answers (the UI models,
+//!   the webhooks' answers, the client-data request) derive theirs.
 //!
 //! Wire types (ElevenLabs' JSON) are tolerant: fields real payloads omit
 //! are optional, unknown fields are kept, and ids stay plain strings until

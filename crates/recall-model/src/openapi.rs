@@ -1,4 +1,5 @@
-//! OpenAPI schemas of the validated value types (feature `openapi`).
+//! OpenAPI schemas of the validated value types and of the client-data
+//! answer's hand-serialized parts (feature `openapi`).
 //!
 //! Their serde goes through hand-written `Serialize` and `Deserialize`, so
 //! their schemas are written by hand too, stating the same rules as their
@@ -14,11 +15,14 @@
 //! assert_eq!(schema["pattern"], E164_PATTERN);
 //! ```
 
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::{AgentId, ConversationId, MAX_ID_LEN, MemorySector, PhoneNumber, Salience};
+use crate::{
+    AgentId, ClientDataType, ConversationId, DynamicValue, DynamicVariables, MAX_ID_LEN,
+    MemorySector, PhoneNumber, Salience,
+};
 
 /// [`PhoneNumber`]'s rule as a regular expression: `+`, a digit 1-9, then
 /// 1 to 14 digits.
@@ -110,3 +114,63 @@ impl PartialSchema for MemorySector {
 }
 
 impl ToSchema for MemorySector {}
+
+impl PartialSchema for ClientDataType {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some([ClientDataType::VALUE]))
+            .description(Some("Always `conversation_initiation_client_data`"))
+            .into()
+    }
+}
+
+impl ToSchema for ClientDataType {}
+
+impl PartialSchema for DynamicValue {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([
+                Type::String,
+                Type::Number,
+                Type::Boolean,
+            ]))
+            .description(Some(
+                "A dynamic variable's value: a string, a number or a bool, never null",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for DynamicValue {}
+
+impl PartialSchema for DynamicVariables {
+    fn schema() -> RefOr<Schema> {
+        let text = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(description))
+        };
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("user_name", text("The caller's name, or empty"))
+            .required("user_name")
+            .property(
+                "user_profile_summary",
+                text("A short profile of the caller, or empty"),
+            )
+            .required("user_profile_summary")
+            .property(
+                "last_call_summary",
+                text("The summary of the caller's previous call, or empty"),
+            )
+            .required("last_call_summary")
+            .additional_properties(Some(DynamicValue::schema()))
+            .description(Some(
+                "Values for the agent's dynamic variables: the three Recall knows, always present, and any others",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for DynamicVariables {}

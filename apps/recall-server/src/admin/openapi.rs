@@ -2,11 +2,16 @@
 //! `utoipa` and served at `GET /openapi.json`.
 //!
 //! The schemas of what the server answers are generated from the very
-//! types it serializes: the operator API's models in `recall_model::ui`
-//! (and the value types they hold) through recall-model's `openapi`
-//! feature, the error body from [`crate::error::ErrorBody`]. [`schemas`]
-//! declares only what no Rust type serializes: the formats of query
-//! parameters and the rules by which the webhooks accept a request body.
+//! types it serializes: the operator API's models in `recall_model::ui`,
+//! the webhooks' answers (`ClientDataResponse`, `SearchDataResponse`) and
+//! the value types they hold, through recall-model's `openapi` feature;
+//! the error body, the status answer and the post-call acknowledgement
+//! from the server's own [`crate::error::ErrorBody`],
+//! [`crate::routes::Status`] and [`crate::routes::post_call::PostCallAck`].
+//! The client-data request is recall-model's tolerant `ClientDataRequest`.
+//! [`schemas`] declares only what no Rust type holds: the formats of query
+//! parameters and the rules by which search-data and post-call accept a
+//! body.
 //! The server's tests check that every documented operation is answered by
 //! the server with the documented method, status and body, so the document
 //! cannot drift.
@@ -85,40 +90,6 @@ pub mod schemas {
 
     impl ToSchema for Time {}
 
-    /// A status answer (`/health`, `/ready`).
-    #[derive(Serialize, ToSchema)]
-    pub struct Status {
-        /// `ok` or `ready`.
-        #[schema(example = "ok")]
-        pub status: String,
-    }
-
-    /// The conversation-initiation request ElevenLabs sends.
-    #[derive(Serialize, ToSchema)]
-    pub struct ClientDataRequest {
-        /// The caller's number (E.164), or a withheld marker.
-        pub caller_id: Option<String>,
-        /// The agent.
-        pub agent_id: Option<String>,
-        /// The number called.
-        pub called_number: Option<String>,
-        /// Twilio's call SID.
-        pub call_sid: Option<String>,
-    }
-
-    /// The conversation-initiation answer.
-    #[derive(Serialize, ToSchema)]
-    pub struct ClientDataResponse {
-        /// Always `conversation_initiation_client_data`.
-        #[serde(rename = "type")]
-        #[schema(example = "conversation_initiation_client_data")]
-        pub kind: String,
-        /// Scalar values for the agent's dynamic variables.
-        pub dynamic_variables: std::collections::BTreeMap<String, serde_json::Value>,
-        /// Overrides (first message, prompt, language, voice).
-        pub conversation_config_override: Option<serde_json::Value>,
-    }
-
     /// The search tool's request. Other fields are accepted and ignored.
     #[derive(Serialize, ToSchema)]
     pub struct SearchDataRequest {
@@ -160,46 +131,6 @@ pub mod schemas {
             .minimum(Some(1))
     }
 
-    /// The caller as the agent sees it.
-    #[derive(Serialize, ToSchema)]
-    pub struct ProfileData {
-        /// Name.
-        pub name: Option<String>,
-        /// Known facts.
-        pub summary: Option<String>,
-        /// E.164 number.
-        #[schema(pattern = r"^\+[1-9][0-9]{1,14}$")]
-        pub phone_number: Option<String>,
-    }
-
-    /// One memory as the agent sees it.
-    #[derive(Serialize, ToSchema)]
-    pub struct MemoryItem {
-        /// Text.
-        pub content: String,
-        /// Sector.
-        pub sector: recall_model::MemorySector,
-        /// 0.0 to 1.0.
-        #[schema(minimum = 0.0, maximum = 1.0)]
-        pub salience: f64,
-        /// RFC 3339 UTC.
-        #[schema(format = DateTime)]
-        pub timestamp: Option<String>,
-        /// How well it answers the question, 0.0 (nothing in common) to
-        /// 1.0 (a strong match).
-        #[schema(minimum = 0.0, maximum = 1.0)]
-        pub score: Option<f64>,
-    }
-
-    /// The search tool's answer.
-    #[derive(Serialize, ToSchema)]
-    pub struct SearchDataResponse {
-        /// The caller's profile, when known.
-        pub profile: Option<ProfileData>,
-        /// The most relevant memories, best first.
-        pub memories: Vec<MemoryItem>,
-    }
-
     /// A post-call webhook envelope (`post_call_transcription`,
     /// `post_call_audio`, `call_initiation_failure`, or a type this version
     /// does not know, which is stored but not processed). Only the envelope
@@ -233,28 +164,6 @@ pub mod schemas {
         )]
         pub conversation_id: String,
     }
-
-    /// Whether the event was new.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "lowercase")]
-    pub enum AckStatus {
-        /// Stored now.
-        Stored,
-        /// Already stored (a retried delivery).
-        Duplicate,
-    }
-
-    /// The post-call acknowledgement.
-    #[derive(Serialize, ToSchema)]
-    pub struct PostCallAck {
-        /// `stored`, or `duplicate` when already stored.
-        pub status: AckStatus,
-        /// The event's conversation.
-        pub conversation_id: String,
-        /// The event type.
-        #[serde(rename = "type")]
-        pub kind: String,
-    }
 }
 
 /// Operations documented for routes whose handlers live elsewhere in the
@@ -272,10 +181,15 @@ mod paths {
         CallAnalytics, CallDetail, CallSummary, DailyCalls, EraseReport, EventEntry, EventStatus,
         MemoryDisplay, User,
     };
-    use recall_model::{AgentId, ConversationId, MemorySector, PhoneNumber};
+    use recall_model::{
+        AgentId, ClientDataRequest, ClientDataResponse, ConversationId, MemorySector, PhoneNumber,
+        SearchDataResponse,
+    };
 
     use super::schemas::*;
     use crate::error::ErrorBody;
+    use crate::routes::Status;
+    use crate::routes::post_call::PostCallAck;
 
     #[utoipa::path(post, path = "/webhook/client-data", tag = "webhooks",
         request_body = ClientDataRequest,
@@ -511,11 +425,12 @@ impl utoipa::Modify for SecuritySchemes {
         paths::analytics, paths::daily, paths::dashboard,
     ),
     components(schemas(
-        crate::error::ErrorBody, schemas::Status, schemas::ClientDataRequest,
-        schemas::ClientDataResponse, schemas::SearchDataRequest, schemas::ProfileData,
-        schemas::MemoryItem, schemas::SearchDataResponse, schemas::PostCallEvent,
-        schemas::PostCallData, schemas::AckStatus, schemas::PostCallAck,
+        crate::error::ErrorBody, crate::routes::Status, crate::routes::post_call::PostCallAck,
+        crate::routes::post_call::AckStatus,
+        schemas::SearchDataRequest, schemas::PostCallEvent, schemas::PostCallData,
         schemas::PhoneNumberInQuery, schemas::Time,
+        recall_model::ClientDataRequest, recall_model::ClientDataResponse,
+        recall_model::SearchDataResponse, recall_model::ProfileData, recall_model::MemoryItem,
         recall_model::PhoneNumber, recall_model::AgentId, recall_model::ConversationId,
         recall_model::MemorySector, recall_model::SalienceLabel, recall_model::Salience,
         recall_model::ui::User, recall_model::ui::MemoryDisplay, recall_model::ui::Speaker,
