@@ -15,10 +15,14 @@ pub struct ApiError {
     message: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
-    message: &'a str,
+/// The body of every error answer: `{"error": code, "message": ...}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A machine-readable code, e.g. `invalid_phone`.
+    #[schema(example = "invalid_phone")]
+    pub error: &'static str,
+    /// What was wrong, naming the parameter or rule.
+    pub message: String,
 }
 
 impl ApiError {
@@ -88,9 +92,9 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(Body {
+        HttpResponse::build(self.status).json(ErrorBody {
             error: self.code,
-            message: &self.message,
+            message: self.message.clone(),
         })
     }
 }

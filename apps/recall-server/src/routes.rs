@@ -92,13 +92,21 @@ pub fn method_not_allowed(allow: &'static str) -> actix_web::Route {
     })
 }
 
+/// The answer of `/health` and `/ready`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Status {
+    /// `ok` (`/health`) or `ready` (`/ready`).
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
 async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+    HttpResponse::Ok().json(Status { status: "ok" })
 }
 
 async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     match state.service.ready().await {
-        Ok(()) => Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))),
+        Ok(()) => Ok(HttpResponse::Ok().json(Status { status: "ready" })),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
             Err(ApiError::unavailable(

@@ -2,9 +2,8 @@
 //! service, whose caller is already decided by the service's one caller
 //! rule. Nothing here reads payload files or JSON.
 
-use recall_model::{
-    AgentId, CallInitiationFailureData, ConversationId, PhoneNumber, PostCallData, TranscriptRole,
-};
+use recall_model::ui::TranscriptMessage;
+use recall_model::{AgentId, CallInitiationFailureData, ConversationId, PhoneNumber, PostCallData};
 use recall_service::{ProcessedData, ProcessedEvent};
 use serde_json::Value;
 
@@ -80,31 +79,17 @@ fn transcription(event: &ProcessedEvent, data: &PostCallData) -> Result<CallReco
     let transcript = data
         .transcript
         .iter()
-        .filter_map(|entry| {
-            let role = match entry.role {
-                TranscriptRole::Agent => "agent",
-                TranscriptRole::User => "user",
-                _ => return None,
-            };
-            Some(Turn {
-                role: role.to_owned(),
-                message: non_empty(entry.message.as_deref())?,
-                time_in_call_secs: entry.time_in_call_secs.unwrap_or(0.0),
-                interrupted: entry.interrupted.unwrap_or(false),
-            })
+        .filter_map(TranscriptMessage::from_entry)
+        .map(|turn| Turn {
+            role: turn.role.as_str().to_owned(),
+            message: turn.message,
+            time_in_call_secs: turn.time_in_call_secs,
+            interrupted: turn.interrupted,
         })
         .collect();
     let data_collected = data
-        .data_collection_results()
-        .filter(|(_, result)| !result.value.is_null())
-        .map(|(key, result)| {
-            let field = if result.data_collection_id.is_empty() {
-                key
-            } else {
-                &result.data_collection_id
-            };
-            (field.to_owned(), result.value.clone())
-        })
+        .collected_values()
+        .map(|(field, value)| (field.to_owned(), value.clone()))
         .collect();
     Ok(CallRecord {
         conversation_id: event.conversation.clone(),

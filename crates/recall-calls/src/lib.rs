@@ -22,6 +22,13 @@
 //! Recording the same event again changes nothing (ElevenLabs may deliver
 //! an event twice).
 //!
+//! Calls are answered as the operator API shows them, in
+//! [`recall_model::ui`]'s types: [`IndexedCall`] carries a
+//! [`CallSummary`] with what only the index knows (caller, start time,
+//! audio); [`CallIndex::get_call`], [`CallIndex::analytics`] and
+//! [`CallIndex::daily`] answer [`CallDetail`], [`CallAnalytics`] and
+//! [`DailyCalls`].
+//!
 //! Every method is `async` and runs its SQLite work on Tokio's blocking
 //! thread pool, so it never blocks the runtime; it must be called from
 //! within a Tokio runtime.
@@ -38,7 +45,9 @@
 //! * `total_cost`: sum of `metadata.cost` as ElevenLabs reports it.
 //! * `data_collected`: for each data-collection field id and value (values
 //!   compared as JSON), how many calls collected it; `null` values are not
-//!   counted. Ordered by count (highest first), then field id.
+//!   counted. Ordered by count (highest first), then field id, then value
+//!   (as JSON text); `recall_model::ui::CallAnalytics::from_calls` orders
+//!   the same way.
 //!
 //! A call's time is `metadata.start_time_unix_secs`, else the event's
 //! `event_timestamp`. Time ranges (`from`, `to`) include both ends.
@@ -67,20 +76,20 @@
 //! let page = index.list_calls(CallQuery::default()).await?;
 //! assert_eq!(page.items.len(), 1);
 //! assert_eq!(page.items[0].caller.as_ref().map(|p| p.as_str()), Some("+16129782029"));
+//! assert_eq!(page.items[0].call.duration, Some(22.0));
 //! assert_eq!(page.next_cursor, None);
 //! # Ok(()) }
 //! ```
 
 mod extract;
 mod store;
-mod ui;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use recall_model::ui::{CallAnalytics, CallDetail, CallSummary, DailyCalls};
 use recall_model::{AgentId, ConversationId, PhoneNumber, UnixTimestamp, WebhookType};
 use recall_service::{CallIndexError, ProcessedEvent};
-use serde_json::Value;
 
 use crate::extract::CallRecord;
 
@@ -121,59 +130,40 @@ pub enum CallsError {
     Task(String),
 }
 
-/// One call as listed: what the UI's `CallSummary` shows, plus who called,
-/// when, and whether audio is stored.
+/// One call as listed: the UI's [`CallSummary`], plus what only the index
+/// knows: who called, when, whether audio is stored and whether the call
+/// ever connected.
 #[derive(Clone, PartialEq, Debug)]
 pub struct IndexedCall {
-    /// The conversation.
-    pub conversation_id: ConversationId,
-    /// The agent that took or placed the call.
-    pub agent_id: AgentId,
+    /// The call as the UI lists it. Its `status` is `failed`, and
+    /// `successful` is `Some(false)`, for a call that never connected.
+    pub call: CallSummary,
     /// The caller's number, when known and not withheld.
     pub caller: Option<PhoneNumber>,
-    /// ElevenLabs' status (`done`, `failed`, ...); `failed` for a call
-    /// that never connected.
-    pub status: String,
     /// When the call started (or failed to).
     pub start_time: UnixTimestamp,
-    /// Length in seconds.
-    pub duration: Option<i64>,
-    /// Cost as ElevenLabs reports it.
-    pub cost: Option<f64>,
-    /// The analysis' transcript summary.
-    pub summary: Option<String>,
-    /// The analysis' title.
-    pub title: Option<String>,
-    /// `Some(true)` for `success`, `Some(false)` for `failure` and for a
-    /// call that never connected, `None` when unknown.
-    pub successful: Option<bool>,
     /// Whether the call's audio is stored.
     pub has_audio: bool,
     /// Whether the call never connected (`call_initiation_failure`).
     pub initiation_failed: bool,
 }
 
-/// One transcript turn (the UI's `TranscriptMessage`). Turns without text
-/// (tool calls only) and roles other than `agent`/`user` are left out.
+/// One transcript turn as the index stores it: the `transcript` column's
+/// JSON, written in this shape since schema version 1, so existing index
+/// files stay readable. Read back as the UI's
+/// [`TranscriptMessage`](recall_model::ui::TranscriptMessage). Turns
+/// without text (tool calls only) and roles other than `agent`/`user` are
+/// not stored.
 #[derive(Clone, PartialEq, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Turn {
+pub(crate) struct Turn {
     /// `agent` or `user`.
-    pub role: String,
+    pub(crate) role: String,
     /// What was said.
-    pub message: String,
+    pub(crate) message: String,
     /// Seconds since the call started.
-    pub time_in_call_secs: f64,
+    pub(crate) time_in_call_secs: f64,
     /// Whether the speaker was interrupted.
-    pub interrupted: bool,
-}
-
-/// A call with its transcript.
-#[derive(Clone, PartialEq, Debug)]
-pub struct CallDetail {
-    /// The call.
-    pub call: IndexedCall,
-    /// Its transcript, in order.
-    pub transcript: Vec<Turn>,
+    pub(crate) interrupted: bool,
 }
 
 /// A page of results, newest first.
@@ -212,44 +202,6 @@ pub struct AnalyticsQuery {
     pub from: Option<UnixTimestamp>,
     /// Only calls at or before this time.
     pub to: Option<UnixTimestamp>,
-}
-
-/// How often one data-collection value was collected.
-#[derive(Clone, PartialEq, Debug)]
-pub struct CollectedValue {
-    /// The data-collection field id (e.g. `first_name`).
-    pub field_id: String,
-    /// The value, as collected.
-    pub value: Value,
-    /// In how many calls.
-    pub count: u64,
-}
-
-/// Aggregates over calls (the UI's `CallAnalytics`; see the crate docs for
-/// the definitions).
-#[derive(Clone, PartialEq, Debug)]
-pub struct Analytics {
-    /// Calls in range, initiation failures included.
-    pub total_calls: u64,
-    /// Successful calls / total calls, 0.0 to 1.0.
-    pub success_rate: f64,
-    /// Mean duration in seconds of the calls that report one.
-    pub avg_duration: f64,
-    /// Sum of the calls' cost.
-    pub total_cost: f64,
-    /// Collected values with their counts.
-    pub data_collected: Vec<CollectedValue>,
-}
-
-/// Calls on one UTC day, for a chart.
-#[derive(Clone, PartialEq, Debug)]
-pub struct DailyCalls {
-    /// The day, `YYYY-MM-DD` (UTC).
-    pub day: String,
-    /// Calls that day, initiation failures included.
-    pub calls: u64,
-    /// Successful calls that day.
-    pub successful: u64,
 }
 
 /// The call index: a handle to one SQLite file, cheap to clone and share.
@@ -341,7 +293,7 @@ impl CallIndex {
     }
 
     /// Aggregates over the calls in range (see the crate docs).
-    pub async fn analytics(&self, query: AnalyticsQuery) -> Result<Analytics, CallsError> {
+    pub async fn analytics(&self, query: AnalyticsQuery) -> Result<CallAnalytics, CallsError> {
         self.with_conn(move |conn| store::analytics(conn, &query))
             .await
     }

@@ -5,16 +5,19 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use recall_model::{AgentId, ConversationId, PhoneNumber, UnixTimestamp, WebhookType};
+use recall_model::ui::{
+    CallAnalytics, CallDetail, CallSummary, DailyCalls, DataCollectedStat, Speaker,
+    TranscriptMessage,
+};
+use recall_model::{
+    AgentId, ConversationId, PhoneNumber, TranscriptRole, UnixTimestamp, WebhookType,
+};
 use recall_service::ProcessedEvent;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use crate::extract::{CallRecord, Kind};
-use crate::{
-    Analytics, AnalyticsQuery, CallDetail, CallQuery, CallsError, CollectedValue, DailyCalls,
-    IndexedCall, Page, Turn,
-};
+use crate::{AnalyticsQuery, CallQuery, CallsError, IndexedCall, Page, Turn};
 
 /// The schema version written to `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 1;
@@ -187,27 +190,41 @@ fn bad_column(index: usize, e: impl std::error::Error + Send + Sync + 'static) -
 }
 
 fn call_from_row(row: &Row<'_>) -> rusqlite::Result<IndexedCall> {
-    let id: String = row.get(0)?;
-    let agent: String = row.get(1)?;
     let caller: Option<String> = row.get(2)?;
     let kind: String = row.get(3)?;
     let start: i64 = row.get(5)?;
+    // Whole seconds are stored; the UI's duration is a number of seconds.
+    let duration: Option<i64> = row.get(6)?;
     Ok(IndexedCall {
-        conversation_id: ConversationId::parse(&id).map_err(|e| bad_column(0, e))?,
-        agent_id: AgentId::parse(&agent).map_err(|e| bad_column(1, e))?,
+        call: CallSummary {
+            // Written from validated ids.
+            conversation_id: row.get(0)?,
+            agent_id: row.get(1)?,
+            status: row.get(4)?,
+            duration: duration.map(|d| d as f64),
+            cost: row.get(7)?,
+            summary: row.get(8)?,
+            title: row.get(9)?,
+            successful: row.get(10)?,
+        },
         caller: caller
             .map(|c| PhoneNumber::parse(&c))
             .transpose()
             .map_err(|e| bad_column(2, e))?,
         initiation_failed: kind == Kind::InitiationFailure.as_str(),
-        status: row.get(4)?,
         start_time: UnixTimestamp::from_secs(start).map_err(|e| bad_column(5, e))?,
-        duration: row.get(6)?,
-        cost: row.get(7)?,
-        summary: row.get(8)?,
-        title: row.get(9)?,
-        successful: row.get(10)?,
         has_audio: row.get(11)?,
+    })
+}
+
+/// A stored turn as the UI shows it; `None` for a role the UI does not
+/// show (never stored, but the column is only text).
+fn message(turn: Turn) -> Option<TranscriptMessage> {
+    Some(TranscriptMessage {
+        role: Speaker::from_role(&TranscriptRole::parse(&turn.role))?,
+        message: turn.message,
+        time_in_call_secs: turn.time_in_call_secs,
+        interrupted: turn.interrupted,
     })
 }
 
@@ -242,7 +259,7 @@ pub(crate) fn list(
         items.truncate(limit as usize);
         items
             .last()
-            .map(|last| encode_cursor(last.start_time.as_secs(), last.conversation_id.as_str()))
+            .map(|last| encode_cursor(last.start_time.as_secs(), &last.call.conversation_id))
     } else {
         None
     };
@@ -268,13 +285,19 @@ pub(crate) fn get(
     };
     let transcript: Vec<Turn> =
         serde_json::from_str(&transcript).map_err(|e| CallsError::Database(bad_column(12, e)))?;
-    Ok(Some(CallDetail { call, transcript }))
+    Ok(Some(CallDetail {
+        transcript: transcript.into_iter().filter_map(message).collect(),
+        has_audio: call.has_audio,
+        start_time: call.start_time,
+        caller_phone: call.caller,
+        call: call.call,
+    }))
 }
 
 pub(crate) fn analytics(
     conn: &mut Connection,
     query: &AnalyticsQuery,
-) -> Result<Analytics, CallsError> {
+) -> Result<CallAnalytics, CallsError> {
     let mut filter = Filter::new();
     filter.common(query.agent.as_ref(), query.from, query.to);
     let (total, successful, avg, cost): (i64, i64, Option<f64>, f64) = conn.query_row(
@@ -295,14 +318,14 @@ pub(crate) fn analytics(
     let data_collected = statement
         .query_map(params_from_iter(filter.params.iter()), |row| {
             let value: String = row.get(1)?;
-            Ok(CollectedValue {
+            Ok(DataCollectedStat {
                 field_id: row.get(0)?,
                 value: serde_json::from_str(&value).map_err(|e| bad_column(1, e))?,
                 count: row.get::<_, i64>(2)?.max(0) as u64,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Analytics {
+    Ok(CallAnalytics {
         total_calls: total.max(0) as u64,
         success_rate: if total > 0 {
             successful as f64 / total as f64

@@ -2,8 +2,11 @@
 
 use std::path::Path;
 
-use recall_calls::{AnalyticsQuery, CallIndex, CallQuery, CallsError, MAX_LIMIT};
-use recall_model::{AgentId, ConversationId, PhoneNumber, PostCallWebhookRequest, UnixTimestamp};
+use recall_calls::{AnalyticsQuery, CallIndex, CallQuery, CallsError, IndexedCall, MAX_LIMIT};
+use recall_model::ui::{CallAnalytics, Speaker};
+use recall_model::{
+    AgentId, ConversationId, PhoneNumber, PostCallData, PostCallWebhookRequest, UnixTimestamp,
+};
 use recall_service::{CallIndex as _, CallIndexError, ProcessedEvent};
 use serde_json::{Value, json};
 
@@ -65,6 +68,15 @@ async fn open() -> (tempfile::TempDir, CallIndex) {
     (dir, index)
 }
 
+/// The call `id` as listed.
+async fn listed(index: &CallIndex, id: &str) -> IndexedCall {
+    let page = index.list_calls(CallQuery::default()).await.unwrap();
+    page.items
+        .into_iter()
+        .find(|c| c.call.conversation_id == id)
+        .unwrap_or_else(|| panic!("{id} is not listed"))
+}
+
 #[tokio::test]
 async fn a_transcription_fixture_is_listed_and_shown_with_its_transcript() {
     let (_dir, index) = open().await;
@@ -76,27 +88,32 @@ async fn a_transcription_fixture_is_listed_and_shown_with_its_transcript() {
 
     let page = index.list_calls(CallQuery::default()).await.unwrap();
     assert_eq!(page.items.len(), 1);
-    let call = &page.items[0];
-    assert_eq!(call.conversation_id.as_str(), "abc");
-    assert_eq!(call.agent_id.as_str(), "xyz");
+    let listed = &page.items[0];
+    let call = &listed.call;
+    assert_eq!(call.conversation_id, "abc");
+    assert_eq!(call.agent_id, "xyz");
     assert_eq!(call.status, "done");
-    assert_eq!(call.duration, Some(22));
+    assert_eq!(call.duration, Some(22.0));
     assert_eq!(call.cost, Some(296.0));
     assert_eq!(call.successful, Some(true));
-    assert_eq!(call.start_time.as_secs(), 1_739_537_297);
+    assert_eq!(listed.start_time.as_secs(), 1_739_537_297);
     assert!(
         call.summary
             .as_deref()
             .unwrap()
             .starts_with("The conversation begins")
     );
-    assert_eq!(call.caller, Some(phone("+16129782029")));
-    assert!(!call.has_audio);
-    assert!(!call.initiation_failed);
+    assert_eq!(listed.caller, Some(phone("+16129782029")));
+    assert!(!listed.has_audio);
+    assert!(!listed.initiation_failed);
 
     let detail = index.get_call(&conv("abc")).await.unwrap().unwrap();
+    assert_eq!(&detail.call, call);
+    assert_eq!(detail.start_time, listed.start_time);
+    assert_eq!(detail.caller_phone, listed.caller);
+    assert!(!detail.has_audio);
     assert_eq!(detail.transcript.len(), 3);
-    assert_eq!(detail.transcript[0].role, "agent");
+    assert_eq!(detail.transcript[0].role, Speaker::Agent);
     assert_eq!(
         detail.transcript[0].message,
         "Hey there angelo. How are you?"
@@ -133,11 +150,11 @@ async fn the_caller_is_the_one_the_rule_decided_and_withheld_ids_are_not_kept() 
     index.record(&processed(&inbound)).await.unwrap();
 
     let c1 = index.get_call(&conv("c1")).await.unwrap().unwrap();
-    assert_eq!(c1.call.caller, Some(phone("+16129782029")));
+    assert_eq!(c1.caller_phone, Some(phone("+16129782029")));
     let c2 = index.get_call(&conv("c2")).await.unwrap().unwrap();
-    assert_eq!(c2.call.caller, None);
+    assert_eq!(c2.caller_phone, None);
     let c3 = index.get_call(&conv("c3")).await.unwrap().unwrap();
-    assert_eq!(c3.call.caller, Some(phone("+441111111111")));
+    assert_eq!(c3.caller_phone, Some(phone("+441111111111")));
 }
 
 #[tokio::test]
@@ -164,14 +181,15 @@ async fn initiation_failures_are_calls_that_never_connected() {
         )))
         .await
         .unwrap();
-    let call = index.get_call(&conv("abc")).await.unwrap().unwrap().call;
-    assert!(call.initiation_failed);
+    assert!(listed(&index, "abc").await.initiation_failed);
+    let detail = index.get_call(&conv("abc")).await.unwrap().unwrap();
+    let call = detail.call;
     assert_eq!(call.status, "failed");
     assert_eq!(call.successful, Some(false));
     assert_eq!(call.duration, None);
-    assert_eq!(call.start_time.as_secs(), 1_759_931_652);
+    assert_eq!(detail.start_time.as_secs(), 1_759_931_652);
     // Outbound Twilio call: the other party is `To`.
-    assert_eq!(call.caller, Some(phone("+441111111111")));
+    assert_eq!(detail.caller_phone, Some(phone("+441111111111")));
     assert!(call.title.unwrap().contains("busy"));
 
     let (_dir2, sip_index) = open().await;
@@ -181,13 +199,8 @@ async fn initiation_failures_are_calls_that_never_connected() {
         )))
         .await
         .unwrap();
-    let call = sip_index
-        .get_call(&conv("abc"))
-        .await
-        .unwrap()
-        .unwrap()
-        .call;
-    assert_eq!(call.caller, Some(phone("+11111111111")));
+    let detail = sip_index.get_call(&conv("abc")).await.unwrap().unwrap();
+    assert_eq!(detail.caller_phone, Some(phone("+11111111111")));
 }
 
 #[tokio::test]
@@ -198,13 +211,12 @@ async fn a_failure_never_replaces_a_transcription_but_a_transcription_replaces_a
 
     index.record(&processed(&failure)).await.unwrap();
     index.record(&processed(&done)).await.unwrap();
-    let call = index.get_call(&conv("abc")).await.unwrap().unwrap().call;
-    assert!(!call.initiation_failed);
+    assert!(!listed(&index, "abc").await.initiation_failed);
 
     index.record(&processed(&failure)).await.unwrap();
-    let call = index.get_call(&conv("abc")).await.unwrap().unwrap().call;
+    let call = listed(&index, "abc").await;
     assert!(!call.initiation_failed);
-    assert_eq!(call.status, "done");
+    assert_eq!(call.call.status, "done");
 }
 
 #[tokio::test]
@@ -241,8 +253,9 @@ async fn audio_may_arrive_before_or_after_the_transcription() {
         .unwrap();
 
     for (id, expected) in [("early", true), ("late", true), ("none", false)] {
-        let call = index.get_call(&conv(id)).await.unwrap().unwrap().call;
-        assert_eq!(call.has_audio, expected, "{id}");
+        let detail = index.get_call(&conv(id)).await.unwrap().unwrap();
+        assert_eq!(detail.has_audio, expected, "{id}");
+        assert_eq!(listed(&index, id).await.has_audio, expected, "{id}");
     }
 }
 
@@ -283,11 +296,7 @@ async fn pages_are_newest_first_with_stable_cursors_and_filters() {
             })
             .await
             .unwrap();
-        seen.extend(
-            page.items
-                .iter()
-                .map(|c| c.conversation_id.as_str().to_owned()),
-        );
+        seen.extend(page.items.iter().map(|c| c.call.conversation_id.clone()));
         if page.next_cursor.is_none() {
             break;
         }
@@ -318,7 +327,7 @@ async fn pages_are_newest_first_with_stable_cursors_and_filters() {
     let ids: Vec<_> = ranged
         .items
         .iter()
-        .map(|c| c.conversation_id.as_str())
+        .map(|c| c.call.conversation_id.as_str())
         .collect();
     assert_eq!(ids, ["d", "other", "c", "b"]);
 
@@ -490,16 +499,16 @@ async fn an_inbound_twilio_failure_belongs_to_the_number_that_called() {
     event["data"]["metadata"]["body"]["Direction"] = json!("inbound");
     event["data"]["metadata"]["body"]["From"] = json!("+16129782029");
     index.record(&processed(&event)).await.unwrap();
-    let call = index.get_call(&conv("abc")).await.unwrap().unwrap().call;
-    assert_eq!(call.caller, Some(phone("+16129782029")));
+    let detail = index.get_call(&conv("abc")).await.unwrap().unwrap();
+    assert_eq!(detail.caller_phone, Some(phone("+16129782029")));
 
     // The caller the service decided is the one kept.
     index
         .record(&for_caller(&event, Some(&phone("+15550001111"))))
         .await
         .unwrap();
-    let call = index.get_call(&conv("abc")).await.unwrap().unwrap().call;
-    assert_eq!(call.caller, Some(phone("+15550001111")));
+    let detail = index.get_call(&conv("abc")).await.unwrap().unwrap();
+    assert_eq!(detail.caller_phone, Some(phone("+15550001111")));
     let mine = index
         .conversations_of(&phone("+15550001111"))
         .await
@@ -554,5 +563,54 @@ async fn a_caller_decided_by_the_service_wins_over_the_events_own_ids() {
             .items
             .len(),
         1
+    );
+}
+
+#[tokio::test]
+async fn the_index_and_the_model_answer_the_same_analytics() {
+    let (_dir, index) = open().await;
+    let mut events = Vec::new();
+    for (id, start, outcome, fields) in [
+        (
+            "c1",
+            100,
+            "success",
+            json!({"city": {"value": "Paris"}, "name": {"value": "Maria"}}),
+        ),
+        (
+            "c2",
+            200,
+            "failure",
+            json!({"name": {"value": "Maria"}, "age": {"value": 40}}),
+        ),
+        (
+            "c3",
+            300,
+            "unknown",
+            json!({"city": {"value": "Lyon"}, "name": {"value": "Angelo"}}),
+        ),
+        ("c4", 400, "success", json!({"name": {"value": null}})),
+    ] {
+        let mut event = transcription(id, None, start, outcome);
+        event["data"]["analysis"]["data_collection_results"] = fields;
+        index.record(&processed(&event)).await.unwrap();
+        events.push(serde_json::from_value::<PostCallData>(event["data"].clone()).unwrap());
+    }
+    let indexed = index.analytics(AnalyticsQuery::default()).await.unwrap();
+    assert_eq!(indexed, CallAnalytics::from_calls(&events));
+    let order: Vec<_> = indexed
+        .data_collected
+        .iter()
+        .map(|c| (c.field_id.as_str(), c.value.clone(), c.count))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("name", json!("Maria"), 2),
+            ("age", json!(40), 1),
+            ("city", json!("Lyon"), 1),
+            ("city", json!("Paris"), 1),
+            ("name", json!("Angelo"), 1),
+        ]
     );
 }

@@ -28,6 +28,7 @@ use crate::{AgentId, NoIdentity, PhoneNumber, ValueError, classify_caller_id};
 /// assert!(req.extra.contains_key("new_field"));
 /// ```
 #[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClientDataRequest {
     /// The caller's number as the carrier gave it (may be withheld).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,12 +113,15 @@ impl<'de> Deserialize<'de> for ClientDataType {
 /// assert!(json.get("conversation_config_override").is_none());
 /// ```
 #[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClientDataResponse {
     /// Always `conversation_initiation_client_data`.
     #[serde(rename = "type", default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub kind: ClientDataType,
     /// Values for the agent's `{{...}}` variables.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub dynamic_variables: DynamicVariables,
     /// Overrides of the agent's prompt, first message, language or voice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -337,6 +341,7 @@ impl<'de> Deserialize<'de> for DynamicValue {
 /// Overrides of the agent's configuration for one conversation. Used in
 /// the client-data response and echoed back in post-call data.
 #[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConversationConfigOverride {
     /// Agent overrides: prompt, first message, language.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -351,6 +356,7 @@ pub struct ConversationConfigOverride {
 
 /// Agent overrides.
 #[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentOverride {
     /// The system prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -368,6 +374,7 @@ pub struct AgentOverride {
 
 /// The prompt override.
 #[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PromptOverride {
     /// The system prompt text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -379,6 +386,7 @@ pub struct PromptOverride {
 
 /// Text-to-speech overrides.
 #[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TtsOverride {
     /// The ElevenLabs voice id.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -13,7 +13,11 @@
 //! * [`post_call`]: the post-call webhook ([`PostCallWebhookRequest`],
 //!   [`PostCallEvent`], [`PostCallData`] and all its parts); stored events
 //!   are read field by field with [`PostCallWebhookRequest::from_value_tolerant`].
-//! * [`ui`]: the seed's UI models in camelCase.
+//! * [`ui`]: the seed's UI models in camelCase, and the other answers of
+//!   the operator API.
+//! * `openapi` (feature `openapi`): OpenAPI schemas (utoipa's `ToSchema`)
+//!   of the value types; the types Recall's HTTP API answers (the UI models,
+//!   the webhooks' answers, the client-data request) derive theirs.
 //!
 //! Wire types (ElevenLabs' JSON) are tolerant: fields real payloads omit
 //! are optional, unknown fields are kept, and ids stay plain strings until
@@ -44,6 +48,8 @@
 pub mod client_data;
 pub mod error;
 pub mod identity;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod post_call;
 pub mod search;
 pub mod timefmt;

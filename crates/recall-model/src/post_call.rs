@@ -370,6 +370,22 @@ impl PostCallData {
             .flat_map(|a| a.data_collection_results.iter())
             .map(|(k, v)| (k.as_str(), v))
     }
+
+    /// The values collected by the analysis, as `(field id, value)`: the
+    /// field id is `data_collection_id`, else the result's key; `null`
+    /// values (nothing collected) are left out. Analytics count these.
+    pub fn collected_values(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.data_collection_results()
+            .filter(|(_, result)| !result.value.is_null())
+            .map(|(key, result)| {
+                let field = if result.data_collection_id.is_empty() {
+                    key
+                } else {
+                    result.data_collection_id.as_str()
+                };
+                (field, &result.value)
+            })
+    }
 }
 
 /// Who spoke a transcript turn. Roles this version does not know are kept.

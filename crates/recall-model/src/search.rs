@@ -88,17 +88,20 @@ impl SearchDataRequest {
 /// );
 /// ```
 #[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchDataResponse {
     /// What is known about the caller, if anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<ProfileData>,
     /// The most relevant memories, best first.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub memories: Vec<MemoryItem>,
 }
 
 /// The caller's profile as shown to the agent.
 #[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProfileData {
     /// The caller's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,6 +118,7 @@ pub struct ProfileData {
 /// made, written as an RFC 3339 string in UTC (`2025-02-14T12:48:17Z`) so
 /// the LLM can read it directly.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemoryItem {
     /// The memory's text.
     pub content: String,
@@ -122,17 +126,19 @@ pub struct MemoryItem {
     pub sector: MemorySector,
     /// How important it is.
     pub salience: Salience,
-    /// When it was made.
+    /// When it was made, RFC 3339 UTC.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "crate::timefmt::rfc3339_option"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub timestamp: Option<UnixTimestamp>,
     /// How well it answers the question, from 0 (nothing in common) to 1
     /// (a strong match), so the agent can tell a real answer from the
     /// closest thing there is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1.0))]
     pub score: Option<f64>,
 }
 

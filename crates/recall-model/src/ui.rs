@@ -1,8 +1,13 @@
 //! The seed's UI models, serialized in camelCase exactly as its TypeScript
 //! interfaces (`User`, `MemoryDisplay`, `TranscriptMessage`, `CallSummary`,
-//! `CallAnalytics`). Optional fields are left out when absent, as a
+//! `CallAnalytics`), and the other answers of Recall's operator API built
+//! from them ([`CallDetail`], [`DailyCalls`], [`EventEntry`],
+//! [`EraseReport`]). Optional fields are left out when absent, as a
 //! TypeScript `field?:` expects. Times are RFC 3339 strings in UTC, which
 //! `new Date(...)` parses.
+//!
+//! With the `openapi` feature every type here has an OpenAPI schema
+//! (utoipa's `ToSchema`) describing exactly what it serializes.
 
 use std::collections::BTreeMap;
 
@@ -10,12 +15,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
-    MemoryItem, MemorySector, PhoneNumber, PostCallData, Salience, SalienceLabel, TranscriptEntry,
-    TranscriptRole, UnixTimestamp, ValueError,
+    ConversationId, MemoryItem, MemorySector, PhoneNumber, PostCallData, Salience, SalienceLabel,
+    TranscriptEntry, TranscriptRole, UnixTimestamp, ValueError,
 };
 
-/// A caller as the UI shows them.
+/// A caller as the UI shows them (`GET /api/users/{phone}`).
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     /// E.164 number, e.g. `+16129782029`.
@@ -23,10 +29,11 @@ pub struct User {
     /// The caller's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// A short profile.
+    /// A short profile: what is known about the caller (`key: value`
+    /// facts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile_summary: Option<String>,
-    /// The previous call's summary.
+    /// The summary of the caller's latest connected call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_call_summary: Option<String>,
 }
@@ -83,19 +90,51 @@ impl From<MemoryItem> for MemoryDisplay {
     }
 }
 
+/// A memory as the UI shows it (the seed's `MemoryDisplay`).
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = MemoryDisplay))]
 #[serde(rename_all = "camelCase")]
 struct MemoryDisplayWire {
+    /// The memory's text.
     content: String,
+    /// Its kind.
     sector: MemorySector,
+    /// How important it is, 0.0 to 1.0.
     salience: Salience,
+    /// When it was made, RFC 3339 UTC.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "crate::timefmt::rfc3339_option"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     timestamp: Option<UnixTimestamp>,
+    /// From `salience`: `High` ≥ 0.8, `Medium` ≥ 0.5, else `Low`.
     salience_label: SalienceLabel,
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for MemoryDisplay {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <MemoryDisplayWire as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for MemoryDisplay {
+    fn name() -> std::borrow::Cow<'static, str> {
+        <MemoryDisplayWire as utoipa::ToSchema>::name()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <MemoryDisplayWire as utoipa::ToSchema>::schemas(schemas);
+    }
 }
 
 impl From<MemoryDisplay> for MemoryDisplayWire {
@@ -124,45 +163,99 @@ impl TryFrom<MemoryDisplayWire> for MemoryDisplay {
     }
 }
 
-/// One turn of a transcript as the UI shows it.
-#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TranscriptMessage {
-    /// `agent` or `user` (other roles pass through as sent).
-    pub role: TranscriptRole,
-    /// What was said (empty for a turn without text).
-    pub message: String,
-    /// Seconds since the call started.
-    pub time_in_call_secs: f64,
-    /// Whether the turn was interrupted.
-    pub interrupted: bool,
+/// Who spoke a turn the UI shows: the seed's `'agent' | 'user'`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Speaker {
+    /// The agent.
+    Agent,
+    /// The caller.
+    User,
 }
 
-impl From<&TranscriptEntry> for TranscriptMessage {
-    fn from(e: &TranscriptEntry) -> Self {
-        Self {
-            role: e.role.clone(),
-            message: e.message.clone().unwrap_or_default(),
-            time_in_call_secs: e.time_in_call_secs.unwrap_or(0.0),
-            interrupted: e.interrupted.unwrap_or(false),
+impl Speaker {
+    /// The speaker of a transcript role; `None` for roles other than
+    /// `agent` and `user`.
+    pub fn from_role(role: &TranscriptRole) -> Option<Self> {
+        match role {
+            TranscriptRole::Agent => Some(Self::Agent),
+            TranscriptRole::User => Some(Self::User),
+            TranscriptRole::Other(_) => None,
+        }
+    }
+
+    /// The wire name, `agent` or `user`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::User => "user",
         }
     }
 }
 
-/// One call as the UI lists it.
+/// One turn of a transcript as the UI shows it.
+///
+/// ```
+/// use recall_model::{TranscriptEntry, ui::TranscriptMessage};
+/// let entry: TranscriptEntry =
+///     serde_json::from_str(r#"{"role":"user","message":" Hi ","time_in_call_secs":2}"#).unwrap();
+/// let message = TranscriptMessage::from_entry(&entry).unwrap();
+/// assert_eq!(
+///     serde_json::to_string(&message).unwrap(),
+///     r#"{"role":"user","message":"Hi","timeInCallSecs":2.0,"interrupted":false}"#,
+/// );
+/// ```
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct TranscriptMessage {
+    /// Who spoke.
+    pub role: Speaker,
+    /// What was said.
+    pub message: String,
+    /// Seconds since the call started.
+    pub time_in_call_secs: f64,
+    /// Whether the speaker was interrupted.
+    pub interrupted: bool,
+}
+
+impl TranscriptMessage {
+    /// The turn as the UI shows it, or `None` for a turn a transcript
+    /// leaves out: one spoken by neither the agent nor the user, or one
+    /// without text (only tool calls). The text is trimmed; a missing
+    /// time is 0 and a missing `interrupted` false.
+    pub fn from_entry(entry: &TranscriptEntry) -> Option<Self> {
+        let role = Speaker::from_role(&entry.role)?;
+        let message = entry.message.as_deref().map(str::trim).unwrap_or("");
+        if message.is_empty() {
+            return None;
+        }
+        Some(Self {
+            role,
+            message: message.to_owned(),
+            time_in_call_secs: entry.time_in_call_secs.unwrap_or(0.0),
+            interrupted: entry.interrupted.unwrap_or(false),
+        })
+    }
+}
+
+/// One call as the UI lists it (`GET /api/calls`).
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CallSummary {
     /// The conversation's id.
     pub conversation_id: String,
     /// The agent's id.
     pub agent_id: String,
-    /// The conversation's status (`done`, `failed`, ...).
+    /// The conversation's status (`done`, ...); `failed` for a call that
+    /// never connected.
     pub status: String,
     /// Length in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<f64>,
-    /// Cost in ElevenLabs credits.
+    /// Cost as ElevenLabs reports it (credits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<f64>,
     /// ElevenLabs' summary of the call.
@@ -171,7 +264,9 @@ pub struct CallSummary {
     /// A short title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    /// Whether the call succeeded, when ElevenLabs could tell.
+    /// Whether the call succeeded: `call_successful` was `success` (true)
+    /// or `failure` (false); false for a call that never connected;
+    /// absent when unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub successful: Option<bool>,
 }
@@ -192,29 +287,33 @@ impl From<&PostCallData> for CallSummary {
     }
 }
 
-/// Totals over a set of calls for a dashboard.
+/// Totals over a set of calls for a dashboard (`GET /api/analytics`).
 #[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CallAnalytics {
-    /// How many calls.
+    /// How many calls, initiation failures included.
     pub total_calls: u64,
-    /// Successful calls as a fraction (0.0–1.0) of all calls.
+    /// Calls whose analysis said `success`, divided by `totalCalls`
+    /// (0.0 to 1.0; 0 without calls).
     pub success_rate: f64,
     /// Mean length in seconds of the calls whose length is known.
     pub avg_duration: f64,
     /// Sum of the known costs.
     pub total_cost: f64,
-    /// How often each collected value occurred, by field.
+    /// How many calls collected each value, most frequent first (then by
+    /// field id, then value); null values are not counted.
     pub data_collected: Vec<DataCollectedStat>,
 }
 
 /// How often one collected value occurred.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DataCollectedStat {
     /// The data-collection field id.
     pub field_id: String,
-    /// The value collected.
+    /// The value collected (any JSON value).
     pub value: Value,
     /// In how many calls.
     pub count: u64,
@@ -222,7 +321,10 @@ pub struct DataCollectedStat {
 
 impl CallAnalytics {
     /// Totals over these calls. Null values of collected data are not
-    /// counted; `dataCollected` is ordered by field id, then by value.
+    /// counted; `dataCollected` is ordered by count (highest first), then
+    /// field id, then value (as JSON text): the order of the call index's
+    /// analytics (`recall_calls::CallIndex::analytics`), so both answer
+    /// the same list for the same calls.
     ///
     /// ```
     /// use recall_model::ui::CallAnalytics;
@@ -244,16 +346,24 @@ impl CallAnalytics {
             .sum();
         let mut counts: BTreeMap<(String, String), (Value, u64)> = BTreeMap::new();
         for call in calls {
-            for (field, result) in call.data_collection_results() {
-                if result.value.is_null() {
-                    continue;
-                }
+            for (field, value) in call.collected_values() {
                 let entry = counts
-                    .entry((field.to_owned(), result.value.to_string()))
-                    .or_insert_with(|| (result.value.clone(), 0));
+                    .entry((field.to_owned(), value.to_string()))
+                    .or_insert_with(|| (value.clone(), 0));
                 entry.1 += 1;
             }
         }
+        // Keyed by (field id, value as JSON text): iterating yields field id
+        // then value order, which a stable sort by count keeps for ties.
+        let mut data_collected: Vec<DataCollectedStat> = counts
+            .into_iter()
+            .map(|((field_id, _), (value, count))| DataCollectedStat {
+                field_id,
+                value,
+                count,
+            })
+            .collect();
+        data_collected.sort_by_key(|stat| std::cmp::Reverse(stat.count));
         Self {
             total_calls: total as u64,
             success_rate: if total == 0 {
@@ -267,14 +377,150 @@ impl CallAnalytics {
                 durations.iter().sum::<f64>() / durations.len() as f64
             },
             total_cost,
-            data_collected: counts
-                .into_iter()
-                .map(|((field_id, _), (value, count))| DataCollectedStat {
-                    field_id,
-                    value,
-                    count,
-                })
-                .collect(),
+            data_collected,
         }
     }
+}
+
+/// One call with its transcript (`GET /api/calls/{conversation_id}`).
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct CallDetail {
+    /// The call, as in the list.
+    pub call: CallSummary,
+    /// Its transcript in order (see [`TranscriptMessage::from_entry`] for
+    /// the turns left out).
+    pub transcript: Vec<TranscriptMessage>,
+    /// Whether the call's audio is stored (`GET .../audio`).
+    pub has_audio: bool,
+    /// When the call started (or failed to), RFC 3339 UTC.
+    #[serde(with = "crate::timefmt::rfc3339")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = String, format = DateTime, example = "2025-02-14T12:48:17Z")
+    )]
+    pub start_time: UnixTimestamp,
+    /// The caller's number, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_phone: Option<PhoneNumber>,
+}
+
+/// Calls on one UTC day, for a chart (`GET /api/analytics/daily`).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct DailyCalls {
+    /// The day, `YYYY-MM-DD` (UTC).
+    #[cfg_attr(feature = "openapi", schema(format = Date, example = "2025-02-14"))]
+    pub day: String,
+    /// Calls that day, initiation failures included.
+    pub calls: u64,
+    /// Successful calls that day.
+    pub successful: u64,
+}
+
+/// Which events that have not become memories to list (`GET
+/// /api/events?status=`).
+///
+/// ```
+/// use recall_model::ui::EventStatus;
+/// assert_eq!(EventStatus::parse("failed"), Ok(EventStatus::Failed));
+/// assert_eq!(serde_json::to_string(&EventStatus::Quarantined).unwrap(), r#""quarantined""#);
+/// assert!(EventStatus::parse("done").is_err());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    /// Stored, not processed yet (possibly waiting for a retry).
+    Pending,
+    /// Processing failed for good (`recall replay --failed` retries).
+    Failed,
+    /// Refused at the door (not a usable event) and kept for inspection.
+    Quarantined,
+}
+
+impl EventStatus {
+    /// Parses `pending`, `failed` or `quarantined`.
+    ///
+    /// # Errors
+    /// The rule, naming the accepted values.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "pending" => Ok(Self::Pending),
+            "failed" => Ok(Self::Failed),
+            "quarantined" => Ok(Self::Quarantined),
+            other => Err(format!(
+                "status: must be pending, failed or quarantined (got {other:?})"
+            )),
+        }
+    }
+
+    /// The name, as [`parse`](Self::parse) takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Failed => "failed",
+            Self::Quarantined => "quarantined",
+        }
+    }
+}
+
+/// One event that has not become memories (`GET /api/events`).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct EventEntry {
+    /// Its status.
+    pub status: EventStatus,
+    /// Its conversation (absent for a quarantined body: it was refused
+    /// before one could be trusted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<ConversationId>,
+    /// Its `type` (absent for a quarantined body).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// Why it is here: the last error of a pending event being retried,
+    /// the failure, or why the body was refused. Absent for a pending
+    /// event not tried yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Failed attempts so far (pending events).
+    pub attempts: u32,
+    /// The quarantined body's file name, under the quarantine folder
+    /// (`<payload dir>/_quarantine/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The quarantined body's size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// When a quarantined body was refused, RFC 3339 UTC.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::timefmt::rfc3339_option"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub received_at: Option<UnixTimestamp>,
+}
+
+/// What erasing a caller removed (`DELETE /api/users/{phone}`, `recall
+/// forget`).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct EraseReport {
+    /// The caller erased.
+    pub phone_number: PhoneNumber,
+    /// Memories erased from the store.
+    pub memories: u64,
+    /// Conversations whose stored events were removed.
+    pub conversations: u64,
+    /// Stored events (raw payloads) removed.
+    pub payloads: u64,
+    /// Audio files removed.
+    pub audio: u64,
+    /// Calls removed from the call index.
+    pub indexed_calls: u64,
 }

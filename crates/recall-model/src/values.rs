@@ -272,8 +272,10 @@ impl<'de> Deserialize<'de> for Salience {
     }
 }
 
-/// The UI's salience label (`MemoryDisplay.salienceLabel`).
+/// The UI's salience label (`MemoryDisplay.salienceLabel`): `High`
+/// (salience ≥ 0.8), `Medium` (≥ 0.5) or `Low`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SalienceLabel {
     /// Salience ≥ 0.8.
     High,

@@ -1,9 +1,8 @@
 //! The UI models.
 
 use recall_model::{
-    MemorySector, PhoneNumber, PostCallData, Salience, TranscriptEntry, TranscriptRole,
-    UnixTimestamp,
-    ui::{self, CallAnalytics, CallSummary, MemoryDisplay, TranscriptMessage},
+    MemorySector, PhoneNumber, PostCallData, Salience, TranscriptEntry, UnixTimestamp,
+    ui::{self, CallAnalytics, CallSummary, MemoryDisplay, Speaker, TranscriptMessage},
 };
 use serde_json::{Value, json};
 
@@ -49,13 +48,26 @@ fn memory_display_has_a_label_that_matches_its_salience() {
 #[test]
 fn transcript_message_from_an_entry_fills_defaults() {
     let entry: TranscriptEntry =
-        serde_json::from_value(json!({"role": "agent", "message": null})).unwrap();
-    let msg = TranscriptMessage::from(&entry);
-    assert_eq!(msg.role, TranscriptRole::Agent);
+        serde_json::from_value(json!({"role": "agent", "message": " Hello "})).unwrap();
+    let msg = TranscriptMessage::from_entry(&entry).unwrap();
+    assert_eq!(msg.role, Speaker::Agent);
     assert_eq!(
         serde_json::to_value(&msg).unwrap(),
-        json!({"role": "agent", "message": "", "timeInCallSecs": 0.0, "interrupted": false})
+        json!({"role": "agent", "message": "Hello", "timeInCallSecs": 0.0, "interrupted": false})
     );
+}
+
+#[test]
+fn a_transcript_leaves_out_turns_without_text_or_of_other_roles() {
+    for turn in [
+        json!({"role": "agent", "message": null, "tool_calls": [{}]}),
+        json!({"role": "user", "message": "  "}),
+        json!({"role": "tool", "message": "42"}),
+        json!({"message": "Hi"}),
+    ] {
+        let entry: TranscriptEntry = serde_json::from_value(turn.clone()).unwrap();
+        assert_eq!(TranscriptMessage::from_entry(&entry), None, "{turn}");
+    }
 }
 
 fn call(
@@ -116,4 +128,45 @@ fn call_analytics_totals_calls() {
     assert_eq!(json["totalCost"], 175.0);
     let empty = CallAnalytics::from_calls(&[]);
     assert_eq!((empty.success_rate, empty.avg_duration), (0.0, 0.0));
+}
+
+#[test]
+fn data_collected_is_ordered_by_count_then_field_id_then_value() {
+    let with = |id: &str, fields: Value| -> PostCallData {
+        serde_json::from_value(json!({
+            "agent_id": "agent_1", "conversation_id": id,
+            "analysis": {"data_collection_results": fields}
+        }))
+        .unwrap()
+    };
+    let calls = [
+        with(
+            "c1",
+            json!({"city": {"value": "Paris"}, "name": {"value": "Maria"}}),
+        ),
+        with(
+            "c2",
+            json!({"name": {"value": "Maria"}, "age": {"value": 40}}),
+        ),
+        with(
+            "c3",
+            json!({"city": {"value": "Lyon"}, "name": {"value": "Angelo"}}),
+        ),
+    ];
+    let a = CallAnalytics::from_calls(&calls);
+    let order: Vec<(&str, String, u64)> = a
+        .data_collected
+        .iter()
+        .map(|s| (s.field_id.as_str(), s.value.to_string(), s.count))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("name", "\"Maria\"".to_owned(), 2),
+            ("age", "40".to_owned(), 1),
+            ("city", "\"Lyon\"".to_owned(), 1),
+            ("city", "\"Paris\"".to_owned(), 1),
+            ("name", "\"Angelo\"".to_owned(), 1),
+        ]
+    );
 }

@@ -1,76 +1,17 @@
 //! The events that have not become memories: pending (waiting or being
 //! retried), failed for good, or refused and kept in quarantine. Listed
-//! for operators, counted for metrics.
+//! for operators, counted for metrics. The entries are the operator API's
+//! model, [`recall_model::ui::EventEntry`], listed as it answers them.
 
 use std::collections::BTreeMap;
 use std::sync::{MutexGuard, PoisonError};
 
-use recall_model::{ConversationId, UnixTimestamp};
+use recall_model::ConversationId;
+pub use recall_model::ui::{EventEntry, EventStatus};
 
 use crate::error::join_error;
 use crate::service::EventKey;
 use crate::{Service, ServiceError};
-
-/// Which events to list.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum EventStatus {
-    /// Stored, not processed yet (possibly waiting for a retry).
-    Pending,
-    /// Processing failed for good (`recall replay --failed` retries).
-    Failed,
-    /// Refused at the door (not a usable event) and kept for inspection.
-    Quarantined,
-}
-
-impl EventStatus {
-    /// Parses `pending`, `failed` or `quarantined`.
-    ///
-    /// # Errors
-    /// The rule, naming the accepted values.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        match raw {
-            "pending" => Ok(Self::Pending),
-            "failed" => Ok(Self::Failed),
-            "quarantined" => Ok(Self::Quarantined),
-            other => Err(format!(
-                "status: must be pending, failed or quarantined (got {other:?})"
-            )),
-        }
-    }
-
-    /// The name, as [`parse`](Self::parse) takes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Failed => "failed",
-            Self::Quarantined => "quarantined",
-        }
-    }
-}
-
-/// One event that has not become memories.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct EventEntry {
-    /// Its status.
-    pub status: EventStatus,
-    /// Its conversation (`None` for a quarantined body: it was refused
-    /// before one could be trusted).
-    pub conversation_id: Option<ConversationId>,
-    /// Its `type` (`None` for a quarantined body).
-    pub event_type: Option<String>,
-    /// Why it is here: the last error of a pending event being retried,
-    /// the failure, or why the body was refused. `None` for a pending
-    /// event not tried yet.
-    pub reason: Option<String>,
-    /// Failed attempts so far (pending events).
-    pub attempts: u32,
-    /// The quarantined body's file name, under the quarantine folder.
-    pub file: Option<String>,
-    /// The quarantined body's size in bytes.
-    pub bytes: Option<u64>,
-    /// When a quarantined body was refused.
-    pub received_at: Option<UnixTimestamp>,
-}
 
 /// A page of [`EventEntry`].
 #[derive(Clone, PartialEq, Eq, Debug)]

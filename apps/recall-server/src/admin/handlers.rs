@@ -6,78 +6,13 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use recall_calls::{AnalyticsQuery, CallQuery, CallsError, MAX_LIMIT};
 use recall_memory::{ListRequest, MAX_RESULTS, MemoryError, MemoryFilter};
-use recall_model::ui::{CallSummary, MemoryDisplay, TranscriptMessage, User};
+use recall_model::ui::{CallSummary, EraseReport, MemoryDisplay, User};
 use recall_model::{AgentId, ConversationId, MemorySector, PhoneNumber, UnixTimestamp};
 use recall_service::{EventStatus, MAX_EVENT_PAGE};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::{AdminState, NEXT_CURSOR_HEADER};
 use crate::error::ApiError;
-
-/// One call with its transcript (`GET /api/calls/{conversation_id}`).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CallDetailResponse {
-    /// The call, as in the list.
-    #[schema(value_type = super::openapi::schemas::CallSummary)]
-    pub call: CallSummary,
-    /// Its transcript in order (turns without text are left out).
-    #[schema(value_type = Vec<super::openapi::schemas::TranscriptMessage>)]
-    pub transcript: Vec<TranscriptMessage>,
-    /// Whether the call's audio is stored (`GET .../audio`).
-    pub has_audio: bool,
-    /// When the call started (or failed to), RFC 3339 UTC.
-    #[schema(format = DateTime, example = "2025-02-14T12:48:17Z")]
-    pub start_time: String,
-    /// The caller's number, when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(example = "+16129782029", pattern = r"^\+[1-9][0-9]{1,14}$")]
-    pub caller_phone: Option<String>,
-}
-
-/// Calls on one UTC day (`GET /api/analytics/daily`).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DailyCallsResponse {
-    /// The day, `YYYY-MM-DD` (UTC).
-    #[schema(example = "2025-02-14")]
-    pub day: String,
-    /// Calls that day, initiation failures included.
-    pub calls: u64,
-    /// Successful calls that day.
-    pub successful: u64,
-}
-
-/// An event that has not become memories (`GET /api/events`).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EventResponse {
-    /// `pending`, `failed` or `quarantined`.
-    #[schema(example = "failed")]
-    pub status: &'static str,
-    /// The conversation (absent for a quarantined body).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub conversation_id: Option<String>,
-    /// The event's `type` (absent for a quarantined body).
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    pub event_type: Option<String>,
-    /// Why: the last error of a pending event being retried, the failure,
-    /// or why a body was refused. Absent for a pending event not tried yet.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Failed attempts so far (pending events).
-    pub attempts: u32,
-    /// A quarantined body's file, under `<payload dir>/_quarantine/`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
-    /// A quarantined body's size in bytes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bytes: Option<u64>,
-    /// When a body was refused (RFC 3339).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(format = DateTime)]
-    pub received_at: Option<String>,
-}
 
 /// Query of `GET /api/events`.
 #[derive(Debug, Default, Deserialize)]
@@ -85,25 +20,6 @@ struct EventsParams {
     status: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
-}
-
-/// What `DELETE /api/users/{phone}` erased.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ForgetResponse {
-    /// The caller erased.
-    #[schema(example = "+16129782029", pattern = r"^\+[1-9][0-9]{1,14}$")]
-    pub phone_number: String,
-    /// Memories erased from the store.
-    pub memories: u64,
-    /// Conversations whose stored events were removed.
-    pub conversations: u64,
-    /// Stored events (raw payloads) removed.
-    pub payloads: u64,
-    /// Audio files removed.
-    pub audio: u64,
-    /// Calls removed from the call index.
-    pub indexed_calls: u64,
 }
 
 /// Query of `GET /api/users/{phone}/memories`.
@@ -300,22 +216,8 @@ pub(super) async fn list_events(
             tracing::error!(error = %e, "cannot list events");
             ApiError::internal()
         })?;
-    let items: Vec<EventResponse> = page
-        .items
-        .into_iter()
-        .map(|e| EventResponse {
-            status: e.status.as_str(),
-            conversation_id: e.conversation_id.map(|c| c.as_str().to_owned()),
-            event_type: e.event_type,
-            reason: e.reason,
-            attempts: e.attempts,
-            file: e.file,
-            bytes: e.bytes,
-            received_at: e.received_at.map(UnixTimestamp::to_rfc3339),
-        })
-        .collect();
     Ok(with_cursor(
-        HttpResponse::Ok().json(items),
+        HttpResponse::Ok().json(page.items),
         page.next_cursor,
     ))
 }
@@ -351,7 +253,7 @@ pub(super) async fn get_user(
         .items
         .iter()
         .filter(|c| !c.initiation_failed)
-        .find_map(|c| c.summary.clone());
+        .find_map(|c| c.call.summary.clone());
     Ok(HttpResponse::Ok().json(User {
         phone_number: phone,
         name: profile.name,
@@ -407,8 +309,8 @@ pub(super) async fn delete_user(
 ) -> Result<HttpResponse, ApiError> {
     let phone = parse_phone(&path)?;
     match state.service.erase_caller(&phone).await {
-        Ok(report) => Ok(HttpResponse::Ok().json(ForgetResponse {
-            phone_number: phone.as_str().to_owned(),
+        Ok(report) => Ok(HttpResponse::Ok().json(EraseReport {
+            phone_number: phone,
             memories: report.memories,
             conversations: report.conversations,
             payloads: report.payloads,
@@ -455,7 +357,7 @@ pub(super) async fn list_calls(
         })
         .await
         .map_err(|e| index_error(&e))?;
-    let items: Vec<CallSummary> = page.items.iter().map(|c| c.to_summary()).collect();
+    let items: Vec<CallSummary> = page.items.into_iter().map(|c| c.call).collect();
     Ok(with_cursor(
         HttpResponse::Ok().json(items),
         page.next_cursor,
@@ -480,13 +382,7 @@ pub(super) async fn get_call(
                 "conversation_id: no call with this id is indexed",
             )
         })?;
-    Ok(HttpResponse::Ok().json(CallDetailResponse {
-        call: detail.call.to_summary(),
-        transcript: detail.transcript.iter().map(|t| t.to_message()).collect(),
-        has_audio: detail.call.has_audio,
-        start_time: detail.call.start_time.to_rfc3339(),
-        caller_phone: detail.call.caller.map(|c| c.as_str().to_owned()),
-    }))
+    Ok(HttpResponse::Ok().json(detail))
 }
 
 /// `GET /api/calls/{conversation_id}/audio`: streams the stored audio.
@@ -538,7 +434,7 @@ pub(super) async fn analytics(
         .analytics(analytics_query(&req)?)
         .await
         .map_err(|e| index_error(&e))?;
-    Ok(HttpResponse::Ok().json(analytics.to_ui()))
+    Ok(HttpResponse::Ok().json(analytics))
 }
 
 /// `GET /api/analytics/daily`.
@@ -551,14 +447,6 @@ pub(super) async fn daily(
         .daily(analytics_query(&req)?)
         .await
         .map_err(|e| index_error(&e))?;
-    let days: Vec<DailyCallsResponse> = days
-        .into_iter()
-        .map(|d| DailyCallsResponse {
-            day: d.day,
-            calls: d.calls,
-            successful: d.successful,
-        })
-        .collect();
     Ok(HttpResponse::Ok().json(days))
 }
 

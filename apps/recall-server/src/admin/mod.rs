@@ -49,8 +49,6 @@ use recall_signature::Secrets;
 use crate::error::ApiError;
 use crate::routes::method_not_allowed;
 
-pub use handlers::ForgetResponse;
-
 /// The response header carrying the next page's cursor.
 pub const NEXT_CURSOR_HEADER: &str = "X-Next-Cursor";
 

@@ -1,11 +1,20 @@
 //! The OpenAPI 3 document of the whole HTTP surface, generated with
-//! `utoipa` from Rust types and served at `GET /openapi.json`.
+//! `utoipa` and served at `GET /openapi.json`.
 //!
-//! The schemas of the seed's UI models and of the webhooks' bodies are
-//! declared in [`schemas`] (the model crate carries no OpenAPI code); the
-//! server's tests check that each one describes exactly what the real type
-//! serializes, and that every documented operation is answered by the
-//! server with the documented method, so the document cannot drift.
+//! The schemas of what the server answers are generated from the very
+//! types it serializes: the operator API's models in `recall_model::ui`,
+//! the webhooks' answers (`ClientDataResponse`, `SearchDataResponse`) and
+//! the value types they hold, through recall-model's `openapi` feature;
+//! the error body, the status answer and the post-call acknowledgement
+//! from the server's own [`crate::error::ErrorBody`],
+//! [`crate::routes::Status`] and [`crate::routes::post_call::PostCallAck`].
+//! The client-data request is recall-model's tolerant `ClientDataRequest`.
+//! [`schemas`] declares only what no Rust type holds: the formats of query
+//! parameters and the rules by which search-data and post-call accept a
+//! body.
+//! The server's tests check that every documented operation is answered by
+//! the server with the documented method, status and body, so the document
+//! cannot drift.
 
 use std::sync::OnceLock;
 
@@ -13,9 +22,8 @@ use actix_web::HttpResponse;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::handlers::{CallDetailResponse, DailyCallsResponse, EventResponse, ForgetResponse};
-
-/// Schemas of JSON bodies whose Rust types live in other crates.
+/// Schemas of what no Rust type serializes: parameter formats and the
+/// webhooks' request bodies as they are accepted.
 pub mod schemas {
     use serde::Serialize;
     use utoipa::ToSchema;
@@ -23,22 +31,12 @@ pub mod schemas {
     use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
     use utoipa::openapi::{RefOr, Schema};
 
-    /// E.164, exactly as `recall_model::PhoneNumber` parses it.
-    pub const E164: &str = r"^\+[1-9][0-9]{1,14}$";
-
     /// A query string's `phone`: E.164, where an unencoded `+` arrives as
     /// a space and is read back as `+`.
     pub const E164_IN_QUERY: &str = r"^[+ ][1-9][0-9]{1,14}$";
 
-    /// `recall_model::AgentId` and `ConversationId`: no `/`, `\`, `..`,
-    /// control characters (U+0000-U+001F, U+007F-U+009F) or white space,
-    /// and not `.` (the pattern reads: single dots between allowed
-    /// characters). The length, 1 to 128 bytes, is `minLength` and
-    /// `maxLength` (which count characters: the same for ASCII ids).
-    pub const PATH_SAFE_ID: &str =
-        r"^\.?(?:[^./\\\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]\.?)+$";
-
-    /// A stored event's conversation id: [`PATH_SAFE_ID`], and not starting
+    /// A stored event's conversation id: a `recall_model::ConversationId`
+    /// (`recall_model::openapi::PATH_SAFE_ID_PATTERN`), not starting
     /// with `_` or `.` (reserved in the payload store).
     pub const EVENT_CONVERSATION_ID: &str = r"^[^._/\\\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]\.?(?:[^./\\\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]\.?)*$";
 
@@ -53,22 +51,6 @@ pub mod schemas {
             .description(Some(description))
             .examples([example])
     }
-
-    /// An E.164 phone number in a path.
-    pub struct PhoneNumber;
-
-    impl utoipa::PartialSchema for PhoneNumber {
-        fn schema() -> RefOr<Schema> {
-            string(
-                E164,
-                "E.164: '+', a digit 1-9, then 1 to 14 digits (in a path, '+' may be sent as %2B)",
-                "+16129782029",
-            )
-            .into()
-        }
-    }
-
-    impl ToSchema for PhoneNumber {}
 
     /// An E.164 phone number in a query string.
     pub struct PhoneNumberInQuery;
@@ -85,24 +67,6 @@ pub mod schemas {
     }
 
     impl ToSchema for PhoneNumberInQuery {}
-
-    /// An agent or conversation id.
-    pub struct Id;
-
-    impl utoipa::PartialSchema for Id {
-        fn schema() -> RefOr<Schema> {
-            string(
-                PATH_SAFE_ID,
-                "1 to 128 bytes; no '/', '\\', '..', control characters or white space; not '.'",
-                "conv_01jxd5y165f62a0v7gtr6bkg56",
-            )
-            .min_length(Some(1))
-            .max_length(Some(128))
-            .into()
-        }
-    }
-
-    impl ToSchema for Id {}
 
     /// `from` or `to`: an RFC 3339 date-time or unix seconds.
     pub struct Time;
@@ -125,187 +89,6 @@ pub mod schemas {
     }
 
     impl ToSchema for Time {}
-
-    /// `{"error": code, "message": ...}`: every error of every route.
-    #[derive(Serialize, ToSchema)]
-    pub struct ErrorBody {
-        /// A machine-readable code, e.g. `invalid_phone`.
-        #[schema(example = "invalid_phone")]
-        pub error: String,
-        /// What was wrong, naming the parameter or rule.
-        pub message: String,
-    }
-
-    /// A status answer (`/health`, `/ready`).
-    #[derive(Serialize, ToSchema)]
-    pub struct Status {
-        /// `ok` or `ready`.
-        #[schema(example = "ok")]
-        pub status: String,
-    }
-
-    /// A caller (the seed's `User`).
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct User {
-        /// E.164 number.
-        #[schema(example = "+16129782029", pattern = r"^\+[1-9][0-9]{1,14}$")]
-        pub phone_number: String,
-        /// The caller's name.
-        pub name: Option<String>,
-        /// What is known about the caller (`key: value` facts).
-        pub profile_summary: Option<String>,
-        /// The summary of the caller's latest connected call.
-        pub last_call_summary: Option<String>,
-    }
-
-    /// A memory sector.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "lowercase")]
-    pub enum Sector {
-        /// Facts.
-        Semantic,
-        /// Events.
-        Episodic,
-        /// How-to.
-        Procedural,
-        /// Feelings.
-        Emotional,
-        /// Meta-thoughts.
-        Reflective,
-    }
-
-    /// `High` (salience ≥ 0.8), `Medium` (≥ 0.5) or `Low`.
-    #[derive(Serialize, ToSchema)]
-    pub enum SalienceLabel {
-        /// Salience ≥ 0.8.
-        High,
-        /// 0.5 ≤ salience < 0.8.
-        Medium,
-        /// Salience < 0.5.
-        Low,
-    }
-
-    /// A memory (the seed's `MemoryDisplay`).
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct MemoryDisplay {
-        /// The memory's text.
-        pub content: String,
-        /// Its sector.
-        pub sector: Sector,
-        /// 0.0 to 1.0.
-        #[schema(minimum = 0.0, maximum = 1.0)]
-        pub salience: f64,
-        /// When it was made, RFC 3339 UTC.
-        #[schema(format = DateTime)]
-        pub timestamp: Option<String>,
-        /// From `salience`: High ≥ 0.8, Medium ≥ 0.5, else Low.
-        pub salience_label: SalienceLabel,
-    }
-
-    /// Who spoke.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "lowercase")]
-    pub enum Role {
-        /// The agent.
-        Agent,
-        /// The caller.
-        User,
-    }
-
-    /// One transcript turn (the seed's `TranscriptMessage`).
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct TranscriptMessage {
-        /// Who spoke.
-        pub role: Role,
-        /// What was said.
-        pub message: String,
-        /// Seconds since the call started.
-        pub time_in_call_secs: f64,
-        /// Whether the speaker was interrupted.
-        pub interrupted: bool,
-    }
-
-    /// One call (the seed's `CallSummary`).
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct CallSummary {
-        /// The conversation id.
-        pub conversation_id: String,
-        /// The agent id.
-        pub agent_id: String,
-        /// ElevenLabs' status; `failed` for a call that never connected.
-        pub status: String,
-        /// Length in seconds.
-        pub duration: Option<f64>,
-        /// Cost as ElevenLabs reports it.
-        pub cost: Option<f64>,
-        /// The analysis' summary.
-        pub summary: Option<String>,
-        /// The analysis' title.
-        pub title: Option<String>,
-        /// `call_successful` was `success` (true) or `failure` (false);
-        /// false for a call that never connected; absent when unknown.
-        pub successful: Option<bool>,
-    }
-
-    /// How often one collected value occurred.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct DataCollected {
-        /// The data-collection field id.
-        pub field_id: String,
-        /// The value collected (any JSON value).
-        pub value: serde_json::Value,
-        /// In how many calls.
-        pub count: u64,
-    }
-
-    /// Aggregates over calls (the seed's `CallAnalytics`).
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct CallAnalytics {
-        /// Calls in range, initiation failures included.
-        pub total_calls: u64,
-        /// Calls whose analysis said `success`, divided by `totalCalls`
-        /// (0.0 to 1.0; 0 without calls).
-        pub success_rate: f64,
-        /// Mean duration in seconds of the calls that report one.
-        pub avg_duration: f64,
-        /// Sum of the calls' cost.
-        pub total_cost: f64,
-        /// Collected values and how many calls collected each, most
-        /// frequent first; null values are not counted.
-        pub data_collected: Vec<DataCollected>,
-    }
-
-    /// The conversation-initiation request ElevenLabs sends.
-    #[derive(Serialize, ToSchema)]
-    pub struct ClientDataRequest {
-        /// The caller's number (E.164), or a withheld marker.
-        pub caller_id: Option<String>,
-        /// The agent.
-        pub agent_id: Option<String>,
-        /// The number called.
-        pub called_number: Option<String>,
-        /// Twilio's call SID.
-        pub call_sid: Option<String>,
-    }
-
-    /// The conversation-initiation answer.
-    #[derive(Serialize, ToSchema)]
-    pub struct ClientDataResponse {
-        /// Always `conversation_initiation_client_data`.
-        #[serde(rename = "type")]
-        #[schema(example = "conversation_initiation_client_data")]
-        pub kind: String,
-        /// Scalar values for the agent's dynamic variables.
-        pub dynamic_variables: std::collections::BTreeMap<String, serde_json::Value>,
-        /// Overrides (first message, prompt, language, voice).
-        pub conversation_config_override: Option<serde_json::Value>,
-    }
 
     /// The search tool's request. Other fields are accepted and ignored.
     #[derive(Serialize, ToSchema)]
@@ -348,46 +131,6 @@ pub mod schemas {
             .minimum(Some(1))
     }
 
-    /// The caller as the agent sees it.
-    #[derive(Serialize, ToSchema)]
-    pub struct ProfileData {
-        /// Name.
-        pub name: Option<String>,
-        /// Known facts.
-        pub summary: Option<String>,
-        /// E.164 number.
-        #[schema(pattern = r"^\+[1-9][0-9]{1,14}$")]
-        pub phone_number: Option<String>,
-    }
-
-    /// One memory as the agent sees it.
-    #[derive(Serialize, ToSchema)]
-    pub struct MemoryItem {
-        /// Text.
-        pub content: String,
-        /// Sector.
-        pub sector: Sector,
-        /// 0.0 to 1.0.
-        #[schema(minimum = 0.0, maximum = 1.0)]
-        pub salience: f64,
-        /// RFC 3339 UTC.
-        #[schema(format = DateTime)]
-        pub timestamp: Option<String>,
-        /// How well it answers the question, 0.0 (nothing in common) to
-        /// 1.0 (a strong match).
-        #[schema(minimum = 0.0, maximum = 1.0)]
-        pub score: Option<f64>,
-    }
-
-    /// The search tool's answer.
-    #[derive(Serialize, ToSchema)]
-    pub struct SearchDataResponse {
-        /// The caller's profile, when known.
-        pub profile: Option<ProfileData>,
-        /// The most relevant memories, best first.
-        pub memories: Vec<MemoryItem>,
-    }
-
     /// A post-call webhook envelope (`post_call_transcription`,
     /// `post_call_audio`, `call_initiation_failure`, or a type this version
     /// does not know, which is stored but not processed). Only the envelope
@@ -421,28 +164,6 @@ pub mod schemas {
         )]
         pub conversation_id: String,
     }
-
-    /// Whether the event was new.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "lowercase")]
-    pub enum AckStatus {
-        /// Stored now.
-        Stored,
-        /// Already stored (a retried delivery).
-        Duplicate,
-    }
-
-    /// The post-call acknowledgement.
-    #[derive(Serialize, ToSchema)]
-    pub struct PostCallAck {
-        /// `stored`, or `duplicate` when already stored.
-        pub status: AckStatus,
-        /// The event's conversation.
-        pub conversation_id: String,
-        /// The event type.
-        #[serde(rename = "type")]
-        pub kind: String,
-    }
 }
 
 /// Operations documented for routes whose handlers live elsewhere in the
@@ -456,8 +177,19 @@ pub mod schemas {
 /// routes answer 404 while no admin token is configured.
 #[allow(dead_code)]
 mod paths {
+    use recall_model::ui::{
+        CallAnalytics, CallDetail, CallSummary, DailyCalls, EraseReport, EventEntry, EventStatus,
+        MemoryDisplay, User,
+    };
+    use recall_model::{
+        AgentId, ClientDataRequest, ClientDataResponse, ConversationId, MemorySector, PhoneNumber,
+        SearchDataResponse,
+    };
+
     use super::schemas::*;
-    use super::{CallDetailResponse, DailyCallsResponse, EventResponse, ForgetResponse};
+    use crate::error::ErrorBody;
+    use crate::routes::Status;
+    use crate::routes::post_call::PostCallAck;
 
     #[utoipa::path(post, path = "/webhook/client-data", tag = "webhooks",
         request_body = ClientDataRequest,
@@ -522,7 +254,7 @@ mod paths {
     fn openapi() {}
 
     #[utoipa::path(get, path = "/api/users/{phone}", tag = "operator",
-        params(("phone" = PhoneNumber, Path, description = "E.164 number, e.g. +16129782029")),
+        params(("phone" = PhoneNumber, Path, description = "E.164 number, e.g. +16129782029 (the '+' may be sent as %2B)")),
         security(("adminToken" = [])),
         responses(
             (status = 200, description = "The caller", body = User),
@@ -534,10 +266,10 @@ mod paths {
     fn get_user() {}
 
     #[utoipa::path(delete, path = "/api/users/{phone}", tag = "operator",
-        params(("phone" = PhoneNumber, Path, description = "E.164 number")),
+        params(("phone" = PhoneNumber, Path, description = "E.164 number (the '+' may be sent as %2B)")),
         security(("adminToken" = [])),
         responses(
-            (status = 200, description = "What was erased", body = ForgetResponse),
+            (status = 200, description = "What was erased", body = EraseReport),
             (status = 400, description = "phone is not E.164", body = ErrorBody),
             (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
             (status = 404, description = "No admin token configured", body = ErrorBody),
@@ -547,8 +279,8 @@ mod paths {
 
     #[utoipa::path(get, path = "/api/users/{phone}/memories", tag = "operator",
         params(
-            ("phone" = PhoneNumber, Path, description = "E.164 number"),
-            ("sector" = Option<Sector>, Query, description = "Only this sector"),
+            ("phone" = PhoneNumber, Path, description = "E.164 number (the '+' may be sent as %2B)"),
+            ("sector" = Option<MemorySector>, Query, description = "Only this sector"),
             ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1 to 100 (default 50)"),
             ("cursor" = Option<String>, Query, description = "X-Next-Cursor of the previous page (opaque)"),
         ),
@@ -566,7 +298,7 @@ mod paths {
     #[utoipa::path(get, path = "/api/calls", tag = "operator",
         params(
             ("phone" = Option<PhoneNumberInQuery>, Query, description = "Only this caller (E.164)"),
-            ("agent" = Option<Id>, Query, description = "Only this agent"),
+            ("agent" = Option<AgentId>, Query, description = "Only this agent"),
             ("from" = Option<Time>, Query, description = "At or after (RFC 3339 or unix seconds)"),
             ("to" = Option<Time>, Query, description = "At or before (RFC 3339 or unix seconds); not before from"),
             ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, 1 to 200 (default 50)"),
@@ -583,10 +315,10 @@ mod paths {
     fn list_calls() {}
 
     #[utoipa::path(get, path = "/api/calls/{conversation_id}", tag = "operator",
-        params(("conversation_id" = Id, Path, description = "The conversation")),
+        params(("conversation_id" = ConversationId, Path, description = "The conversation")),
         security(("adminToken" = [])),
         responses(
-            (status = 200, description = "The call with its transcript", body = CallDetailResponse),
+            (status = 200, description = "The call with its transcript", body = CallDetail),
             (status = 400, description = "Not a valid conversation id", body = ErrorBody),
             (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
             (status = 404, description = "No such call (or no admin token configured)", body = ErrorBody),
@@ -594,7 +326,7 @@ mod paths {
     fn get_call() {}
 
     #[utoipa::path(get, path = "/api/calls/{conversation_id}/audio", tag = "operator",
-        params(("conversation_id" = Id, Path, description = "The conversation")),
+        params(("conversation_id" = ConversationId, Path, description = "The conversation")),
         security(("adminToken" = [])),
         responses(
             (status = 200, description = "The call's audio", content_type = "audio/mpeg", body = Vec<u8>),
@@ -606,14 +338,13 @@ mod paths {
 
     #[utoipa::path(get, path = "/api/events", tag = "operator",
         params(
-            ("status" = String, Query, description = "Which events: pending (not processed yet, or waiting for a retry), failed (processing failed for good; `recall replay --failed` retries them) or quarantined (refused bodies kept for inspection)",
-                pattern = "^(pending|failed|quarantined)$"),
+            ("status" = EventStatus, Query, description = "Which events: pending (not processed yet, or waiting for a retry), failed (processing failed for good; `recall replay --failed` retries them) or quarantined (refused bodies kept for inspection)"),
             ("limit" = Option<u32>, Query, description = "Page size, 1 to 500 (default 50)", minimum = 1, maximum = 500),
             ("cursor" = Option<String>, Query, description = "X-Next-Cursor of the previous page"),
         ),
         security(("adminToken" = [])),
         responses(
-            (status = 200, description = "The events with the reason for each, in a stable order", body = Vec<EventResponse>,
+            (status = 200, description = "The events with the reason for each, in a stable order", body = Vec<EventEntry>,
                 headers(("X-Next-Cursor" = String, description = "Cursor of the next page; absent on the last"))),
             (status = 400, description = "Missing or bad status, bad limit", body = ErrorBody),
             (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
@@ -623,7 +354,7 @@ mod paths {
 
     #[utoipa::path(get, path = "/api/analytics", tag = "operator",
         params(
-            ("agent" = Option<Id>, Query, description = "Only this agent"),
+            ("agent" = Option<AgentId>, Query, description = "Only this agent"),
             ("from" = Option<Time>, Query, description = "At or after (RFC 3339 or unix seconds)"),
             ("to" = Option<Time>, Query, description = "At or before (RFC 3339 or unix seconds); not before from"),
         ),
@@ -638,13 +369,13 @@ mod paths {
 
     #[utoipa::path(get, path = "/api/analytics/daily", tag = "operator",
         params(
-            ("agent" = Option<Id>, Query, description = "Only this agent"),
+            ("agent" = Option<AgentId>, Query, description = "Only this agent"),
             ("from" = Option<Time>, Query, description = "At or after (RFC 3339 or unix seconds)"),
             ("to" = Option<Time>, Query, description = "At or before (RFC 3339 or unix seconds); not before from"),
         ),
         security(("adminToken" = [])),
         responses(
-            (status = 200, description = "Calls and successes per UTC day, oldest first", body = Vec<DailyCallsResponse>),
+            (status = 200, description = "Calls and successes per UTC day, oldest first", body = Vec<DailyCalls>),
             (status = 400, description = "Bad agent, from or to, or from later than to", body = ErrorBody),
             (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
             (status = 404, description = "No admin token configured", body = ErrorBody),
@@ -694,15 +425,19 @@ impl utoipa::Modify for SecuritySchemes {
         paths::analytics, paths::daily, paths::dashboard,
     ),
     components(schemas(
-        schemas::ErrorBody, schemas::Status, schemas::User, schemas::Sector,
-        schemas::SalienceLabel, schemas::MemoryDisplay, schemas::Role,
-        schemas::TranscriptMessage, schemas::CallSummary, schemas::DataCollected,
-        schemas::CallAnalytics, schemas::ClientDataRequest, schemas::ClientDataResponse,
-        schemas::SearchDataRequest, schemas::ProfileData, schemas::MemoryItem,
-        schemas::SearchDataResponse, schemas::PostCallEvent, schemas::PostCallData,
-        schemas::AckStatus, schemas::PostCallAck, schemas::PhoneNumber,
-        schemas::PhoneNumberInQuery, schemas::Id, schemas::Time,
-        CallDetailResponse, DailyCallsResponse, EventResponse, ForgetResponse,
+        crate::error::ErrorBody, crate::routes::Status, crate::routes::post_call::PostCallAck,
+        crate::routes::post_call::AckStatus,
+        schemas::SearchDataRequest, schemas::PostCallEvent, schemas::PostCallData,
+        schemas::PhoneNumberInQuery, schemas::Time,
+        recall_model::ClientDataRequest, recall_model::ClientDataResponse,
+        recall_model::SearchDataResponse, recall_model::ProfileData, recall_model::MemoryItem,
+        recall_model::PhoneNumber, recall_model::AgentId, recall_model::ConversationId,
+        recall_model::MemorySector, recall_model::SalienceLabel, recall_model::Salience,
+        recall_model::ui::User, recall_model::ui::MemoryDisplay, recall_model::ui::Speaker,
+        recall_model::ui::TranscriptMessage, recall_model::ui::CallSummary,
+        recall_model::ui::DataCollectedStat, recall_model::ui::CallAnalytics,
+        recall_model::ui::CallDetail, recall_model::ui::DailyCalls, recall_model::ui::EventStatus,
+        recall_model::ui::EventEntry, recall_model::ui::EraseReport,
     )),
     modifiers(&SecuritySchemes),
     tags(
@@ -740,7 +475,7 @@ fn refine(doc: &mut serde_json::Value) {
         request.insert(
             "then".into(),
             serde_json::json!({
-                "properties": {"agent_id": {"$ref": "#/components/schemas/Id"}},
+                "properties": {"agent_id": {"$ref": "#/components/schemas/AgentId"}},
                 "required": ["agent_id"]
             }),
         );

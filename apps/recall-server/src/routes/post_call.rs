@@ -6,8 +6,10 @@
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _};
 use futures_util::StreamExt as _;
+use recall_model::{ConversationId, WebhookType};
 use recall_service::IngestError;
 use recall_signature::SIGNATURE_HEADER;
+use serde::Serialize;
 
 use crate::auth::{header, now_unix, reject};
 use crate::error::ApiError;
@@ -16,6 +18,29 @@ use crate::startup::AppState;
 
 /// `Retry-After` of a 503 for too many uploads at once, in seconds.
 const UPLOADS_RETRY_AFTER_SECS: &str = "2";
+
+/// The acknowledgement of a post-call event, once stored durably.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PostCallAck {
+    /// The event's conversation.
+    pub conversation_id: ConversationId,
+    /// `stored`, or `duplicate` when already stored.
+    pub status: AckStatus,
+    /// The event type.
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "post_call_transcription")]
+    pub kind: WebhookType,
+}
+
+/// Whether the event was new.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AckStatus {
+    /// Stored now.
+    Stored,
+    /// Already stored (a retried delivery).
+    Duplicate,
+}
 
 /// Receives one post-call event.
 pub async fn post_call(
@@ -90,11 +115,15 @@ pub async fn post_call(
                 duplicate = ack.duplicate,
                 "post-call event stored"
             );
-            Ok(HttpResponse::Ok().json(serde_json::json!({
-                "status": if ack.duplicate { "duplicate" } else { "stored" },
-                "conversation_id": ack.conversation_id.as_str(),
-                "type": ack.event_type.as_str(),
-            })))
+            Ok(HttpResponse::Ok().json(PostCallAck {
+                status: if ack.duplicate {
+                    AckStatus::Duplicate
+                } else {
+                    AckStatus::Stored
+                },
+                conversation_id: ack.conversation_id,
+                kind: ack.event_type,
+            }))
         }
         Err(IngestError::Invalid(reason)) => {
             tracing::info!(%reason, "post-call event refused");

@@ -2,17 +2,18 @@
 //! operation is answered by the real server with the documented method and
 //! one of the documented statuses, its JSON body matches the documented
 //! schema, the documented set of routes is the server's whole surface, and
-//! the schemas of the seed's UI models describe exactly what the real Rust
-//! types serialize.
+//! the schemas, generated from the real Rust types, describe exactly what
+//! those types serialize.
 
 use std::collections::BTreeSet;
 
 use recall_model::ui::{
-    CallAnalytics, CallSummary, DataCollectedStat, MemoryDisplay, TranscriptMessage, User,
+    CallAnalytics, CallDetail, CallSummary, DailyCalls, DataCollectedStat, EraseReport, EventEntry,
+    EventStatus, MemoryDisplay, Speaker, TranscriptMessage, User,
 };
 use recall_model::{
-    ClientDataResponse, DynamicVariables, MemoryItem, MemorySector, PhoneNumber, ProfileData,
-    Salience, SearchDataResponse, TranscriptRole, UnixTimestamp,
+    ClientDataResponse, ConversationId, DynamicVariables, MemoryItem, MemorySector, PhoneNumber,
+    ProfileData, Salience, SearchDataResponse, UnixTimestamp,
 };
 use serde_json::{Value, json};
 
@@ -383,7 +384,24 @@ async fn error_answers_match_the_documented_error_schema() {
 async fn the_ui_schemas_describe_exactly_what_the_real_types_serialize() {
     let (app, _dir) = spawn_admin().await;
     let doc = document(&app).await;
-    let at = Some(UnixTimestamp::from_secs(1_739_537_297).unwrap());
+    let time = UnixTimestamp::from_secs(1_739_537_297).unwrap();
+    let at = Some(time);
+    let call = CallSummary {
+        conversation_id: "conv_1".into(),
+        agent_id: "agent_1".into(),
+        status: "done".into(),
+        duration: Some(22.0),
+        cost: Some(296.0),
+        summary: Some("Roses.".into()),
+        title: Some("Roses".into()),
+        successful: Some(true),
+    };
+    let turn = TranscriptMessage {
+        role: Speaker::User,
+        message: "Hi".into(),
+        time_in_call_secs: 2.5,
+        interrupted: true,
+    };
     // Every optional field set, so every documented property must appear.
     let samples: Vec<(&str, Value)> = vec![
         (
@@ -406,27 +424,51 @@ async fn the_ui_schemas_describe_exactly_what_the_real_types_serialize() {
             ))
             .unwrap(),
         ),
+        ("TranscriptMessage", serde_json::to_value(&turn).unwrap()),
+        ("CallSummary", serde_json::to_value(&call).unwrap()),
         (
-            "TranscriptMessage",
-            serde_json::to_value(TranscriptMessage {
-                role: TranscriptRole::User,
-                message: "Hi".into(),
-                time_in_call_secs: 2.5,
-                interrupted: true,
+            "CallDetail",
+            serde_json::to_value(CallDetail {
+                call,
+                transcript: vec![turn],
+                has_audio: true,
+                start_time: time,
+                caller_phone: Some(PhoneNumber::parse(CALLER).unwrap()),
             })
             .unwrap(),
         ),
         (
-            "CallSummary",
-            serde_json::to_value(CallSummary {
-                conversation_id: "conv_1".into(),
-                agent_id: "agent_1".into(),
-                status: "done".into(),
-                duration: Some(22.0),
-                cost: Some(296.0),
-                summary: Some("Roses.".into()),
-                title: Some("Roses".into()),
-                successful: Some(true),
+            "DailyCalls",
+            serde_json::to_value(DailyCalls {
+                day: "2025-02-14".into(),
+                calls: 3,
+                successful: 2,
+            })
+            .unwrap(),
+        ),
+        (
+            "EventEntry",
+            serde_json::to_value(EventEntry {
+                status: EventStatus::Quarantined,
+                conversation_id: Some(ConversationId::parse("conv_1").unwrap()),
+                event_type: Some("post_call_transcription".into()),
+                reason: Some("not JSON".into()),
+                attempts: 2,
+                file: Some("1.json".into()),
+                bytes: Some(2),
+                received_at: at,
+            })
+            .unwrap(),
+        ),
+        (
+            "EraseReport",
+            serde_json::to_value(EraseReport {
+                phone_number: PhoneNumber::parse(CALLER).unwrap(),
+                memories: 5,
+                conversations: 2,
+                payloads: 3,
+                audio: 1,
+                indexed_calls: 2,
             })
             .unwrap(),
         ),
@@ -478,16 +520,27 @@ async fn the_ui_schemas_describe_exactly_what_the_real_types_serialize() {
             "{name}: documented properties differ"
         );
     }
-    // Every sector and label the real types can produce is documented.
+    // Every sector, label, speaker and event status the real types can
+    // produce is documented.
     for sector in MemorySector::ALL {
         let value = serde_json::to_value(sector).unwrap();
         check(
             &doc,
-            &json!({"$ref": "#/components/schemas/Sector"}),
+            &json!({"$ref": "#/components/schemas/MemorySector"}),
             &value,
-            "Sector",
+            "MemorySector",
         )
         .unwrap();
+    }
+    for (name, value) in [
+        ("Speaker", json!(Speaker::Agent)),
+        ("Speaker", json!(Speaker::User)),
+        ("EventStatus", json!(EventStatus::Pending)),
+        ("EventStatus", json!(EventStatus::Failed)),
+        ("EventStatus", json!(EventStatus::Quarantined)),
+    ] {
+        let schema = json!({"$ref": format!("#/components/schemas/{name}")});
+        check(&doc, &schema, &value, name).unwrap();
     }
     for salience in [0.95, 0.6, 0.1] {
         let label = serde_json::to_value(Salience::new(salience).unwrap().label()).unwrap();
