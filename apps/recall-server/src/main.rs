@@ -142,7 +142,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("--conversation: {e}"))?;
             runtime()?.block_on(async {
-                let (service, _) = recall_server::open_service(&config, None).await?;
+                let service = recall_server::open_service(&config, None).await?;
                 let report = if *failed {
                     service.replay_failed().await?
                 } else {
@@ -168,7 +168,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let config = load(cli)?;
             let caller = PhoneNumber::parse(number).map_err(|e| anyhow::anyhow!("{e}"))?;
             runtime()?.block_on(async {
-                let (service, _) = recall_server::open_service(&config, None).await?;
+                let service = recall_server::open_service(&config, None).await?;
                 let report = service.erase_caller(&caller).await?;
                 println!(
                     "forgot {}: {} memories, {} conversations, {} stored events, {} audio files, {} indexed calls removed",
@@ -186,7 +186,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let config = load(cli)?;
             let runtime = runtime()?;
             let (report, embedded) = runtime.block_on(async {
-                let (service, _) = recall_server::open_service(&config, None).await?;
+                let service = recall_server::open_service(&config, None).await?;
                 let report = service.reindex().await?;
                 anyhow::Ok((report, service.backfill_embeddings().await?))
             })?;

@@ -76,14 +76,14 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MemoryStore>> {
 /// and builds the service (for the server and for `recall replay`,
 /// `recall forget`, `recall reindex`). A new call index is filled from the
 /// events already stored (an upgrade, or a deleted index), so it is never
-/// silently empty. Returns the call index too, for the operator's reads.
+/// silently empty.
 ///
 /// # Errors
 /// When a store cannot be opened.
 pub async fn open_service(
     config: &Config,
     store: Option<Arc<dyn MemoryStore>>,
-) -> anyhow::Result<(Service, recall_calls::CallIndex)> {
+) -> anyhow::Result<Service> {
     let store = match store {
         Some(store) => store,
         None => open_store(config)?,
@@ -108,7 +108,7 @@ pub async fn open_service(
     let service = Service::builder(store, payloads)
         .config(config.service.clone())
         .embedder(embedder)
-        .call_index(Arc::new(index.clone()))
+        .call_index(Arc::new(index))
         .build();
     if fresh {
         let report = service.reindex().await.with_context(|| {
@@ -119,7 +119,7 @@ pub async fn open_service(
         })?;
         tracing::info!(?report, "call index created");
     }
-    Ok((service, index))
+    Ok(service)
 }
 
 /// A built server, bound and ready to run.
@@ -160,11 +160,7 @@ impl Application {
         store: Option<Arc<dyn MemoryStore>>,
     ) -> anyhow::Result<Self> {
         let generated_secrets = config.resolve_secrets()?;
-        let store = match store {
-            Some(store) => store,
-            None => open_store(&config)?,
-        };
-        let (service, index) = open_service(&config, Some(store.clone())).await?;
+        let service = open_service(&config, store).await?;
         // The backlog is known before the first request: /metrics and
         // /api/events count what a previous run left from the start.
         let scan = std::time::Instant::now();
@@ -181,8 +177,6 @@ impl Application {
         let admin = crate::admin::AdminState {
             tokens: config.admin_tokens.clone(),
             service: service.clone(),
-            store,
-            index,
         };
 
         let listener = TcpListener::bind(config.bind)

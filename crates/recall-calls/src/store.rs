@@ -3,8 +3,6 @@
 
 use std::path::Path;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use recall_model::ui::{
     CallAnalytics, CallDetail, CallSummary, DailyCalls, DataCollectedStat, Speaker,
     TranscriptMessage,
@@ -16,8 +14,14 @@ use recall_service::ProcessedEvent;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
-use crate::extract::{CallRecord, Kind};
-use crate::{AnalyticsQuery, CallQuery, CallsError, IndexedCall, Page, Turn};
+use recall_service::{AnalyticsQuery, CallQuery, CallRecord, IndexedCall, Page, encode_cursor};
+
+use crate::{CallsError, Turn};
+
+/// The `kind` column of a connected call.
+const CONNECTED: &str = "transcription";
+/// The `kind` column of a call that never connected.
+const NOT_CONNECTED: &str = "initiation_failure";
 
 /// The schema version written to `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 1;
@@ -75,27 +79,38 @@ fn kind_of(conn: &Connection, id: &str) -> Result<Option<String>, CallsError> {
 /// Writes one call, replacing an earlier row of the same conversation
 /// unless that would put a failure over a transcription.
 fn write(conn: &Connection, record: &CallRecord) -> Result<(), CallsError> {
-    let id = record.conversation_id.as_str();
-    if record.kind == Kind::InitiationFailure
-        && kind_of(conn, id)?.as_deref() == Some(Kind::Transcription.as_str())
-    {
+    let id = record.conversation.as_str();
+    if record.initiation_failed && kind_of(conn, id)?.as_deref() == Some(CONNECTED) {
         return Ok(());
     }
     conn.execute("DELETE FROM collected WHERE conversation_id = ?1", [id])?;
     conn.execute("DELETE FROM calls WHERE conversation_id = ?1", [id])?;
-    let transcript = serde_json::to_string(&record.transcript)
-        .map_err(|e| CallsError::InvalidEvent(e.to_string()))?;
+    let turns: Vec<Turn> = record
+        .transcript
+        .iter()
+        .map(|t| Turn {
+            role: t.role.as_str().to_owned(),
+            message: t.message.clone(),
+            time_in_call_secs: t.time_in_call_secs,
+            interrupted: t.interrupted,
+        })
+        .collect();
+    let transcript = serde_json::to_string(&turns)?;
     conn.execute(
         "INSERT INTO calls (conversation_id, agent_id, caller, kind, status, start_time,
              duration, cost, summary, title, successful, transcript)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             id,
-            record.agent_id.as_str(),
+            record.agent.as_str(),
             record.caller.as_ref().map(PhoneNumber::as_str),
-            record.kind.as_str(),
+            if record.initiation_failed {
+                NOT_CONNECTED
+            } else {
+                CONNECTED
+            },
             record.status,
-            record.start_time,
+            record.start_time.as_secs(),
             record.duration,
             record.cost,
             record.summary,
@@ -107,7 +122,7 @@ fn write(conn: &Connection, record: &CallRecord) -> Result<(), CallsError> {
     let mut insert = conn.prepare_cached(
         "INSERT OR REPLACE INTO collected (conversation_id, field_id, value) VALUES (?1, ?2, ?3)",
     )?;
-    for (field, value) in &record.data_collected {
+    for (field, value) in &record.collected {
         insert.execute(params![id, field, value.to_string()])?;
     }
     Ok(())
@@ -126,21 +141,6 @@ pub(crate) fn mark_audio(conn: &mut Connection, id: &ConversationId) -> Result<(
         [id.as_str()],
     )?;
     Ok(())
-}
-
-pub(crate) fn encode_cursor(start_time: i64, id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{start_time}:{id}"))
-}
-
-pub(crate) fn decode_cursor(raw: &str) -> Result<(i64, String), CallsError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(raw)
-        .map_err(|_| CallsError::InvalidCursor)?;
-    let text = String::from_utf8(bytes).map_err(|_| CallsError::InvalidCursor)?;
-    let (start, id) = text.split_once(':').ok_or(CallsError::InvalidCursor)?;
-    let start: i64 = start.parse().map_err(|_| CallsError::InvalidCursor)?;
-    let id = ConversationId::parse(id).map_err(|_| CallsError::InvalidCursor)?;
-    Ok((start, id.as_str().to_owned()))
 }
 
 /// A `WHERE` clause (always starting with `WHERE 1`) and its parameters.
@@ -211,7 +211,7 @@ fn call_from_row(row: &Row<'_>) -> rusqlite::Result<IndexedCall> {
             .map(|c| PhoneNumber::parse(&c))
             .transpose()
             .map_err(|e| bad_column(2, e))?,
-        initiation_failed: kind == Kind::InitiationFailure.as_str(),
+        initiation_failed: kind == NOT_CONNECTED,
         start_time: UnixTimestamp::from_secs(start).map_err(|e| bad_column(5, e))?,
         has_audio: row.get(11)?,
     })
@@ -232,7 +232,7 @@ pub(crate) fn list(
     conn: &mut Connection,
     query: &CallQuery,
     limit: u32,
-    after: Option<(i64, String)>,
+    after: Option<(i64, ConversationId)>,
 ) -> Result<Page<IndexedCall>, CallsError> {
     let mut filter = Filter::new();
     if let Some(phone) = &query.phone {
@@ -242,7 +242,7 @@ pub(crate) fn list(
     if let Some((start, id)) = after {
         filter.and(
             "(c.start_time, c.conversation_id) < (?, ?)",
-            [Sql::Integer(start), Sql::Text(id)],
+            [Sql::Integer(start), Sql::Text(id.as_str().to_owned())],
         );
     }
     let sql = format!(
@@ -283,8 +283,7 @@ pub(crate) fn get(
     let Some((call, transcript)) = found else {
         return Ok(None);
     };
-    let transcript: Vec<Turn> =
-        serde_json::from_str(&transcript).map_err(|e| CallsError::Database(bad_column(12, e)))?;
+    let transcript: Vec<Turn> = serde_json::from_str(&transcript)?;
     Ok(Some(CallDetail {
         transcript: transcript.into_iter().filter_map(message).collect(),
         has_audio: call.has_audio,

@@ -71,6 +71,7 @@ mod events;
 mod extract;
 mod greet;
 mod observer;
+mod operator;
 mod payload;
 mod process;
 mod reindex;
@@ -112,7 +113,19 @@ pub mod fuzzing {
     }
 }
 
-pub use calls::{CallIndex, CallIndexError, ProcessedData, ProcessedEvent};
+pub use calls::{
+    AnalyticsQuery, CallIndex, CallIndexError, CallQuery, CallRecord, DEFAULT_CALL_PAGE,
+    InMemoryCallIndex, IndexedCall, MAX_CALL_PAGE, Page, ProcessedData, ProcessedEvent,
+    encode_cursor,
+};
+
+/// Conformance suites of the ports this crate defines, for any
+/// implementation (feature `conformance`). The `MemoryStore` port's suite
+/// is `recall_memory::conformance`.
+#[cfg(feature = "conformance")]
+pub mod conformance {
+    pub use crate::calls::conformance as calls;
+}
 pub use config::{
     ConfigError, DEFAULT_GREETING, DEFAULT_GREETING_WITHOUT_LAST_CALL, DEFAULT_NAME_FIELD_IDS,
     RESERVED_VARIABLES, ServiceConfig,

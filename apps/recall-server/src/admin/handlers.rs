@@ -4,11 +4,13 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use recall_calls::{AnalyticsQuery, CallQuery, CallsError, MAX_LIMIT};
 use recall_memory::{ListRequest, MAX_RESULTS, MemoryError, MemoryFilter};
-use recall_model::ui::{CallSummary, EraseReport, MemoryDisplay, User};
+use recall_model::ui::{CallSummary, EraseReport, MemoryDisplay};
 use recall_model::{AgentId, ConversationId, MemorySector, PhoneNumber, UnixTimestamp};
-use recall_service::{EventStatus, MAX_EVENT_PAGE};
+use recall_service::{
+    AnalyticsQuery, CallIndexError, CallQuery, EventStatus, MAX_CALL_PAGE, MAX_EVENT_PAGE,
+    ServiceError,
+};
 use serde::Deserialize;
 
 use super::{AdminState, NEXT_CURSOR_HEADER};
@@ -146,18 +148,29 @@ fn parse_conversation(raw: &str) -> Result<ConversationId, ApiError> {
     })
 }
 
-fn index_error(error: &CallsError) -> ApiError {
+fn index_error(error: &CallIndexError) -> ApiError {
     match error {
-        CallsError::InvalidCursor => ApiError::bad_request(
+        CallIndexError::InvalidCursor => ApiError::bad_request(
             "invalid_cursor",
             "cursor: not a cursor returned in X-Next-Cursor by this API",
         ),
-        CallsError::InvalidLimit(n) => ApiError::bad_request(
+        CallIndexError::InvalidLimit(n) => ApiError::bad_request(
             "invalid_limit",
-            format!("limit: must be a whole number from 1 to {MAX_LIMIT} (got {n})"),
+            format!("limit: must be a whole number from 1 to {MAX_CALL_PAGE} (got {n})"),
         ),
         other => {
             tracing::error!(error = %other, "call index failed");
+            ApiError::internal()
+        }
+    }
+}
+
+fn service_error(error: ServiceError) -> ApiError {
+    match error {
+        ServiceError::Store(e) => store_error(&e),
+        ServiceError::Index(e) => index_error(&e),
+        other => {
+            tracing::error!(error = %other, "operator request failed");
             ApiError::internal()
         }
     }
@@ -222,44 +235,20 @@ pub(super) async fn list_events(
     ))
 }
 
-/// `GET /api/users/{phone}`.
+/// `GET /api/users/{phone}`: [`recall_service::Service::caller`].
 pub(super) async fn get_user(
     path: web::Path<String>,
     state: web::Data<AdminState>,
 ) -> Result<HttpResponse, ApiError> {
     let phone = parse_phone(&path)?;
-    let profile = state
-        .store
-        .profile(&phone)
-        .await
-        .map_err(|e| store_error(&e))?;
-    let calls = state
-        .index
-        .list_calls(CallQuery {
-            phone: Some(phone.clone()),
-            limit: Some(20),
-            ..CallQuery::default()
-        })
-        .await
-        .map_err(|e| index_error(&e))?;
-    if profile.memory_count == 0 && calls.items.is_empty() {
-        return Err(ApiError::new(
+    match state.service.caller(&phone).await.map_err(service_error)? {
+        Some(user) => Ok(HttpResponse::Ok().json(user)),
+        None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             "phone: no caller with this number is known",
-        ));
+        )),
     }
-    let last_call_summary = calls
-        .items
-        .iter()
-        .filter(|c| !c.initiation_failed)
-        .find_map(|c| c.call.summary.clone());
-    Ok(HttpResponse::Ok().json(User {
-        phone_number: phone,
-        name: profile.name,
-        profile_summary: profile.summary,
-        last_call_summary,
-    }))
 }
 
 /// `GET /api/users/{phone}/memories`.
@@ -287,10 +276,10 @@ pub(super) async fn list_memories(
         cursor: given(params.cursor.as_ref()).map(str::to_owned),
     };
     let page = state
-        .store
-        .list(&phone, &request)
+        .service
+        .memories(&phone, &request)
         .await
-        .map_err(|e| store_error(&e))?;
+        .map_err(service_error)?;
     let items: Vec<MemoryDisplay> = page
         .items
         .into_iter()
@@ -344,9 +333,11 @@ pub(super) async fn list_calls(
     let phone = phone.as_deref().map(parse_phone).transpose()?;
     let agent = parse_agent(params.agent.as_ref())?;
     let (from, to) = parse_range(params.from.as_ref(), params.to.as_ref())?;
-    let limit = parse_limit(params.limit.as_ref(), MAX_LIMIT as usize)?;
+    let limit = parse_limit(params.limit.as_ref(), MAX_CALL_PAGE as usize)?;
     let page = state
-        .index
+        .service
+        .calls()
+        .map_err(service_error)?
         .list_calls(CallQuery {
             phone,
             agent,
@@ -371,7 +362,9 @@ pub(super) async fn get_call(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_conversation(&path)?;
     let detail = state
-        .index
+        .service
+        .calls()
+        .map_err(service_error)?
         .get_call(&id)
         .await
         .map_err(|e| index_error(&e))?
@@ -430,7 +423,9 @@ pub(super) async fn analytics(
     state: web::Data<AdminState>,
 ) -> Result<HttpResponse, ApiError> {
     let analytics = state
-        .index
+        .service
+        .calls()
+        .map_err(service_error)?
         .analytics(analytics_query(&req)?)
         .await
         .map_err(|e| index_error(&e))?;
@@ -443,7 +438,9 @@ pub(super) async fn daily(
     state: web::Data<AdminState>,
 ) -> Result<HttpResponse, ApiError> {
     let days = state
-        .index
+        .service
+        .calls()
+        .map_err(service_error)?
         .daily(analytics_query(&req)?)
         .await
         .map_err(|e| index_error(&e))?;

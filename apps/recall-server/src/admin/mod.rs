@@ -35,14 +35,11 @@ mod assets;
 mod handlers;
 pub mod openapi;
 
-use std::sync::Arc;
-
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{ResponseError, web};
-use recall_calls::CallIndex;
-use recall_memory::MemoryStore;
+use recall_calls::SqliteCallIndex;
 use recall_service::Service;
 use recall_signature::Secrets;
 
@@ -57,19 +54,15 @@ pub const NEXT_CURSOR_HEADER: &str = "X-Next-Cursor";
 pub struct AdminState {
     /// Accepted bearer tokens; empty turns the surface off.
     pub tokens: Secrets,
-    /// The use cases (erase a caller, stored events and audio).
+    /// The use cases: every read and erasure goes through the service,
+    /// which owns the memory store, the payloads and the call index.
     pub service: Service,
-    /// The memory store (profiles and memory lists).
-    pub store: Arc<dyn MemoryStore>,
-    /// The call index.
-    pub index: CallIndex,
 }
 
 impl std::fmt::Debug for AdminState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AdminState")
             .field("tokens", &self.tokens.len())
-            .field("index", &self.index)
             .finish_non_exhaustive()
     }
 }
@@ -154,13 +147,13 @@ async fn require_token(
 ///
 /// # Errors
 /// When the data directory or the index cannot be created or read.
-pub async fn open_index(config: &crate::config::Config) -> anyhow::Result<(CallIndex, bool)> {
+pub async fn open_index(config: &crate::config::Config) -> anyhow::Result<(SqliteCallIndex, bool)> {
     use anyhow::Context as _;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let path = config.data_dir.join(recall_calls::INDEX_FILE_NAME);
     let fresh = !path.exists();
-    let index = CallIndex::open(&path)
+    let index = SqliteCallIndex::open(&path)
         .await
         .with_context(|| format!("cannot open the call index {}", path.display()))?;
     Ok((index, fresh))

@@ -568,7 +568,7 @@ async fn reindex_rebuilds_what_the_api_serves_from_the_payloads() {
     let before = get_json(&app, "/api/analytics").await;
 
     // `recall reindex`, while the server runs.
-    let (service, _) = recall_server::open_service(&options.config().unwrap(), None)
+    let service = recall_server::open_service(&options.config().unwrap(), None)
         .await
         .unwrap();
     let report = service.reindex().await.unwrap();
