@@ -9,7 +9,6 @@ use recall_memory::embed::{EmbedError, Embedder, Embedding};
 use recall_memory::{MemoryError, NewMemory};
 
 use crate::Service;
-use crate::error::join_error;
 
 /// Memories embedded per backfill step.
 const BACKFILL_BATCH: usize = 256;
@@ -46,7 +45,7 @@ async fn embed_texts(
         embedder.embed_batch(&refs)
     })
     .await
-    .map_err(|e| EmbedError::Model(join_error(e).to_string()))?
+    .map_err(|e| EmbedError::model("embedding task failed").with_source(e))?
 }
 
 impl Service {
@@ -120,7 +119,7 @@ impl Service {
                 .collect();
             let vectors = embed_texts(&embedder, texts)
                 .await
-                .map_err(|e| MemoryError::Internal(format!("backfill: {e}")))?;
+                .map_err(|e| MemoryError::internal("backfill").with_source(e))?;
             for (task, vector) in page.tasks.iter().zip(vectors) {
                 match self
                     .store()
