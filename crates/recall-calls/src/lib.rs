@@ -93,6 +93,7 @@ pub const MAX_LIMIT: u32 = 200;
 
 /// Everything that can go wrong with the index.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CallsError {
     /// A paging cursor that this index did not hand out (or was altered).
     #[error("invalid cursor: not one returned by a previous page")]
@@ -103,6 +104,10 @@ pub enum CallsError {
     /// An event the index cannot read (missing or invalid ids).
     #[error("invalid event: {0}")]
     InvalidEvent(String),
+    /// An event that is not JSON (or a part of it that cannot be written
+    /// back as JSON).
+    #[error("invalid event: {0}")]
+    Json(#[from] serde_json::Error),
     /// The database failed.
     #[error("call index database: {0}")]
     Database(#[from] rusqlite::Error),
@@ -116,7 +121,7 @@ pub enum CallsError {
     },
     /// The blocking task running the query panicked or was cancelled.
     #[error("call index task failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
 }
 
 /// One call as listed: what the UI's `CallSummary` shows, plus who called,
@@ -595,5 +600,5 @@ where
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || span.in_scope(f))
         .await
-        .map_err(|e| CallsError::Task(e.to_string()))?
+        .map_err(CallsError::Task)?
 }

@@ -79,8 +79,7 @@ fn write(conn: &Connection, record: &CallRecord) -> Result<(), CallsError> {
     }
     conn.execute("DELETE FROM collected WHERE conversation_id = ?1", [id])?;
     conn.execute("DELETE FROM calls WHERE conversation_id = ?1", [id])?;
-    let transcript = serde_json::to_string(&record.transcript)
-        .map_err(|e| CallsError::InvalidEvent(e.to_string()))?;
+    let transcript = serde_json::to_string(&record.transcript)?;
     conn.execute(
         "INSERT INTO calls (conversation_id, agent_id, caller, kind, status, start_time,
              duration, cost, summary, title, successful, transcript)

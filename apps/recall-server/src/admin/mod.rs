@@ -232,7 +232,7 @@ impl recall_service::EventObserver for IndexObserver {
                 match tokio::fs::read(event).await {
                     Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
                         Ok(event) => index.record_event_for(&event, caller.as_ref()).await,
-                        Err(e) => Err(recall_calls::CallsError::InvalidEvent(e.to_string())),
+                        Err(e) => Err(recall_calls::CallsError::Json(e)),
                     },
                     Err(source) => Err(recall_calls::CallsError::Io {
                         path: event.to_path_buf(),
