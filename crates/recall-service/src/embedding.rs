@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use recall_memory::embed::{EmbedError, Embedder, Embedding};
-use recall_memory::{MemoryError, NewMemory};
+use recall_memory::{ErrorChain, MemoryError, NewMemory};
 
 use crate::Service;
 
@@ -67,7 +67,7 @@ impl Service {
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "embedding failed: memories written without embeddings");
+                tracing::warn!(error = %ErrorChain(&e), "embedding failed: memories written without embeddings");
             }
         }
     }
@@ -79,7 +79,7 @@ impl Service {
         match embed_texts(embedder, vec![text.to_owned()]).await {
             Ok(mut v) => v.pop(),
             Err(e) => {
-                tracing::warn!(error = %e, "question embedding failed: searching by words");
+                tracing::warn!(error = %ErrorChain(&e), "question embedding failed: searching by words");
                 None
             }
         }
