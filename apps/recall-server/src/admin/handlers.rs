@@ -462,7 +462,7 @@ pub async fn erase_caller(
         move || span.in_scope(|| remove_left_over(&root, &ids))
     })
     .await
-    .map_err(|e| std::io::Error::other(e.to_string()))??;
+    .map_err(std::io::Error::other)??;
     tracing::info!(caller = %phone.masked(), ?report, indexed = indexed.len(), "caller erased");
     Ok(ForgetResponse {
         phone_number: phone.as_str().to_owned(),
