@@ -19,6 +19,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use recall_memory::ErrorChain;
 use tracing::Instrument as _;
 
 use crate::error::ApiError;
@@ -108,7 +109,7 @@ async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     match state.service.ready().await {
         Ok(()) => Ok(HttpResponse::Ok().json(Status { status: "ready" })),
         Err(e) => {
-            tracing::warn!(error = %e, "not ready");
+            tracing::warn!(error = %ErrorChain(&e), "not ready");
             Err(ApiError::unavailable(
                 "not ready: the memory store or the payload directory is unavailable",
             ))

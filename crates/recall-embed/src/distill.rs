@@ -17,6 +17,7 @@ use crate::static_model::{TABLE_FILE, TOKENIZER_FILE, rows_of};
 use crate::table::Table;
 use crate::tokenlearn::{self, FitOptions, FitReport};
 use crate::transformer::TransformerEmbedder;
+use recall_memory::BoxError;
 
 /// How much a row counts in a text's sum, from its token's frequency
 /// rank (BERT vocabularies are ordered by frequency; whole-word rows rank
@@ -111,11 +112,12 @@ pub struct DistillReport {
     pub fit: Option<FitReport>,
 }
 
-fn fail(e: impl std::fmt::Display) -> LoadError {
-    LoadError::Corrupt {
-        path: "<distillation>".into(),
-        reason: e.to_string(),
-    }
+fn fail(what: &str) -> LoadError {
+    LoadError::corrupt(Path::new("<distillation>"), what)
+}
+
+fn fail_by(what: &str, source: impl Into<BoxError>) -> LoadError {
+    LoadError::corrupt_by(Path::new("<distillation>"), what, source)
 }
 
 /// Distills the transformer in `model_dir` into `out_dir`
@@ -189,7 +191,7 @@ pub fn distill(
                 .map(|t| {
                     let encoding = tokenizer
                         .encode(t.as_str(), false)
-                        .map_err(|e| fail(format!("tokenizer: {e}")))?;
+                        .map_err(|e| fail_by("tokenizer", e))?;
                     Ok(rows_of(&encoding, |w| word_rows.get(w).copied())
                         .into_iter()
                         .filter(|r| vectors[*r].is_some())
@@ -308,7 +310,7 @@ fn embed_rows(
     for word in &options.words {
         let pieces = tokenizer
             .encode(word.as_str(), false)
-            .map_err(|e| fail(format!("tokenizer: {e}")))?;
+            .map_err(|e| fail_by("tokenizer", e))?;
         let ids = pieces.get_ids();
         let normal: String = pieces
             .get_tokens()
@@ -336,7 +338,9 @@ fn embed_rows(
             .iter()
             .map(|i| inputs[*i].clone().unwrap_or_default())
             .collect();
-        let out = model.forward(&batch).map_err(fail)?;
+        let out = model
+            .forward(&batch)
+            .map_err(|e| fail_by("forward pass", e))?;
         for (i, v) in chunk.iter().zip(out) {
             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
             vectors[*i] = Some(v.iter().map(|x| x / norm).collect());

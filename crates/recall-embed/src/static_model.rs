@@ -64,7 +64,7 @@ impl StaticEmbedder {
     pub fn default_model() -> Result<Self, LoadError> {
         let path = PathBuf::from("<built in>");
         let tokenizer = Tokenizer::from_bytes(DEFAULT_TOKENIZER)
-            .map_err(|e| LoadError::corrupt(&path, format!("tokenizer: {e}")))?;
+            .map_err(|e| LoadError::corrupt_by(&path, "tokenizer", e))?;
         let table = Table::from_bytes(DEFAULT_TABLE).map_err(|e| LoadError::corrupt(&path, e))?;
         Self::build(tokenizer, table, None)
     }
@@ -91,7 +91,7 @@ impl StaticEmbedder {
         tokenizer.with_padding(None);
         tokenizer
             .with_truncation(None)
-            .map_err(|e| LoadError::corrupt(&where_, format!("tokenizer: {e}")))?;
+            .map_err(|e| LoadError::corrupt_by(&where_, "tokenizer", e))?;
         let vocab = tokenizer.get_vocab_size(true);
         if vocab != table.first_word_row() {
             return Err(LoadError::corrupt(
@@ -139,7 +139,7 @@ impl StaticEmbedder {
         let encoding = self
             .tokenizer
             .encode(text, false)
-            .map_err(|e| EmbedError::Model(format!("tokenizer: {e}")))?;
+            .map_err(|e| EmbedError::model("tokenizer").with_source(e))?;
         if self.words.is_empty() {
             return Ok(encoding.get_ids().iter().map(|id| *id as usize).collect());
         }
@@ -216,7 +216,8 @@ impl Embedder for StaticEmbedder {
             let mut acc = vec![0.0_f32; self.table.dims];
             self.table.accumulate(self.unknown_row, 1.0, &mut acc);
             acc[0] += f32::EPSILON;
-            Embedding::new(self.tag, acc).map_err(|e| EmbedError::Model(e.to_string()))
+            Embedding::new(self.tag, acc)
+                .map_err(|e| EmbedError::model("unusable output").with_source(e))
         })
     }
 }

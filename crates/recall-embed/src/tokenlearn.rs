@@ -37,6 +37,7 @@ use ring::digest::{Context, SHA256};
 
 use crate::LoadError;
 use crate::transformer::TransformerEmbedder;
+use recall_memory::BoxError;
 
 /// How the table is fitted to a corpus.
 #[derive(Clone, Debug)]
@@ -85,11 +86,8 @@ pub struct FitReport {
     pub cosine_projected: f64,
 }
 
-fn fail(e: impl std::fmt::Display) -> LoadError {
-    LoadError::Corrupt {
-        path: "<tokenlearn>".into(),
-        reason: e.to_string(),
-    }
+fn fail_by(what: &str, source: impl Into<BoxError>) -> LoadError {
+    LoadError::corrupt_by(Path::new("<tokenlearn>"), what, source)
 }
 
 /// The first bytes of a target cache file.
@@ -125,7 +123,7 @@ pub(crate) fn targets(
             tokenizer
                 .encode(t.as_str(), true)
                 .map(|e| e.get_ids().to_vec())
-                .map_err(|e| fail(format!("tokenizer: {e}")))
+                .map_err(|e| fail_by("tokenizer", e))
         })
         .collect::<Result<_, _>>()?;
     let mut order: Vec<usize> = (0..texts.len()).collect();
@@ -143,7 +141,9 @@ pub(crate) fn targets(
         }
         let chunk = &order[done..end];
         let batch: Vec<Vec<u32>> = chunk.iter().map(|i| inputs[*i].clone()).collect();
-        let out = model.forward(&batch).map_err(fail)?;
+        let out = model
+            .forward(&batch)
+            .map_err(|e| fail_by("forward pass", e))?;
         for (i, v) in chunk.iter().zip(out) {
             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
             for (slot, x) in values[i * dims..(i + 1) * dims].iter_mut().zip(&v) {

@@ -55,7 +55,7 @@ impl TransformerEmbedder {
         let raw =
             std::fs::read_to_string(&config_path).map_err(|e| LoadError::io(&config_path, e))?;
         let config: Config = serde_json::from_str(&raw)
-            .map_err(|e| LoadError::corrupt(&config_path, format!("not a BERT config: {e}")))?;
+            .map_err(|e| LoadError::corrupt_by(&config_path, "not a BERT config", e))?;
         let mut tokenizer = crate::load_tokenizer(&dir.join(crate::TOKENIZER_FILE))?;
         tokenizer.with_padding(None);
         tokenizer
@@ -63,13 +63,13 @@ impl TransformerEmbedder {
                 max_length: MAX_TOKENS,
                 ..TruncationParams::default()
             }))
-            .map_err(|e| LoadError::corrupt(dir, format!("tokenizer: {e}")))?;
+            .map_err(|e| LoadError::corrupt_by(dir, "tokenizer", e))?;
         let weights = dir.join(WEIGHTS_FILE);
         let bytes = std::fs::read(&weights).map_err(|e| LoadError::io(&weights, e))?;
         let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &Device::Cpu)
-            .map_err(|e| LoadError::corrupt(&weights, e.to_string()))?;
+            .map_err(|e| LoadError::corrupt_by(&weights, "unreadable weights", e))?;
         let model = BertModel::load(vb, &config)
-            .map_err(|e| LoadError::corrupt(&weights, format!("not a BERT model: {e}")))?;
+            .map_err(|e| LoadError::corrupt_by(&weights, "not a BERT model", e))?;
         let model_id = model_id.map(str::to_owned).unwrap_or_else(|| {
             let name = dir
                 .file_name()
@@ -88,14 +88,14 @@ impl TransformerEmbedder {
         // A damaged model fails here, at start-up, not on the first call.
         embedder
             .embed("start-up check")
-            .map_err(|e| LoadError::corrupt(dir, e.to_string()))?;
+            .map_err(|e| LoadError::corrupt_by(dir, "start-up check failed", e))?;
         Ok(embedder)
     }
 
     /// The mean-pooled outputs for a batch of token id sequences (padded
     /// with zeros and masked), not yet unit length.
     pub(crate) fn forward(&self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let fail = |e: candle_core::Error| EmbedError::Model(e.to_string());
+        let fail = |e: candle_core::Error| EmbedError::model("forward pass").with_source(e);
         let longest = batch.iter().map(Vec::len).max().unwrap_or(0).max(1);
         let mut ids = Vec::with_capacity(batch.len() * longest);
         let mut mask = Vec::with_capacity(batch.len() * longest);
@@ -131,7 +131,7 @@ impl TransformerEmbedder {
         self.tokenizer
             .encode(text, true)
             .map(|e| e.get_ids().to_vec())
-            .map_err(|e| EmbedError::Model(format!("tokenizer: {e}")))
+            .map_err(|e| EmbedError::model("tokenizer").with_source(e))
     }
 
     /// The tokenizer (for the distillation).
@@ -162,7 +162,8 @@ impl Embedder for TransformerEmbedder {
         let ids = self.ids(text)?;
         let mut out = self.forward(&[ids])?;
         let values = out.pop().unwrap_or_default();
-        Embedding::new(self.tag, values).map_err(|e| EmbedError::Model(e.to_string()))
+        Embedding::new(self.tag, values)
+            .map_err(|e| EmbedError::model("unusable output").with_source(e))
     }
 
     fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Embedding>, EmbedError> {
@@ -182,12 +183,12 @@ impl Embedder for TransformerEmbedder {
             for ((i, _), values) in chunk.iter().zip(self.forward(&batch)?) {
                 vectors[*i] = Some(
                     Embedding::new(self.tag, values)
-                        .map_err(|e| EmbedError::Model(e.to_string()))?,
+                        .map_err(|e| EmbedError::model("unusable output").with_source(e))?,
                 );
             }
         }
         for v in vectors {
-            out.push(v.ok_or_else(|| EmbedError::Model("a batch lost a text".into()))?);
+            out.push(v.ok_or_else(|| EmbedError::model("a batch lost a text"))?);
         }
         Ok(out)
     }

@@ -22,8 +22,11 @@ pub enum OpenError {
     Corrupt {
         /// The database file.
         path: PathBuf,
-        /// What SQLite reported.
+        /// What is wrong (SQLite's report, when it found it).
         detail: String,
+        /// SQLite's error, when it found it.
+        #[source]
+        source: Option<rusqlite::Error>,
     },
     /// Another process or connection holds a lock that keeps this store
     /// from reading or writing the file.
@@ -37,6 +40,9 @@ pub enum OpenError {
         path: PathBuf,
         /// What SQLite reported.
         detail: String,
+        /// SQLite's error, when it reported one.
+        #[source]
+        source: Option<rusqlite::Error>,
     },
     /// The file was written by a newer version of Recall, with a schema
     /// this version does not know; it was not changed.
@@ -84,14 +90,16 @@ impl OpenError {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Self::Locked {
                 path,
                 detail: source.to_string(),
+                source: Some(source),
             },
             Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Self::Corrupt {
                 path,
                 detail: source.to_string(),
+                source: Some(source),
             },
             Some(ErrorCode::CannotOpen) => Self::Io {
                 path,
-                source: std::io::Error::other(source.to_string()),
+                source: std::io::Error::other(source),
             },
             _ => Self::Sqlite { path, source },
         }
@@ -101,10 +109,6 @@ impl OpenError {
 /// Maps a SQLite error at run time onto what a service can act on: a busy
 /// or locked file, a full disk or an I/O error may pass (retry later);
 /// anything else is internal.
-#[expect(
-    clippy::needless_pass_by_value,
-    reason = "shaped for `map_err`, which hands over the error by value"
-)]
 pub(crate) fn memory_error(error: rusqlite::Error) -> MemoryError {
     match error.sqlite_error_code() {
         Some(
@@ -114,7 +118,62 @@ pub(crate) fn memory_error(error: rusqlite::Error) -> MemoryError {
             | ErrorCode::DiskFull
             | ErrorCode::CannotOpen
             | ErrorCode::OutOfMemory,
-        ) => MemoryError::Unavailable(format!("embedded store: {error}")),
-        _ => MemoryError::Internal(format!("embedded store: {error}")),
+        ) => MemoryError::unavailable("embedded store").with_source(error),
+        _ => MemoryError::internal("embedded store").with_source(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::path::Path;
+
+    use recall_memory::MemoryError;
+    use rusqlite::ffi;
+
+    use super::{OpenError, memory_error};
+
+    fn sqlite(code: std::ffi::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn a_run_time_io_failure_is_unavailable_and_keeps_sqlites_error() {
+        let err = memory_error(sqlite(ffi::SQLITE_IOERR));
+        assert!(matches!(err, MemoryError::Unavailable { .. }), "{err:?}");
+        assert!(err.is_retryable());
+        let source = err.source().expect("SQLite's error is the source");
+        assert!(source.is::<rusqlite::Error>(), "{source:?}");
+        assert!(
+            err.to_string()
+                .starts_with("memory store unavailable: embedded store: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn any_other_run_time_failure_is_internal_and_keeps_sqlites_error() {
+        let err = memory_error(sqlite(ffi::SQLITE_CONSTRAINT));
+        assert!(matches!(err, MemoryError::Internal { .. }), "{err:?}");
+        assert!(err.source().is_some_and(|s| s.is::<rusqlite::Error>()));
+    }
+
+    #[test]
+    fn open_errors_keep_sqlites_error() {
+        let path = Path::new("memory.db");
+        let locked = OpenError::from_sqlite(path, sqlite(ffi::SQLITE_BUSY));
+        assert!(matches!(locked, OpenError::Locked { .. }), "{locked:?}");
+        assert!(locked.source().is_some_and(|s| s.is::<rusqlite::Error>()));
+
+        let cannot_open = OpenError::from_sqlite(path, sqlite(ffi::SQLITE_CANTOPEN));
+        let OpenError::Io { source, .. } = &cannot_open else {
+            panic!("expected Io, got {cannot_open:?}");
+        };
+        assert!(
+            source
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rusqlite::Error>()),
+            "{source:?}"
+        );
     }
 }

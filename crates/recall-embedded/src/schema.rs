@@ -180,6 +180,7 @@ fn check_header(path: &Path) -> Result<(), OpenError> {
         Err(OpenError::Corrupt {
             path: path.to_path_buf(),
             detail: "the file does not start with the SQLite header".into(),
+            source: None,
         })
     }
 }
@@ -228,6 +229,7 @@ pub(crate) fn open_writer(path: &Path, options: &EmbeddedOptions) -> Result<Conn
         return Err(OpenError::Locked {
             path: path.to_path_buf(),
             detail: format!("could not switch to WAL mode (journal mode is {mode})"),
+            source: None,
         });
     }
     conn.pragma_update(None, "synchronous", options.durability.pragma())
@@ -268,6 +270,7 @@ fn migrate(mut conn: Connection, path: &Path) -> Result<Connection, OpenError> {
             return Err(OpenError::Corrupt {
                 path: path.to_path_buf(),
                 detail: format!("negative schema version {version}"),
+                source: None,
             });
         }
         for (from, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {

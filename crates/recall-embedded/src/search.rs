@@ -23,7 +23,8 @@ use rusqlite::{Connection, params};
 
 use crate::error::memory_error;
 use crate::store::{
-    MEMORY_COLUMNS, UserRow, corrupt, load_memory, load_user, memory_from_row, parse_id,
+    MEMORY_COLUMNS, UserRow, corrupt, inconsistent, load_memory, load_user, memory_from_row,
+    parse_id,
 };
 use crate::{bm25, text};
 
@@ -98,8 +99,8 @@ pub(crate) fn search_blocking(
     // the few it returns in full.
     let mut found = rank(query, candidates);
     for scored in &mut found {
-        let id =
-            parse_id(&scored.memory.id).ok_or_else(|| corrupt("a ranked memory lost its id"))?;
+        let id = parse_id(&scored.memory.id)
+            .ok_or_else(|| inconsistent("a ranked memory lost its id"))?;
         if let Some(full) = load_memory(tx, user, id)? {
             scored.memory = full;
         }

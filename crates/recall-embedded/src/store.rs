@@ -213,7 +213,7 @@ impl EmbeddedStore {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || work(&inner))
             .await
-            .map_err(|e| MemoryError::Internal(format!("embedded store task failed: {e}")))?
+            .map_err(|e| MemoryError::internal("embedded store task failed").with_source(e))?
     }
 }
 
@@ -266,8 +266,14 @@ impl Inner {
     }
 }
 
-pub(crate) fn corrupt(what: impl std::fmt::Display) -> MemoryError {
-    MemoryError::Internal(format!("embedded store: unreadable row: {what}"))
+/// A stored value that `source` refused to read back.
+pub(crate) fn corrupt(source: impl std::error::Error + Send + Sync + 'static) -> MemoryError {
+    MemoryError::internal("embedded store: unreadable row").with_source(source)
+}
+
+/// Rows that do not fit together: `what` says how.
+pub(crate) fn inconsistent(what: &str) -> MemoryError {
+    MemoryError::internal(format!("embedded store: unreadable row: {what}"))
 }
 
 fn format_id(id: i64) -> MemoryId {
@@ -284,9 +290,10 @@ pub(crate) fn parse_id(id: &MemoryId) -> Option<i64> {
 
 fn validate_new(memory: &NewMemory, index: Option<usize>) -> Result<(), MemoryError> {
     memory.validate().map_err(|e| match (e, index) {
-        (MemoryError::Rejected(why), Some(i)) => {
-            MemoryError::Rejected(format!("memories[{i}].{why}"))
-        }
+        (MemoryError::Rejected { reason, source }, Some(i)) => MemoryError::Rejected {
+            reason: format!("memories[{i}].{reason}"),
+            source,
+        },
         (e, _) => e,
     })
 }
@@ -321,7 +328,7 @@ fn ensure_user(tx: &Connection, user: &PhoneNumber) -> Result<UserRow, MemoryErr
         .and_then(|mut stmt| stmt.execute([user.as_str()]))
         .map_err(memory_error)?;
     load_user(tx, user)?
-        .ok_or_else(|| MemoryError::Internal("embedded store: new caller row vanished".into()))
+        .ok_or_else(|| MemoryError::internal("embedded store: new caller row vanished"))
 }
 
 /// Saves a caller's counters after a change to their memories (which
@@ -513,7 +520,8 @@ fn add_one(
             if let Some(memory) = load_memory(tx, user, id)? {
                 return Ok(AddOutcome::Duplicate(memory));
             }
-            let snapshot = snapshot.ok_or_else(|| corrupt("idempotency key without memory"))?;
+            let snapshot =
+                snapshot.ok_or_else(|| inconsistent("idempotency key without memory"))?;
             let memory: Memory = serde_json::from_str(&snapshot).map_err(corrupt)?;
             return Ok(AddOutcome::Duplicate(memory));
         }
@@ -535,7 +543,7 @@ fn add_one(
     }
 
     if row.next_seq > MAX_SEQ {
-        return Err(MemoryError::Rejected(format!(
+        return Err(MemoryError::rejected(format!(
             "caller has reached the limit of {MAX_SEQ} memory writes"
         )));
     }

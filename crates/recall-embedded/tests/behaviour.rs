@@ -249,7 +249,9 @@ async fn a_batch_with_one_bad_memory_writes_nothing_and_names_it() {
         NewMemory::new("   ", MemorySector::Episodic),
     ];
     match store.add_batch(&me, batch).await {
-        Err(MemoryError::Rejected(why)) => assert!(why.contains("memories[1].content"), "{why}"),
+        Err(MemoryError::Rejected { reason: why, .. }) => {
+            assert!(why.contains("memories[1].content"), "{why}")
+        }
         other => panic!("expected Rejected, got {other:?}"),
     }
     assert_eq!(store.profile(&me).await.unwrap().memory_count, 0);

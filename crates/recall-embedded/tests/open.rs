@@ -214,4 +214,6 @@ fn a_directory_in_the_way_is_an_io_error_naming_the_path() {
         err.to_string().contains(&path.display().to_string()),
         "{err}"
     );
+    let source = std::error::Error::source(&err).expect("the I/O error is the source");
+    assert!(source.is::<std::io::Error>(), "{source:?}");
 }

@@ -103,7 +103,7 @@ fn not_found<T: std::fmt::Debug>(what: &str, result: Result<T, MemoryError>) {
 /// Asserts that a store call was rejected with a reason naming `field`.
 fn rejected<T: std::fmt::Debug>(what: &str, field: &str, result: Result<T, MemoryError>) {
     match result {
-        Err(MemoryError::Rejected(reason)) => rule!(
+        Err(MemoryError::Rejected { reason, .. }) => rule!(
             reason.contains(field),
             "{what} must be rejected with a reason naming `{field}`, got {reason:?}"
         ),

@@ -29,6 +29,8 @@
 
 use std::sync::Arc;
 
+use crate::store::{BoxError, Cause};
+
 /// A short fingerprint of an embedding model's identity (its id string),
 /// stored with every vector so that vectors of different models are never
 /// compared.
@@ -281,8 +283,35 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[non_exhaustive]
 pub enum EmbedError {
     /// The model failed on this input (a bug or a damaged model).
-    #[error("embedding model failed: {0}")]
-    Model(String),
+    #[error("embedding model failed: {reason}{}", Cause(.source))]
+    Model {
+        /// What failed, in words.
+        reason: String,
+        /// The underlying error (the tokenizer's, the runtime's, ...), if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl EmbedError {
+    /// [`EmbedError::Model`] without a source (yet).
+    pub fn model(reason: impl Into<String>) -> Self {
+        Self::Model {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// Keeps `source` as the cause; the message then ends with `: {source}`.
+    #[must_use]
+    pub fn with_source(self, source: impl Into<BoxError>) -> Self {
+        match self {
+            Self::Model { reason, .. } => Self::Model {
+                reason,
+                source: Some(source.into()),
+            },
+        }
+    }
 }
 
 /// Turns text into [`Embedding`]s, locally: no network, ever.

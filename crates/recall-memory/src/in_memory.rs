@@ -55,7 +55,7 @@ use crate::store::{
 ///
 /// let store = InMemoryStore::new();
 /// store.set_unavailable(true);
-/// assert!(matches!(store.health().await, Err(MemoryError::Unavailable(_))));
+/// assert!(matches!(store.health().await, Err(MemoryError::Unavailable { .. })));
 /// store.set_unavailable(false);
 /// assert!(store.health().await.is_ok());
 /// # }
@@ -206,9 +206,7 @@ impl InMemoryStore {
             tokio::time::sleep(latency).await;
         }
         if self.inner.unavailable.load(Ordering::SeqCst) {
-            return Err(MemoryError::Unavailable(
-                "in-memory store set unavailable".into(),
-            ));
+            return Err(MemoryError::unavailable("in-memory store set unavailable"));
         }
         let failing_now = self
             .inner
@@ -216,13 +214,13 @@ impl InMemoryStore {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if failing_now {
-            return Err(MemoryError::Unavailable(
-                "in-memory store told to fail this call".into(),
+            return Err(MemoryError::unavailable(
+                "in-memory store told to fail this call",
             ));
         }
         if is_write && self.inner.fail_writes.load(Ordering::SeqCst) {
-            return Err(MemoryError::Unavailable(
-                "in-memory store set to fail writes".into(),
+            return Err(MemoryError::unavailable(
+                "in-memory store set to fail writes",
             ));
         }
         Ok(())
@@ -301,9 +299,10 @@ impl MemoryStore for InMemoryStore {
         self.enter(true).await?;
         for (i, memory) in memories.iter().enumerate() {
             memory.validate().map_err(|e| match e {
-                MemoryError::Rejected(reason) => {
-                    MemoryError::Rejected(format!("memories[{i}].{reason}"))
-                }
+                MemoryError::Rejected { reason, source } => MemoryError::Rejected {
+                    reason: format!("memories[{i}].{reason}"),
+                    source,
+                },
                 other => other,
             })?;
         }

@@ -81,8 +81,8 @@ pub use in_memory::InMemoryStore;
 #[cfg(feature = "openmemory")]
 pub use openmemory::{OpenMemoryConfig, OpenMemoryStore};
 pub use store::{
-    AddOutcome, EmbeddingBacklog, EmbeddingTask, Fact, FactKey, IdempotencyKey, ListRequest,
-    MAX_CONTENT_LEN, MAX_KEY_LEN, MAX_RESULTS, Memory, MemoryError, MemoryFilter, MemoryId,
-    MemoryPage, MemoryStore, MemoryUpdate, Metadata, NewMemory, QueryEmbedder, ScoredMemory,
-    SearchQuery, UserProfile, validate_content,
+    AddOutcome, BoxError, EmbeddingBacklog, EmbeddingTask, ErrorChain, Fact, FactKey,
+    IdempotencyKey, ListRequest, MAX_CONTENT_LEN, MAX_KEY_LEN, MAX_RESULTS, Memory, MemoryError,
+    MemoryFilter, MemoryId, MemoryPage, MemoryStore, MemoryUpdate, Metadata, NewMemory,
+    QueryEmbedder, ScoredMemory, SearchQuery, UserProfile, validate_content,
 };

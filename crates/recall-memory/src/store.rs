@@ -235,10 +235,10 @@ impl NewMemory {
 /// [`MAX_CONTENT_LEN`] bytes. The error names the `content` field.
 pub fn validate_content(content: &str) -> Result<(), MemoryError> {
     if content.trim().is_empty() {
-        return Err(MemoryError::Rejected("content: must not be empty".into()));
+        return Err(MemoryError::rejected("content: must not be empty"));
     }
     if content.len() > MAX_CONTENT_LEN {
-        return Err(MemoryError::Rejected(format!(
+        return Err(MemoryError::rejected(format!(
             "content: must be at most {MAX_CONTENT_LEN} bytes (got {})",
             content.len()
         )));
@@ -583,26 +583,55 @@ pub struct EmbeddingBacklog {
     pub next_cursor: Option<String>,
 }
 
+/// The error of the layer below a [`MemoryError`] (an HTTP client,
+/// SQLite, I/O, JSON, a blocking task), kept as its
+/// [`source`](std::error::Error::source).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// What went wrong, in terms a service can act on.
+///
+/// Variants that wrap a failure of the layer below keep it as their
+/// [`source`](std::error::Error::source); build them with
+/// [`MemoryError::unavailable`] (and its siblings) and
+/// [`MemoryError::with_source`]. Their message ends with the source's, so
+/// a log that shows only the message loses nothing of the first cause.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MemoryError {
     /// The store cannot be reached or is failing; retry later.
-    #[error("memory store unavailable: {0}")]
-    Unavailable(String),
+    #[error("memory store unavailable: {reason}{}", Cause(.source))]
+    Unavailable {
+        /// What failed, in words.
+        reason: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The store did not answer in time; retry later.
     #[error("memory store did not answer within {0:?}")]
     Timeout(Duration),
     /// The store refused the request; retrying the same request will not help.
-    #[error("memory store rejected the request: {0}")]
-    Rejected(String),
+    #[error("memory store rejected the request: {reason}{}", Cause(.source))]
+    Rejected {
+        /// Why, naming the field or setting at fault when there is one.
+        reason: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// A page cursor this store did not issue (or no longer understands);
     /// the request is refused rather than read as "start over".
     #[error("cursor: {0}")]
     InvalidCursor(String),
     /// The backend is not one this adapter can work with; an operator must act.
-    #[error("incompatible memory backend: {0}")]
-    Incompatible(String),
+    #[error("incompatible memory backend: {reason}{}", Cause(.source))]
+    Incompatible {
+        /// What is incompatible and what to do about it.
+        reason: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// No memory with this id belongs to this user.
     #[error("memory {0} not found")]
     NotFound(MemoryId),
@@ -613,18 +642,107 @@ pub enum MemoryError {
     #[error("memory store did not keep the write: {0}")]
     NotKept(String),
     /// Anything else (a bug or corrupt data).
-    #[error("memory store failed: {0}")]
-    Internal(String),
+    #[error("memory store failed: {reason}{}", Cause(.source))]
+    Internal {
+        /// What failed, in words.
+        reason: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
 }
 
 impl MemoryError {
+    /// [`MemoryError::Unavailable`] without a source (yet).
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        Self::Unavailable {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// [`MemoryError::Rejected`] without a source (yet).
+    pub fn rejected(reason: impl Into<String>) -> Self {
+        Self::Rejected {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// [`MemoryError::Incompatible`] without a source (yet).
+    pub fn incompatible(reason: impl Into<String>) -> Self {
+        Self::Incompatible {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// [`MemoryError::Internal`] without a source (yet).
+    pub fn internal(reason: impl Into<String>) -> Self {
+        Self::Internal {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// Keeps `source` as the cause of an `Unavailable`, `Rejected`,
+    /// `Incompatible` or `Internal` error; the message then ends with
+    /// `: {source}`. The other variants have no cause to keep and are
+    /// returned unchanged.
+    #[must_use]
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        match &mut self {
+            Self::Unavailable { source: slot, .. }
+            | Self::Rejected { source: slot, .. }
+            | Self::Incompatible { source: slot, .. }
+            | Self::Internal { source: slot, .. } => *slot = Some(source.into()),
+            Self::Timeout(_) | Self::InvalidCursor(_) | Self::NotFound(_) | Self::NotKept(_) => {}
+        }
+        self
+    }
+
     /// Whether retrying later may succeed (unavailable, timeout, or a
     /// write the store did not keep).
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::Unavailable(_) | Self::Timeout(_) | Self::NotKept(_)
+            Self::Unavailable { .. } | Self::Timeout(_) | Self::NotKept(_)
         )
+    }
+}
+
+/// Shows an error with its chain of sources, `outer: inner: root`, for
+/// logs (`tracing::warn!(error = %ErrorChain(&e), ...)`). A source whose
+/// text the line already holds is skipped: most errors here end their
+/// message with their direct source's.
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut line = self.0.to_string();
+        let mut next = self.0.source();
+        while let Some(source) = next {
+            let text = source.to_string();
+            if !line.contains(&text) {
+                line.push_str(": ");
+                line.push_str(&text);
+            }
+            next = source.source();
+        }
+        f.write_str(&line)
+    }
+}
+
+/// Shows a variant's source after its reason, as `: {source}`.
+pub(crate) struct Cause<'a>(pub(crate) &'a Option<BoxError>);
+
+impl std::fmt::Display for Cause<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(source) => write!(f, ": {source}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -744,5 +862,60 @@ pub trait MemoryStore: Send + Sync {
     ) -> Result<(), MemoryError> {
         let _ = (user, id, embedding);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::io;
+
+    use super::{ErrorChain, MemoryError};
+
+    #[test]
+    fn a_wrapped_error_is_the_source_and_ends_the_message() {
+        let err = MemoryError::unavailable("embedded store")
+            .with_source(io::Error::other("disk on fire"));
+        assert_eq!(
+            err.to_string(),
+            "memory store unavailable: embedded store: disk on fire"
+        );
+        let source = err.source().expect("the cause is kept");
+        assert!(source.is::<io::Error>(), "{source:?}");
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn without_a_source_the_message_is_the_reason() {
+        let err = MemoryError::rejected("content: must not be empty");
+        assert_eq!(
+            err.to_string(),
+            "memory store rejected the request: content: must not be empty"
+        );
+        assert!(err.source().is_none());
+        assert!(!err.is_retryable());
+    }
+
+    #[test]
+    fn variants_without_a_cause_ignore_a_source() {
+        let err = MemoryError::NotKept("merged".into()).with_source(io::Error::other("x"));
+        assert!(matches!(err, MemoryError::NotKept(_)));
+        assert!(err.source().is_none());
+    }
+
+    #[test]
+    fn the_chain_shows_every_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("connect failed")]
+        struct Connect(#[source] io::Error);
+
+        let err = MemoryError::unavailable("cannot connect to OpenMemory")
+            .with_source(Connect(io::Error::other("connection refused")));
+        assert_eq!(
+            ErrorChain(&err).to_string(),
+            "memory store unavailable: cannot connect to OpenMemory: connect failed: connection refused"
+        );
+        let plain = MemoryError::internal("bug");
+        assert_eq!(ErrorChain(&plain).to_string(), plain.to_string());
     }
 }

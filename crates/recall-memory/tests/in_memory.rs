@@ -87,7 +87,7 @@ async fn unavailable_store_fails_every_call_then_recovers_with_data_intact() {
     for (n, err) in results.into_iter().enumerate() {
         let err = err.unwrap_or_else(|| panic!("call {n} must fail while unavailable"));
         assert!(
-            matches!(err, MemoryError::Unavailable(_)),
+            matches!(err, MemoryError::Unavailable { .. }),
             "call {n}: {err:?}"
         );
         assert!(err.is_retryable());
@@ -121,19 +121,19 @@ async fn failing_writes_change_nothing_while_reads_keep_working() {
         store
             .add(&user, NewMemory::new("x", MemorySector::Semantic))
             .await,
-        Err(MemoryError::Unavailable(_))
+        Err(MemoryError::Unavailable { .. })
     ));
     assert!(matches!(
         store.update(&user, &kept.id, update).await,
-        Err(MemoryError::Unavailable(_))
+        Err(MemoryError::Unavailable { .. })
     ));
     assert!(matches!(
         store.delete(&user, &kept.id).await,
-        Err(MemoryError::Unavailable(_))
+        Err(MemoryError::Unavailable { .. })
     ));
     assert!(matches!(
         store.erase_user(&user).await,
-        Err(MemoryError::Unavailable(_))
+        Err(MemoryError::Unavailable { .. })
     ));
     assert_eq!(store.get(&user, &kept.id).await.unwrap(), kept);
     assert_eq!(
@@ -357,7 +357,7 @@ async fn a_rejected_batch_writes_nothing() {
     ];
     let err = store.add_batch(&user, batch).await.unwrap_err();
     assert!(
-        matches!(&err, MemoryError::Rejected(m) if m.starts_with("memories[1].content")),
+        matches!(&err, MemoryError::Rejected { reason: m, .. } if m.starts_with("memories[1].content")),
         "{err:?}"
     );
     assert_eq!(store.total_memories(), 0);
@@ -371,11 +371,11 @@ async fn failing_the_next_calls_recovers_by_itself() {
     let note = || NewMemory::new("Caller asked for a brochure", MemorySector::Episodic);
     assert!(matches!(
         store.add(&user, note()).await,
-        Err(MemoryError::Unavailable(_))
+        Err(MemoryError::Unavailable { .. })
     ));
     assert!(matches!(
         store.health().await,
-        Err(MemoryError::Unavailable(_))
+        Err(MemoryError::Unavailable { .. })
     ));
     assert_eq!(store.total_memories(), 0, "a failed call changes nothing");
     store.add(&user, note()).await.unwrap();

@@ -15,8 +15,8 @@ use openmemory_support::fixtures::load;
 use recall_memory::openmemory::dedup::ContentHash;
 use recall_memory::openmemory::{OpenMemoryConfig, OpenMemoryStore};
 use recall_memory::{
-    AddOutcome, Fact, FactKey, IdempotencyKey, ListRequest, MemoryError, MemoryId, MemoryStore,
-    MemoryUpdate, NewMemory, SearchQuery,
+    AddOutcome, ErrorChain, Fact, FactKey, IdempotencyKey, ListRequest, MemoryError, MemoryId,
+    MemoryStore, MemoryUpdate, NewMemory, SearchQuery,
 };
 use recall_model::{ConversationId, DecayLambda, MemorySector, PhoneNumber, Salience};
 use serde_json::{Value, json};
@@ -162,7 +162,10 @@ async fn connect_checks_health_and_a_scoped_read() {
 async fn connect_reports_a_tenant_bound_release_as_incompatible() {
     let (server, _emulator) = Emulator::new(Some(KEY)).tenant_bound().start().await;
     let err = OpenMemoryStore::connect(config(&server)).await.unwrap_err();
-    let MemoryError::Incompatible(message) = err else {
+    let MemoryError::Incompatible {
+        reason: message, ..
+    } = err
+    else {
         panic!("expected Incompatible, got {err:?}");
     };
     assert!(message.contains("tenant_mismatch"), "{message}");
@@ -177,7 +180,7 @@ async fn a_tenant_mismatch_on_any_request_is_incompatible_never_empty() {
     let me = user(USER1);
     let incompatible = |r: Result<(), MemoryError>| {
         assert!(
-            matches!(r, Err(MemoryError::Incompatible(ref m)) if m.contains("tenant_mismatch")),
+            matches!(r, Err(MemoryError::Incompatible { reason: ref m, .. }) if m.contains("tenant_mismatch")),
             "expected Incompatible, got {r:?}"
         );
     };
@@ -236,7 +239,7 @@ async fn a_missing_or_wrong_key_is_rejected_naming_the_key() {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, MemoryError::Rejected(m) if m.contains("API key")),
+            matches!(&err, MemoryError::Rejected { reason: m, .. } if m.contains("API key")),
             "{fixture}: expected Rejected naming the API key, got {err:?}"
         );
         assert!(
@@ -263,10 +266,31 @@ async fn an_unknown_route_means_an_incompatible_server() {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, MemoryError::Incompatible(m) if m.contains("GET /memory/all")),
+            matches!(&err, MemoryError::Incompatible { reason: m, .. } if m.contains("GET /memory/all")),
             "{fixture}: got {err:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_answer_of_another_shape_is_incompatible_and_keeps_the_parse_error() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/memory/all"))
+        .respond_with(answer(json!({"items": "not a list"})))
+        .mount(&server)
+        .await;
+    let err = store(&server)
+        .list(&user(USER1), &ListRequest::first(5))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, MemoryError::Incompatible { reason: m, .. } if m.contains("GET /memory/all")),
+        "{err:?}"
+    );
+    let source = std::error::Error::source(&err).expect("the parse error is the source");
+    assert!(source.is::<serde_json::Error>(), "{source:?}");
+    assert!(err.to_string().ends_with(&source.to_string()), "{err}");
 }
 
 // ----------------------------------------------------------------- add
@@ -569,7 +593,7 @@ async fn a_rejected_add_reports_the_servers_reason_and_is_not_retried() {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, MemoryError::Rejected(m) if m.contains("400") && m.contains("content")),
+            matches!(&err, MemoryError::Rejected { reason: m, .. } if m.contains("400") && m.contains("content")),
             "{fixture}: got {err:?}"
         );
     }
@@ -583,7 +607,7 @@ async fn blank_content_is_rejected_without_a_request() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, MemoryError::Rejected(m) if m.contains("content")),
+        matches!(&err, MemoryError::Rejected { reason: m, .. } if m.contains("content")),
         "{err:?}"
     );
     assert_eq!(emulator.requests(), 0);
@@ -847,7 +871,7 @@ async fn update_maps_the_recorded_errors() {
             );
         } else {
             assert!(
-                matches!(&result, Err(MemoryError::Unavailable(m)) if m.contains("500")),
+                matches!(&result, Err(MemoryError::Unavailable { reason: m, .. }) if m.contains("500")),
                 "{fixture}: {result:?}"
             );
         }
@@ -1004,7 +1028,7 @@ async fn a_failing_server_is_retried_then_unavailable() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, MemoryError::Unavailable(m) if m.contains("500") && m.contains("internal")),
+        matches!(&err, MemoryError::Unavailable { reason: m, .. } if m.contains("500") && m.contains("internal")),
         "{err:?}"
     );
 }
@@ -1025,7 +1049,7 @@ async fn an_add_without_a_key_is_sent_once_even_when_the_server_fails() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, MemoryError::Unavailable(_)), "{err:?}");
+    assert!(matches!(err, MemoryError::Unavailable { .. }), "{err:?}");
 }
 
 #[tokio::test]
@@ -1045,7 +1069,7 @@ async fn an_add_with_a_key_is_retried_and_checks_the_key_again_each_time() {
     let new = NewMemory::new("Summary of the call", MemorySector::Episodic)
         .idempotency_key(IdempotencyKey::new("conv_1/summary").unwrap());
     let err = store(&server).add(&user(USER1), new).await.unwrap_err();
-    assert!(matches!(err, MemoryError::Unavailable(_)), "{err:?}");
+    assert!(matches!(err, MemoryError::Unavailable { .. }), "{err:?}");
     assert_eq!(bodies(&server, "POST", "/memory/add").await.len(), 3);
 }
 
@@ -1062,10 +1086,19 @@ async fn a_refused_connection_is_unavailable() {
         .get(&user(USER1), &id("e707d1c8-d533-4d64-b248-a2ef6b05c285"))
         .await
         .unwrap_err();
+    assert!(matches!(&err, MemoryError::Unavailable { .. }), "{err:?}");
+    // The transport error is kept as the source, so a log can show the
+    // root cause; no part of the chain names the caller.
+    let source = std::error::Error::source(&err).expect("the transport error is the source");
     assert!(
-        matches!(&err, MemoryError::Unavailable(m) if !m.contains("16125550101")),
-        "{err:?}"
+        source
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_connect),
+        "{source:?}"
     );
+    let chain = ErrorChain(&err).to_string();
+    assert!(chain.contains("refused"), "{chain}");
+    assert!(!chain.contains("16125550101"), "{chain}");
 }
 
 #[tokio::test]
@@ -1092,7 +1125,7 @@ async fn an_empty_reply_from_a_crashing_server_is_unavailable() {
         .list(&user(USER1), &ListRequest::first(5))
         .await
         .unwrap_err();
-    assert!(matches!(err, MemoryError::Unavailable(_)), "{err:?}");
+    assert!(matches!(err, MemoryError::Unavailable { .. }), "{err:?}");
     assert_eq!(*accepted.lock().unwrap(), 3, "a read is tried three times");
 }
 

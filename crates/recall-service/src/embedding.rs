@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use recall_memory::embed::{EmbedError, Embedder, Embedding};
-use recall_memory::{MemoryError, NewMemory};
+use recall_memory::{ErrorChain, MemoryError, NewMemory};
 
 use crate::Service;
-use crate::error::join_error;
 
 /// Memories embedded per backfill step.
 const BACKFILL_BATCH: usize = 256;
@@ -46,7 +45,7 @@ async fn embed_texts(
         embedder.embed_batch(&refs)
     })
     .await
-    .map_err(|e| EmbedError::Model(join_error(e).to_string()))?
+    .map_err(|e| EmbedError::model("embedding task failed").with_source(e))?
 }
 
 impl Service {
@@ -68,7 +67,7 @@ impl Service {
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "embedding failed: memories written without embeddings");
+                tracing::warn!(error = %ErrorChain(&e), "embedding failed: memories written without embeddings");
             }
         }
     }
@@ -80,7 +79,7 @@ impl Service {
         match embed_texts(embedder, vec![text.to_owned()]).await {
             Ok(mut v) => v.pop(),
             Err(e) => {
-                tracing::warn!(error = %e, "question embedding failed: searching by words");
+                tracing::warn!(error = %ErrorChain(&e), "question embedding failed: searching by words");
                 None
             }
         }
@@ -120,7 +119,7 @@ impl Service {
                 .collect();
             let vectors = embed_texts(&embedder, texts)
                 .await
-                .map_err(|e| MemoryError::Internal(format!("backfill: {e}")))?;
+                .map_err(|e| MemoryError::internal("backfill").with_source(e))?;
             for (task, vector) in page.tasks.iter().zip(vectors) {
                 match self
                     .store()

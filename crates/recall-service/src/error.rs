@@ -7,6 +7,7 @@ use recall_model::ConversationId;
 
 /// Why a search was refused or failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SearchError {
     /// `user_id` is not a usable E.164 caller number (HTTP 400/422).
     #[error("invalid caller: {0}")]
@@ -22,6 +23,7 @@ pub enum SearchError {
 
 /// Why a post-call event was not acknowledged.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum IngestError {
     /// The body is not a usable event (not JSON, no envelope, unsafe
     /// conversation id or type). The text names what is wrong; the body
@@ -36,6 +38,7 @@ pub enum IngestError {
 
 /// Why replay, forget or the readiness check failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServiceError {
     /// The payload store could not be read or written.
     #[error("payload store: {0}")]

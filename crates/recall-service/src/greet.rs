@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use recall_memory::{ListRequest, Memory, MemoryError, MemoryFilter, UserProfile};
+use recall_memory::{ErrorChain, ListRequest, Memory, MemoryError, MemoryFilter, UserProfile};
 use recall_model::{
     AgentId, ClientDataRequest, ClientDataResponse, DynamicValue, DynamicVariables, MemorySector,
     NoIdentity, PhoneNumber,
@@ -22,6 +22,7 @@ pub struct Greeting {
 
 /// How a greeting was made.
 #[derive(Clone, PartialEq, Debug)]
+#[non_exhaustive]
 pub enum GreetOutcome {
     /// The caller is known: their memories were read.
     Recognised {
@@ -40,6 +41,7 @@ pub enum GreetOutcome {
 
 /// Why a greeting fell back to the defaults.
 #[derive(Clone, PartialEq, Debug)]
+#[non_exhaustive]
 pub enum GreetFallback {
     /// The store did not answer within the budget.
     Timeout(Duration),
@@ -146,7 +148,7 @@ impl Service {
             Ok(Err(e)) => {
                 self.stats().add_store_error();
                 self.stats().add_greeting_fallback();
-                tracing::warn!(caller = %caller.masked(), error = %e, "memory store failed: default greeting");
+                tracing::warn!(caller = %caller.masked(), error = %ErrorChain(&e), "memory store failed: default greeting");
                 return Greeting {
                     response: ClientDataResponse::new(vars),
                     outcome: GreetOutcome::Fallback(GreetFallback::Store(e.to_string())),

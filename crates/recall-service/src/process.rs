@@ -690,7 +690,7 @@ impl Service {
         if let Some(index) = self.call_index()
             && let Err(error) = index.record(event).await
         {
-            tracing::warn!(%error, event_type = event.kind.as_str(), "call index not updated; `recall reindex` repairs it");
+            tracing::warn!(error = %recall_memory::ErrorChain(&error), event_type = event.kind.as_str(), "call index not updated; `recall reindex` repairs it");
         }
         if let Some(observer) = self.inner.observer.get() {
             observer.processed(event).await;

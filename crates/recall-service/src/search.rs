@@ -1,6 +1,6 @@
 //! Search: the agent's memory tool during the call.
 
-use recall_memory::{MemoryFilter, SearchQuery};
+use recall_memory::{ErrorChain, MemoryFilter, SearchQuery};
 use recall_model::{MemoryItem, ProfileData, Salience, SearchDataRequest, SearchDataResponse};
 use serde_json::Value;
 
@@ -95,7 +95,7 @@ impl Service {
             Ok(both) => both,
             Err(e) => {
                 self.stats().add_store_error();
-                tracing::warn!(caller = %caller.masked(), error = %e, "memory search failed");
+                tracing::warn!(caller = %caller.masked(), error = %ErrorChain(&e), "memory search failed");
                 return Err(SearchError::Store(e));
             }
         };

@@ -336,7 +336,7 @@ async fn during_a_store_outage_the_worker_tries_one_event_per_retry_not_all() {
     };
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FailingAdds::always(|| {
-        MemoryError::Unavailable("store down".into())
+        MemoryError::unavailable("store down")
     }));
     let service = Service::new(
         store.clone(),
@@ -449,7 +449,7 @@ async fn a_refused_write_is_recorded_and_not_retried() {
     let dir = tempfile::tempdir().unwrap();
     let service = Service::new(
         Arc::new(FailingAdds::always(|| {
-            MemoryError::Rejected("content: refused by policy".into())
+            MemoryError::rejected("content: refused by policy")
         })),
         PayloadStore::open(dir.path()).unwrap(),
         ServiceConfig::default(),

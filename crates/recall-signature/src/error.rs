@@ -13,6 +13,7 @@ use std::fmt;
 /// is the operator's fault (500); every other variant is the caller's
 /// (400 for [`MalformedHeader`](Self::MalformedHeader), 401 for the rest).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SignatureError {
     /// The `ElevenLabs-Signature` header (or the shared-secret header) is
     /// absent or empty.
@@ -96,6 +97,7 @@ impl fmt::Display for HeaderProblem {
 
 /// Why a configured secret was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SecretError {
     /// The secret is empty.
     #[error("the secret is empty")]

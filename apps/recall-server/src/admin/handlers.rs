@@ -4,7 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use recall_memory::{ListRequest, MAX_RESULTS, MemoryError, MemoryFilter};
+use recall_memory::{ErrorChain, ListRequest, MAX_RESULTS, MemoryError, MemoryFilter};
 use recall_model::ui::{CallSummary, EraseReport, MemoryDisplay};
 use recall_model::{AgentId, ConversationId, MemorySector, PhoneNumber, UnixTimestamp};
 use recall_service::{
@@ -159,7 +159,7 @@ fn index_error(error: &CallIndexError) -> ApiError {
             format!("limit: must be a whole number from 1 to {MAX_CALL_PAGE} (got {n})"),
         ),
         other => {
-            tracing::error!(error = %other, "call index failed");
+            tracing::error!(error = %ErrorChain(other), "call index failed");
             ApiError::internal()
         }
     }
@@ -170,7 +170,7 @@ fn service_error(error: ServiceError) -> ApiError {
         ServiceError::Store(e) => store_error(&e),
         ServiceError::Index(e) => index_error(&e),
         other => {
-            tracing::error!(error = %other, "operator request failed");
+            tracing::error!(error = %ErrorChain(&other), "operator request failed");
             ApiError::internal()
         }
     }
@@ -183,11 +183,11 @@ fn store_error(error: &MemoryError) -> ApiError {
             "cursor: not a cursor returned in X-Next-Cursor by this API",
         ),
         e if e.is_retryable() => {
-            tracing::warn!(error = %e, "memory store unavailable");
+            tracing::warn!(error = %ErrorChain(e), "memory store unavailable");
             ApiError::unavailable("the memory store is unavailable; retry later")
         }
         e => {
-            tracing::error!(error = %e, "memory store failed");
+            tracing::error!(error = %ErrorChain(e), "memory store failed");
             ApiError::internal()
         }
     }
@@ -226,7 +226,7 @@ pub(super) async fn list_events(
         .list_events(status, limit, given(params.cursor.as_ref()))
         .await
         .map_err(|e| {
-            tracing::error!(error = %e, "cannot list events");
+            tracing::error!(error = %ErrorChain(&e), "cannot list events");
             ApiError::internal()
         })?;
     Ok(with_cursor(
@@ -307,13 +307,13 @@ pub(super) async fn delete_user(
             indexed_calls: report.indexed_calls,
         })),
         Err(recall_service::ServiceError::Store(e)) => {
-            tracing::warn!(error = %e, "erasing a caller failed");
+            tracing::warn!(error = %ErrorChain(&e), "erasing a caller failed");
             Err(ApiError::unavailable(
                 "the caller could not be erased; nothing was deleted; retry later",
             ))
         }
         Err(e) => {
-            tracing::error!(error = %e, "erasing a caller failed part-way; erasing again finishes it");
+            tracing::error!(error = %ErrorChain(&e), "erasing a caller failed part-way; erasing again finishes it");
             Err(ApiError::internal())
         }
     }

@@ -9,6 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::web::{self, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt as _;
+use recall_memory::ErrorChain;
 use recall_model::{ClientDataRequest, SearchDataRequest};
 use recall_service::SearchError;
 
@@ -155,10 +156,14 @@ pub async fn search_data(
             Err(ApiError::bad_request("invalid_query", reason))
         }
         Err(SearchError::Store(error)) => {
-            tracing::warn!(%error, "search failed in the memory store");
+            tracing::warn!(error = %ErrorChain(&error), "search failed in the memory store");
             Err(ApiError::unavailable(
                 "the memory store is unavailable; try again shortly",
             ))
+        }
+        Err(error) => {
+            tracing::error!(error = %ErrorChain(&error), "search failed");
+            Err(ApiError::internal())
         }
     }
 }

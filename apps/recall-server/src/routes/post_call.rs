@@ -6,6 +6,7 @@
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _};
 use futures_util::StreamExt as _;
+use recall_memory::ErrorChain;
 use recall_model::{ConversationId, WebhookType};
 use recall_service::IngestError;
 use recall_signature::SIGNATURE_HEADER;
@@ -130,7 +131,7 @@ pub async fn post_call(
             Err(ApiError::bad_request("invalid_event", reason))
         }
         Err(error) => {
-            tracing::error!(%error, "cannot store a post-call event");
+            tracing::error!(error = %ErrorChain(&error), "cannot store a post-call event");
             Err(ApiError::internal())
         }
     }

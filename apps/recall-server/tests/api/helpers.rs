@@ -324,9 +324,7 @@ impl FlakyStore {
 
     fn check(&self) -> Result<(), recall_memory::MemoryError> {
         if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            Err(recall_memory::MemoryError::Unavailable(
-                "test outage".into(),
-            ))
+            Err(recall_memory::MemoryError::unavailable("test outage"))
         } else {
             Ok(())
         }

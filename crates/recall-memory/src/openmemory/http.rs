@@ -56,8 +56,9 @@ impl Call {
     /// Adds a JSON body (always a valid JSON object with the JSON content
     /// type: anything else makes `/memory/query` crash the server).
     pub fn json<T: Serialize>(mut self, body: &T) -> Result<Self, MemoryError> {
-        let bytes = serde_json::to_vec(body)
-            .map_err(|e| MemoryError::Internal(format!("cannot encode {}: {e}", self.what)))?;
+        let bytes = serde_json::to_vec(body).map_err(|e| {
+            MemoryError::internal(format!("cannot encode {}", self.what)).with_source(e)
+        })?;
         self.body = Some(bytes);
         Ok(self)
     }
@@ -103,32 +104,31 @@ impl Answer {
         }
         let what = self.what;
         Err(if self.is_tenant_mismatch() {
-            MemoryError::Incompatible(format!(
+            MemoryError::incompatible(format!(
                 "OpenMemory answered 403 tenant_mismatch to {what}: {TENANT_MISMATCH_ADVICE}"
             ))
         } else if status == StatusCode::UNAUTHORIZED {
-            MemoryError::Rejected(format!(
+            MemoryError::rejected(format!(
                 "OpenMemory requires an API key (401 {}): set the OpenMemory API key",
                 self.reason()
             ))
         } else if status == StatusCode::FORBIDDEN && self.has_code("invalid_api_key") {
-            MemoryError::Rejected(
-                "OpenMemory refused the API key (403 invalid_api_key): check the OpenMemory API key"
-                    .to_owned(),
+            MemoryError::rejected(
+                "OpenMemory refused the API key (403 invalid_api_key): check the OpenMemory API key",
             )
         } else if status == StatusCode::NOT_FOUND {
-            MemoryError::Incompatible(format!(
+            MemoryError::incompatible(format!(
                 "OpenMemory does not serve {what} (404 {}): run OpenMemory v1.2 or v1.3",
                 self.reason()
             ))
         } else if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            MemoryError::Unavailable(format!(
+            MemoryError::unavailable(format!(
                 "OpenMemory answered {} to {what}: {}",
                 status.as_u16(),
                 self.reason()
             ))
         } else {
-            MemoryError::Rejected(format!(
+            MemoryError::rejected(format!(
                 "OpenMemory answered {} to {what}: {}",
                 status.as_u16(),
                 self.reason()
@@ -140,10 +140,11 @@ impl Answer {
     /// this adapter does not know.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, MemoryError> {
         serde_json::from_str(&self.body).map_err(|e| {
-            MemoryError::Incompatible(format!(
-                "OpenMemory's answer to {} is not the v1.2–v1.3 shape ({e}): run OpenMemory v1.2 or v1.3",
+            MemoryError::incompatible(format!(
+                "OpenMemory's answer to {} is not the v1.2–v1.3 shape: run OpenMemory v1.2 or v1.3",
                 self.what
             ))
+            .with_source(e)
         })
     }
 }
@@ -166,9 +167,8 @@ impl Http {
         let api_key = match &config.api_key {
             Some(k) => {
                 let mut v = HeaderValue::from_str(k).map_err(|_| {
-                    MemoryError::Rejected(
-                        "invalid openmemory_api_key: must be visible ASCII without spaces"
-                            .to_owned(),
+                    MemoryError::rejected(
+                        "invalid openmemory_api_key: must be visible ASCII without spaces",
                     )
                 })?;
                 v.set_sensitive(true);
@@ -181,7 +181,7 @@ impl Http {
             // OpenMemory closes idle keep-alive connections after 5 s.
             .pool_idle_timeout(Duration::from_secs(4))
             .build()
-            .map_err(|e| MemoryError::Internal(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| MemoryError::internal("cannot build the HTTP client").with_source(e))?;
         Ok(Self {
             client,
             base: config.base_url.clone(),
@@ -286,16 +286,14 @@ impl Http {
         }
         // The URL carries the caller's number: keep it out of messages.
         let e = e.without_url();
-        if e.is_connect() {
-            MemoryError::Unavailable(format!(
-                "cannot connect to OpenMemory at {} for {what}: {e}",
-                self.base
-            ))
+        let reason = if e.is_connect() {
+            format!("cannot connect to OpenMemory at {} for {what}", self.base)
         } else {
-            MemoryError::Unavailable(format!(
-                "OpenMemory at {} gave no usable answer to {what}: {e}",
+            format!(
+                "OpenMemory at {} gave no usable answer to {what}",
                 self.base
-            ))
-        }
+            )
+        };
+        MemoryError::unavailable(reason).with_source(e)
     }
 }

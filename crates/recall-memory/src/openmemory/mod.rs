@@ -183,7 +183,7 @@ impl OpenMemoryStore {
     pub fn new(config: OpenMemoryConfig) -> Result<Self, MemoryError> {
         config
             .validate()
-            .map_err(|e| MemoryError::Rejected(e.to_string()))?;
+            .map_err(|e| MemoryError::rejected(e.to_string()))?;
         let http = Http::new(&config)?;
         let locks = (0..LOCK_STRIPES)
             .map(|_| tokio::sync::Mutex::new(()))
@@ -224,8 +224,8 @@ impl OpenMemoryStore {
         );
         let health: HealthResponse = self.http.send(&call).await?.ok()?.json()?;
         if health.ok != Some(true) {
-            return Err(MemoryError::Unavailable(
-                "OpenMemory's GET /health did not answer ok: true".to_owned(),
+            return Err(MemoryError::unavailable(
+                "OpenMemory's GET /health did not answer ok: true",
             ));
         }
         let mut url = self.http.url(&["memory", "all"]);
@@ -239,8 +239,8 @@ impl OpenMemoryStore {
             .iter()
             .any(|i| i.user_id.as_deref() != Some(PROBE_USER))
         {
-            return Err(MemoryError::Incompatible(
-                "OpenMemory ignored the user_id filter of GET /memory/all and returned other users' memories: run OpenMemory v1.2 or v1.3, or set RECALL_STORE=embedded".to_owned(),
+            return Err(MemoryError::incompatible(
+                "OpenMemory ignored the user_id filter of GET /memory/all and returned other users' memories: run OpenMemory v1.2 or v1.3, or set RECALL_STORE=embedded",
             ));
         }
         Ok(())
@@ -289,7 +289,7 @@ impl OpenMemoryStore {
         if complete {
             Ok(rows)
         } else {
-            Err(MemoryError::Rejected(format!(
+            Err(MemoryError::rejected(format!(
                 "this caller has more than {MAX_SCAN} memories in OpenMemory, more than the adapter reads per call; erase or prune them, or use the embedded store"
             )))
         }
@@ -346,8 +346,8 @@ impl OpenMemoryStore {
         let answer = not_found_as(self.http.send(&call).await?, id)?;
         let wire: WireMemory = answer.json()?;
         if wire.id != id.as_str() {
-            return Err(MemoryError::Incompatible(
-                "OpenMemory answered GET /memory/:id with another memory than asked for: run OpenMemory v1.2 or v1.3".to_owned(),
+            return Err(MemoryError::incompatible(
+                "OpenMemory answered GET /memory/:id with another memory than asked for: run OpenMemory v1.2 or v1.3",
             ));
         }
         wire.into_row(user)
@@ -423,9 +423,10 @@ impl OpenMemoryStore {
             self.seen.insert(sent);
             if !added.deduplicated {
                 return MemoryId::new(added.id).map_err(|e| {
-                    MemoryError::Incompatible(format!(
-                        "OpenMemory's POST /memory/add answered an unusable id: {e}"
-                    ))
+                    MemoryError::incompatible(
+                        "OpenMemory's POST /memory/add answered an unusable id",
+                    )
+                    .with_source(e)
                 });
             }
             self.counters.merged.fetch_add(1, Ordering::Relaxed);
