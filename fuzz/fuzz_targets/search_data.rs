@@ -62,6 +62,7 @@ fuzz_target!(|body: &[u8]| {
             }
         }
         Err(SearchError::Store(e)) => panic!("the in-memory store failed: {e}"),
+        Err(other) => panic!("an error this target does not know: {other}"),
         Ok(response) => {
             let phone = caller.expect("searched without a caller identity");
             assert!(request.query_text().is_ok());
