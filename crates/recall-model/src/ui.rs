@@ -319,11 +319,56 @@ pub struct DataCollectedStat {
     pub count: u64,
 }
 
+impl DataCollectedStat {
+    /// Counts the values collected over calls, each call given as its
+    /// `(field id, value)` pairs: a call counts once per field (its last
+    /// value for that field), ordered by count (highest first), then field
+    /// id, then the value's JSON text. Every analytics of Recall (the call
+    /// indexes, [`CallAnalytics::from_calls`]) counts with it.
+    ///
+    /// ```
+    /// use recall_model::ui::DataCollectedStat;
+    /// use serde_json::json;
+    /// let (ada, paris) = (json!("Ada"), json!("Paris"));
+    /// let calls = [vec![("name", &ada), ("city", &paris)], vec![("name", &ada)]];
+    /// let stats = DataCollectedStat::tally(calls);
+    /// assert_eq!((stats[0].field_id.as_str(), stats[0].count), ("name", 2));
+    /// ```
+    pub fn tally<'a, C, P>(calls: C) -> Vec<Self>
+    where
+        C: IntoIterator<Item = P>,
+        P: IntoIterator<Item = (&'a str, &'a Value)>,
+    {
+        let mut counts: BTreeMap<(String, String), (Value, u64)> = BTreeMap::new();
+        for call in calls {
+            let per_field: BTreeMap<&str, &Value> = call.into_iter().collect();
+            for (field, value) in per_field {
+                counts
+                    .entry((field.to_owned(), value.to_string()))
+                    .or_insert_with(|| (value.clone(), 0))
+                    .1 += 1;
+            }
+        }
+        // Keyed by (field id, value as JSON text): iterating yields that
+        // order, which a stable sort by count keeps for ties.
+        let mut stats: Vec<Self> = counts
+            .into_iter()
+            .map(|((field_id, _), (value, count))| Self {
+                field_id,
+                value,
+                count,
+            })
+            .collect();
+        stats.sort_by_key(|stat| std::cmp::Reverse(stat.count));
+        stats
+    }
+}
+
 impl CallAnalytics {
     /// Totals over these calls. Null values of collected data are not
     /// counted; `dataCollected` is ordered by count (highest first), then
-    /// field id, then value (as JSON text): the order of the call index's
-    /// analytics (`recall_calls::CallIndex::analytics`), so both answer
+    /// field id, then value (as JSON text): the order of the call indexes'
+    /// analytics ([`DataCollectedStat::tally`]), so both answer
     /// the same list for the same calls.
     ///
     /// ```
@@ -344,26 +389,8 @@ impl CallAnalytics {
             .iter()
             .filter_map(|c| c.metadata.as_ref().and_then(|m| m.cost))
             .sum();
-        let mut counts: BTreeMap<(String, String), (Value, u64)> = BTreeMap::new();
-        for call in calls {
-            for (field, value) in call.collected_values() {
-                let entry = counts
-                    .entry((field.to_owned(), value.to_string()))
-                    .or_insert_with(|| (value.clone(), 0));
-                entry.1 += 1;
-            }
-        }
-        // Keyed by (field id, value as JSON text): iterating yields field id
-        // then value order, which a stable sort by count keeps for ties.
-        let mut data_collected: Vec<DataCollectedStat> = counts
-            .into_iter()
-            .map(|((field_id, _), (value, count))| DataCollectedStat {
-                field_id,
-                value,
-                count,
-            })
-            .collect();
-        data_collected.sort_by_key(|stat| std::cmp::Reverse(stat.count));
+        let data_collected =
+            DataCollectedStat::tally(calls.iter().map(PostCallData::collected_values));
         Self {
             total_calls: total as u64,
             success_rate: if total == 0 {

@@ -7,7 +7,6 @@ use std::sync::{Mutex, PoisonError};
 use async_trait::async_trait;
 use recall_model::ui::{CallAnalytics, CallDetail, CallSummary, DailyCalls, DataCollectedStat};
 use recall_model::{ConversationId, PhoneNumber, UnixTimestamp, WebhookType};
-use serde_json::Value;
 
 use super::{
     AnalyticsQuery, CallIndex, CallIndexError, CallQuery, CallRecord, IndexedCall, Page,
@@ -205,31 +204,11 @@ impl CallIndex for InMemoryCallIndex {
         let total = calls.len() as u64;
         let successful = calls.iter().filter(|c| c.successful == Some(true)).count() as u64;
         let durations: Vec<i64> = calls.iter().filter_map(|c| c.duration).collect();
-        // (field id, value as JSON text) → (value, count); one value per
-        // field and call, the last given.
-        let mut counts: BTreeMap<(String, String), (Value, u64)> = BTreeMap::new();
-        for call in &calls {
-            let mut per_field: BTreeMap<&str, &Value> = BTreeMap::new();
-            for (field, value) in &call.collected {
-                per_field.insert(field, value);
-            }
-            for (field, value) in per_field {
-                counts
-                    .entry((field.to_owned(), value.to_string()))
-                    .or_insert_with(|| (value.clone(), 0))
-                    .1 += 1;
-            }
-        }
-        let mut data_collected: Vec<DataCollectedStat> = counts
-            .into_iter()
-            .map(|((field_id, _), (value, count))| DataCollectedStat {
-                field_id,
-                value,
-                count,
-            })
-            .collect();
-        // Stable: ties stay in (field id, value text) order.
-        data_collected.sort_by_key(|stat| std::cmp::Reverse(stat.count));
+        let data_collected = DataCollectedStat::tally(calls.iter().map(|c| {
+            c.collected
+                .iter()
+                .map(|(field, value)| (field.as_str(), value))
+        }));
         Ok(CallAnalytics {
             total_calls: total,
             success_rate: if total > 0 {
