@@ -64,9 +64,8 @@ fuzz_target!(|body: &[u8]| {
     // reference for UTF-8 bodies only; JSON text must be UTF-8 (RFC 8259).
     let utf8 = std::str::from_utf8(body).is_ok();
     let valid = serde_json::from_slice::<IgnoredAny>(body);
-    let object = serde_json::from_slice::<serde_json::Value>(body)
-        .map(|v| v.is_object())
-        .unwrap_or(false);
+    let value = serde_json::from_slice::<serde_json::Value>(body);
+    let object = value.as_ref().map(|v| v.is_object()).unwrap_or(false);
     let reference = serde_json::from_slice::<Envelope>(body)
         .ok()
         .filter(|_| utf8);
@@ -96,8 +95,14 @@ fuzz_target!(|body: &[u8]| {
                 );
             }
             if reason.contains("not valid JSON") {
+                // A `\uD800` escape without its pair is JSON grammar but
+                // no text: serde_json skips it (`IgnoredAny`) yet refuses
+                // it as a string, as the service's typed reading does. The
+                // reader refuses it up front; that is right when serde_json
+                // cannot read the body as a value either.
+                let lone_surrogate = reason.contains("Surrogate") && value.is_err();
                 assert!(
-                    !utf8 || valid.is_err(),
+                    !utf8 || valid.is_err() || lone_surrogate,
                     "called valid JSON invalid: {reason}"
                 );
             } else if utf8 && valid.is_ok() {
