@@ -144,7 +144,7 @@ impl Collector for ServiceCollector {
         )?;
         pending.encode(metric_encoder)?;
         let e = &mut encoder;
-        let quarantine = self.0.payloads().quarantine_usage();
+        let quarantine = self.0.event_log().quarantine_usage();
         gauge(
             e,
             "post_call_failed_events",

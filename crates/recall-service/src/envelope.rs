@@ -3,9 +3,7 @@
 //! Neither ever holds a whole body in memory.
 
 use std::cell::Cell;
-use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
-use std::path::Path;
+use std::io::{self, Read, Write};
 use std::rc::Rc;
 
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -56,19 +54,9 @@ fn value_type_name(t: ValueType) -> &'static str {
     }
 }
 
-/// Reads the envelope of the body at `path`, checking that the whole body
+/// Reads the envelope of a non-empty body, checking that the whole body
 /// is valid JSON, without loading it: big values are skipped as they
 /// stream past.
-pub(crate) fn read_envelope(path: &Path) -> Result<Envelope, BodyError> {
-    let file = File::open(path).map_err(BodyError::Io)?;
-    if file.metadata().map_err(BodyError::Io)?.len() == 0 {
-        return Err(BodyError::Invalid("the body is empty".into()));
-    }
-    read_envelope_from(BufReader::with_capacity(64 * 1024, file))
-}
-
-/// [`read_envelope`] over any non-empty body (the fuzz targets feed it
-/// bytes in memory).
 pub(crate) fn read_envelope_from(body: impl Read) -> Result<Envelope, BodyError> {
     let mut json = JsonStreamReader::new(body);
     let top = json.peek().map_err(syntax)?;
@@ -201,15 +189,9 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// Decodes `data.full_audio` of the `post_call_audio` event at `event`
-/// into `out`, streaming: the base64 text is read from the file through a
-/// small buffer and decoded as it comes. Returns the decoded length.
-pub(crate) fn decode_audio(event: &Path, out: &mut impl Write) -> Result<u64, BodyError> {
-    let file = File::open(event).map_err(BodyError::Io)?;
-    decode_audio_from(BufReader::with_capacity(64 * 1024, file), out)
-}
-
-/// [`decode_audio`] over any event body.
+/// Decodes `data.full_audio` of a `post_call_audio` event body into
+/// `out`, streaming: the base64 text is read through a small buffer and
+/// decoded as it comes. Returns the decoded length.
 pub(crate) fn decode_audio_from(event: impl Read, out: &mut impl Write) -> Result<u64, BodyError> {
     let source_failed = Rc::new(Cell::new(false));
     let mut json = JsonStreamReader::new(Tracked {
@@ -263,14 +245,8 @@ pub(crate) fn decode_audio_from(event: impl Read, out: &mut impl Write) -> Resul
 mod tests {
     use super::*;
 
-    fn body(text: &str) -> tempfile::NamedTempFile {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-        f
-    }
-
     fn invalid(text: &str) -> String {
-        match read_envelope(body(text).path()) {
+        match read_envelope_from(text.as_bytes()) {
             Err(BodyError::Invalid(reason)) => reason,
             other => panic!("expected invalid, got {other:?}"),
         }
@@ -278,11 +254,9 @@ mod tests {
 
     #[test]
     fn envelope_is_found_wherever_its_fields_are() {
-        let f = body(
-            r#"{"data":{"full_audio":"QUJD","agent_id":"a","conversation_id":"conv_1"},
-                "event_timestamp":1,"type":"post_call_audio"}"#,
-        );
-        let env = read_envelope(f.path()).unwrap();
+        let f = r#"{"data":{"full_audio":"QUJD","agent_id":"a","conversation_id":"conv_1"},
+                "event_timestamp":1,"type":"post_call_audio"}"#;
+        let env = read_envelope_from(f.as_bytes()).unwrap();
         assert_eq!(env.kind, "post_call_audio");
         assert_eq!(env.conversation_id, "conv_1");
     }
@@ -301,9 +275,7 @@ mod tests {
             for at in [at, 2] {
                 let mut bytes = valid.to_vec();
                 bytes.splice(at..at + 1, bad.iter().copied());
-                let mut f = tempfile::NamedTempFile::new().unwrap();
-                f.write_all(&bytes).unwrap();
-                match read_envelope(f.path()) {
+                match read_envelope_from(&bytes[..]) {
                     Err(BodyError::Invalid(reason)) => {
                         assert!(reason.contains("UTF-8"), "{bad:?} at {at}: {reason}");
                     }
@@ -315,7 +287,7 @@ mod tests {
 
     #[test]
     fn bad_bodies_are_named() {
-        assert!(invalid("").contains("empty"));
+        assert!(invalid("").contains("not valid JSON"));
         assert!(invalid("{\"type\":").contains("not valid JSON"));
         assert!(invalid("[1]").contains("must be a JSON object"));
         assert!(invalid(r#"{"data":{"conversation_id":"c"}}"#).contains("`type` is missing"));
@@ -379,18 +351,16 @@ mod tests {
     #[test]
     fn audio_decodes_escaped_base64() {
         // "\/" is a legal JSON escape of '/', which base64 uses.
-        let f = body(
-            r#"{"type":"post_call_audio","data":{"conversation_id":"c","full_audio":"Pz8\/"}}"#,
-        );
+        let f = r#"{"type":"post_call_audio","data":{"conversation_id":"c","full_audio":"Pz8\/"}}"#;
         let mut out = Vec::new();
-        assert_eq!(decode_audio(f.path(), &mut out).unwrap(), 3);
+        assert_eq!(decode_audio_from(f.as_bytes(), &mut out).unwrap(), 3);
         assert_eq!(out, b"???");
     }
 
     #[test]
     fn audio_that_is_not_base64_is_invalid() {
-        let f = body(r#"{"type":"post_call_audio","data":{"full_audio":"SUQz...not base64..."}}"#);
-        match decode_audio(f.path(), &mut Vec::new()) {
+        let f = r#"{"type":"post_call_audio","data":{"full_audio":"SUQz...not base64..."}}"#;
+        match decode_audio_from(f.as_bytes(), &mut Vec::new()) {
             Err(BodyError::Invalid(reason)) => assert!(reason.contains("not valid base64")),
             other => panic!("expected invalid, got {other:?}"),
         }

@@ -9,7 +9,6 @@ use std::sync::{MutexGuard, PoisonError};
 use recall_model::ConversationId;
 pub use recall_model::ui::{EventEntry, EventStatus};
 
-use crate::error::join_error;
 use crate::service::EventKey;
 use crate::{Service, ServiceError};
 
@@ -99,14 +98,8 @@ impl Service {
                 .map(|(k, r)| (k.clone(), 0, Some(r.clone())))
                 .collect(),
             EventStatus::Quarantined => {
-                let payloads = self.payloads().clone();
-                let after = cursor.map(str::to_owned);
-                let bodies = crate::blocking::spawn(move || {
-                    payloads.quarantined(after.as_deref(), limit + 1)
-                })
-                .await
-                .map_err(join_error)??;
-                let cursors = bodies.iter().map(|b| b.stem.clone()).collect();
+                let bodies = self.payloads().quarantined(cursor, limit + 1).await?;
+                let cursors = bodies.iter().map(|b| b.id.clone()).collect();
                 let items = bodies
                     .into_iter()
                     .map(|b| EventEntry {
@@ -115,7 +108,7 @@ impl Service {
                         event_type: None,
                         reason: Some(b.reason),
                         attempts: 0,
-                        file: Some(format!("{}.json", b.stem)),
+                        file: Some(format!("{}.json", b.id)),
                         bytes: Some(b.bytes),
                         received_at: b.received,
                     })

@@ -1,5 +1,5 @@
 //! Recall's use cases, generic over the [`MemoryStore`](recall_memory::MemoryStore)
-//! port and a [`PayloadStore`], with no HTTP in them.
+//! port, an [`EventLog`] and a [`CallIndex`], with no HTTP in them.
 //!
 //! * [`Service::greet`]: the client-data webhook while the phone rings —
 //!   dynamic variables and a personal `first_message`, within a latency
@@ -67,6 +67,7 @@ mod embedding;
 mod envelope;
 mod erase;
 mod error;
+pub mod event_log;
 mod events;
 mod extract;
 mod greet;
@@ -125,6 +126,7 @@ pub use calls::{
 #[cfg(feature = "conformance")]
 pub mod conformance {
     pub use crate::calls::conformance as calls;
+    pub use crate::event_log::conformance as events;
 }
 pub use config::{
     ConfigError, DEFAULT_GREETING, DEFAULT_GREETING_WITHOUT_LAST_CALL, DEFAULT_NAME_FIELD_IDS,
@@ -133,13 +135,14 @@ pub use config::{
 pub use embedding::BackfillReport;
 pub use erase::EraseReport;
 pub use error::{IngestError, SearchError, ServiceError};
+pub use event_log::{
+    EventLog, EventState, InMemoryEventLog, QUARANTINE_MAX_BYTES, QUARANTINE_MAX_FILES,
+    QuarantineUsage, StagedEvent, StoredEvent, StoredEventError,
+};
 pub use events::{EventEntry, EventPage, EventStatus, MAX_EVENT_PAGE};
 pub use greet::{GreetFallback, GreetOutcome, Greeting};
 pub use observer::EventObserver;
-pub use payload::{
-    EventState, PayloadStore, QUARANTINE_MAX_BYTES, QUARANTINE_MAX_FILES, QuarantineUsage,
-    StagedEvent, StoredEvent, StoredEventError,
-};
+pub use payload::PayloadStore;
 pub use process::{ProcessReport, ReplayReport, WorkerHandle};
 pub use reindex::ReindexReport;
 pub use service::{IngestAck, Service, ServiceBuilder};

@@ -2,9 +2,10 @@
 //! question, each rule decided here rather than in an HTTP handler.
 
 use recall_memory::{ListRequest, MemoryPage};
-use recall_model::PhoneNumber;
 use recall_model::ui::User;
+use recall_model::{ConversationId, PhoneNumber};
 
+use crate::event_log::StoredAudio;
 use crate::{CallIndex, CallQuery, Service, ServiceError};
 
 /// How many of a caller's newest calls are looked at for the last call's
@@ -72,5 +73,17 @@ impl Service {
         self.call_index()
             .map(|index| index.as_ref())
             .ok_or(ServiceError::NoCallIndex)
+    }
+
+    /// A call's decoded audio (MP3) for streaming, with its length;
+    /// `None` when none is stored.
+    ///
+    /// # Errors
+    /// [`ServiceError::Io`] when the event log cannot open it.
+    pub async fn call_audio(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<Option<StoredAudio>, ServiceError> {
+        Ok(self.payloads().open_audio(conversation).await?)
     }
 }

@@ -15,22 +15,32 @@
 //! ```
 //!
 //! Every file is written atomically: a temporary file in the same
-//! directory, fsync, rename, fsync of the directory.
+//! directory, fsync, rename, fsync of the directory. The layout is this
+//! module's own: everything else goes through the [`EventLog`] port.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use async_trait::async_trait;
 use recall_model::{
-    ConversationId, FieldProblem, PhoneNumber, PostCallWebhookRequest, UnixTimestamp, WebhookType,
+    ConversationId, FieldProblem, PhoneNumber, PostCallWebhookRequest, WebhookType,
 };
 use tokio::io::AsyncWriteExt;
 
-pub(crate) const INCOMING: &str = "_incoming";
-pub(crate) const QUARANTINE: &str = "_quarantine";
-pub(crate) const CALLER_FILE: &str = "caller";
-pub(crate) const AUDIO_FILE: &str = "audio.mp3";
+use crate::error::join_error;
+use crate::event_log::{
+    Appended, AudioError, AudioReader, EnvelopeError, EventLog, EventState, QuarantineUsage,
+    QuarantinedBody, RemovedConversation, StagedBody, StagedEvent, StoredAudio, StoredEvent,
+    StoredEventError, check_envelope, decode_audio, mentions_number, parse_stored_event,
+    quarantine_id, quarantine_received,
+};
+
+const INCOMING: &str = "_incoming";
+const QUARANTINE: &str = "_quarantine";
+const CALLER_FILE: &str = "caller";
+const AUDIO_FILE: &str = "audio.mp3";
 const EVENT_EXT: &str = "json";
 const DONE_EXT: &str = "done";
 const FAILED_EXT: &str = "failed";
@@ -38,11 +48,14 @@ const PART_EXT: &str = "part";
 /// Bytes gathered before a staged body is written to disk.
 const STAGE_BUFFER: usize = 256 * 1024;
 
-/// Where raw events are kept (`PAYLOAD_STORAGE_PATH`).
+/// The [`EventLog`] on the filesystem (`PAYLOAD_STORAGE_PATH`): the
+/// embedded default.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> std::io::Result<()> {
+/// use recall_service::event_log::EventLog;
+///
 /// let dir = tempfile::tempdir()?;
 /// let payloads = recall_service::PayloadStore::open(dir.path())?;
 /// let mut staged = payloads.stage().await?;
@@ -56,26 +69,6 @@ const STAGE_BUFFER: usize = 256 * 1024;
 pub struct PayloadStore {
     root: PathBuf,
     quarantine: Arc<Mutex<Quarantine>>,
-}
-
-/// The default cap on quarantined bodies, by count.
-pub const QUARANTINE_MAX_FILES: u64 = 1_000;
-/// The default cap on quarantined bodies, by bytes (256 MiB).
-pub const QUARANTINE_MAX_BYTES: u64 = 256 * 1024 * 1024;
-
-/// What the quarantine holds, and its caps.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct QuarantineUsage {
-    /// Bodies kept.
-    pub files: u64,
-    /// Their size in bytes.
-    pub bytes: u64,
-    /// Bodies removed (oldest first) to stay within the caps since start.
-    pub evicted: u64,
-    /// The cap by count.
-    pub max_files: u64,
-    /// The cap by bytes.
-    pub max_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -104,9 +97,7 @@ impl PayloadStore {
                 usage: QuarantineUsage {
                     files,
                     bytes,
-                    evicted: 0,
-                    max_files: QUARANTINE_MAX_FILES,
-                    max_bytes: QUARANTINE_MAX_BYTES,
+                    ..QuarantineUsage::new()
                 },
             })),
         })
@@ -126,11 +117,6 @@ impl PayloadStore {
         Ok(self)
     }
 
-    /// What the quarantine holds now.
-    pub fn quarantine_usage(&self) -> QuarantineUsage {
-        self.quarantine_state().usage
-    }
-
     fn quarantine_state(&self) -> std::sync::MutexGuard<'_, Quarantine> {
         self.quarantine
             .lock()
@@ -139,7 +125,7 @@ impl PayloadStore {
 
     /// Counts the quarantine again from disk (after something removed
     /// bodies, e.g. forgetting a caller).
-    pub(crate) fn recount_quarantine(&self) -> io::Result<()> {
+    fn recount_quarantine(&self) -> io::Result<()> {
         let (files, bytes) = quarantine_size(&self.quarantine_dir())?;
         let mut q = self.quarantine_state();
         q.usage.files = files;
@@ -148,8 +134,8 @@ impl PayloadStore {
     }
 
     /// The quarantined bodies in name order (oldest first), after
-    /// `after` (a stem), at most `limit`: (stem, reason, size).
-    pub(crate) fn quarantined(
+    /// `after` (an id), at most `limit`.
+    fn quarantined_now(
         &self,
         after: Option<&str>,
         limit: usize,
@@ -159,19 +145,15 @@ impl PayloadStore {
         stems.retain(|(stem, _)| after.is_none_or(|a| stem.as_str() > a));
         stems.truncate(limit);
         let mut out = Vec::with_capacity(stems.len());
-        for (stem, bytes) in stems {
-            let reason = match fs::read_to_string(dir.join(format!("{stem}.reason"))) {
+        for (id, bytes) in stems {
+            let reason = match fs::read_to_string(dir.join(format!("{id}.reason"))) {
                 Ok(reason) => reason,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
                 Err(e) => return Err(e),
             };
-            let received = stem
-                .split('-')
-                .next()
-                .and_then(|t| t.parse::<i64>().ok())
-                .and_then(|t| UnixTimestamp::from_secs(t).ok());
+            let received = quarantine_received(&id);
             out.push(QuarantinedBody {
-                stem,
+                id,
                 reason,
                 bytes,
                 received,
@@ -182,8 +164,8 @@ impl PayloadStore {
 
     /// Removes the oldest quarantined bodies while over a cap.
     fn enforce_quarantine_caps(&self) -> io::Result<()> {
-        let over = |u: &QuarantineUsage| u.files > u.max_files || u.bytes > u.max_bytes;
-        if !over(&self.quarantine_usage()) {
+        let over = QuarantineUsage::over;
+        if !over(&self.quarantine_state().usage) {
             return Ok(());
         }
         let dir = self.quarantine_dir();
@@ -221,9 +203,7 @@ impl PayloadStore {
     }
 
     /// Starts receiving a body: a temporary file under `_incoming/`.
-    /// Hand it to [`Service::ingest`](crate::Service::ingest) once complete;
-    /// dropping it instead removes the file.
-    pub async fn stage(&self) -> io::Result<StagedEvent> {
+    async fn stage_file(&self) -> io::Result<StagedFile> {
         let path = self
             .root
             .join(INCOMING)
@@ -233,10 +213,10 @@ impl PayloadStore {
             .create_new(true)
             .open(&path)
             .await?;
-        Ok(StagedEvent {
+        Ok(StagedFile {
+            store: self.clone(),
             file: tokio::io::BufWriter::with_capacity(STAGE_BUFFER, file),
             guard: TempGuard::new(path),
-            len: 0,
         })
     }
 
@@ -251,18 +231,18 @@ impl PayloadStore {
             .join(format!("{kind}.{EVENT_EXT}"))
     }
 
-    pub(crate) fn done_path(&self, conversation: &ConversationId, kind: &str) -> PathBuf {
+    fn done_path(&self, conversation: &ConversationId, kind: &str) -> PathBuf {
         self.conversation_dir(conversation)
             .join(format!("{kind}.{DONE_EXT}"))
     }
 
-    pub(crate) fn failed_path(&self, conversation: &ConversationId, kind: &str) -> PathBuf {
+    fn failed_path(&self, conversation: &ConversationId, kind: &str) -> PathBuf {
         self.conversation_dir(conversation)
             .join(format!("{kind}.{FAILED_EXT}"))
     }
 
     /// Every stored conversation, in name order.
-    pub fn conversations(&self) -> io::Result<Vec<ConversationId>> {
+    fn conversations_now(&self) -> io::Result<Vec<ConversationId>> {
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.root)? {
             let entry = entry?;
@@ -285,7 +265,7 @@ impl PayloadStore {
 
     /// The stored events of a conversation with their processing state,
     /// in type order. Empty when the conversation is unknown.
-    pub fn events(&self, conversation: &ConversationId) -> io::Result<Vec<StoredEvent>> {
+    fn events_now(&self, conversation: &ConversationId) -> io::Result<Vec<StoredEvent>> {
         let dir = self.conversation_dir(conversation);
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -318,101 +298,30 @@ impl PayloadStore {
                 .map_or(0, |d| d.as_nanos());
             out.push(StoredEvent {
                 conversation: conversation.clone(),
-                kind: kind.to_owned(),
+                kind: WebhookType::parse(kind),
                 state,
                 received_nanos: received,
             });
         }
-        out.sort_by(|a, b| a.kind.cmp(&b.kind));
+        out.sort_by(|a, b| a.kind.as_str().cmp(b.kind.as_str()));
         Ok(out)
     }
 
-    /// Why an event failed for good (its `.failed` file); empty when it
-    /// has not failed.
-    pub(crate) fn failure_reason(
-        &self,
-        conversation: &ConversationId,
-        kind: &str,
-    ) -> io::Result<String> {
-        match fs::read_to_string(self.failed_path(conversation, kind)) {
-            Ok(reason) => Ok(reason),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
-            Err(e) => Err(e),
+    /// `NotFound` unless the event is stored.
+    fn require_event(&self, conversation: &ConversationId, kind: &WebhookType) -> io::Result<()> {
+        if self.event_path(conversation, kind.as_str()).is_file() {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "no such stored event",
+            ))
         }
     }
 
-    /// The caller the service attributed a conversation to when it
-    /// processed it (`None`: not processed yet, or no caller identity).
-    /// Other views of the calls (the operator's call index) use it so that
-    /// they attribute calls exactly as memories are.
-    ///
-    /// # Errors
-    /// When the record exists but cannot be read.
-    pub fn recorded_caller(
-        &self,
-        conversation: &ConversationId,
-    ) -> io::Result<Option<PhoneNumber>> {
-        Ok(self
-            .caller_of(conversation)?
-            .and_then(|raw| PhoneNumber::parse(&raw).ok()))
-    }
-
-    /// The caller recorded for a conversation, if any.
-    pub(crate) fn caller_of(&self, conversation: &ConversationId) -> io::Result<Option<String>> {
+    fn caller_now(&self, conversation: &ConversationId) -> io::Result<Option<PhoneNumber>> {
         match fs::read_to_string(self.conversation_dir(conversation).join(CALLER_FILE)) {
-            Ok(s) => Ok(Some(s.trim().to_owned())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Reads a stored event, typed and field by field (a field that cannot
-    /// be read is skipped and reported). `Ok(None)` when no such event is
-    /// stored.
-    ///
-    /// # Errors
-    /// [`StoredEventError::Io`] when the file cannot be read (retry
-    /// later); [`StoredEventError::Unusable`] when nothing usable is in
-    /// it (not JSON, no conversation or agent id).
-    pub fn read_event(
-        &self,
-        conversation: &ConversationId,
-        kind: &WebhookType,
-    ) -> Result<Option<(PostCallWebhookRequest, Vec<FieldProblem>)>, StoredEventError> {
-        let file = match File::open(self.event_path(conversation, kind.as_str())) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoredEventError::Io(e)),
-        };
-        let value: serde_json::Value =
-            serde_json::from_reader(io::BufReader::new(file)).map_err(|e| {
-                if e.is_io() {
-                    StoredEventError::Io(e.into())
-                } else {
-                    StoredEventError::Unusable(format!("not a JSON event: {e}"))
-                }
-            })?;
-        PostCallWebhookRequest::from_value_tolerant(value)
-            .map(Some)
-            .map_err(|e| StoredEventError::Unusable(format!("nothing usable in the event: {e}")))
-    }
-
-    /// Whether the call's decoded audio is stored.
-    pub fn has_audio(&self, conversation: &ConversationId) -> bool {
-        self.audio_path(conversation).is_file()
-    }
-
-    /// Opens the call's decoded audio (MP3) for streaming; `Ok(None)` when
-    /// none is stored.
-    ///
-    /// # Errors
-    /// When the file exists but cannot be opened.
-    pub async fn open_audio(
-        &self,
-        conversation: &ConversationId,
-    ) -> io::Result<Option<tokio::fs::File>> {
-        match tokio::fs::File::open(self.audio_path(conversation)).await {
-            Ok(file) => Ok(Some(file)),
+            Ok(s) => Ok(PhoneNumber::parse(s.trim()).ok()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -422,51 +331,82 @@ impl PayloadStore {
         self.conversation_dir(conversation).join(AUDIO_FILE)
     }
 
-    /// Removes everything stored for a conversation (events, markers,
-    /// caller record, audio); `None` when nothing was stored.
-    pub(crate) fn remove_conversation(
+    /// Decodes the audio event into `audio.mp3` (temporary file, fsync,
+    /// rename).
+    fn decode_audio_now(&self, conversation: &ConversationId) -> Result<u64, AudioError> {
+        let event = File::open(self.event_path(conversation, WebhookType::PostCallAudio.as_str()))?;
+        let dir = self.conversation_dir(conversation);
+        let temp = temp_beside(&dir, AUDIO_FILE);
+        let mut out = BufWriter::with_capacity(64 * 1024, File::create(temp.path())?);
+        let bytes = decode_audio(io::BufReader::with_capacity(64 * 1024, event), &mut out)?;
+        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        file.sync_all()?;
+        drop(file);
+        persist(temp, &dir, AUDIO_FILE)?;
+        Ok(bytes)
+    }
+
+    fn remove_conversation_now(
         &self,
         conversation: &ConversationId,
     ) -> io::Result<Option<RemovedConversation>> {
         let dir = self.conversation_dir(conversation);
-        let events = self.events(conversation)?.len() as u64;
-        let audio = self.has_audio(conversation);
+        let events = self.events_now(conversation)?.len() as u64;
+        let audio = self.audio_path(conversation).is_file();
         match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(Some(RemovedConversation { events, audio })),
+            Ok(()) => {
+                sync_dir(&self.root)?;
+                Ok(Some(RemovedConversation { events, audio }))
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// Moves a rejected body to quarantine with the reason beside it.
-    pub(crate) fn quarantine(&self, body: TempGuard, reason: &str) -> io::Result<PathBuf> {
+    /// Moves a rejected body to quarantine with the reason beside it;
+    /// returns its id.
+    fn quarantine(&self, body: TempGuard, reason: &str) -> io::Result<String> {
         let dir = self.quarantine_dir();
-        // Seconds, then nanoseconds, so that name order is arrival order.
-        let since_epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let stem = format!(
-            "{}-{:09}-{}",
-            since_epoch.as_secs(),
-            since_epoch.subsec_nanos(),
-            uuid::Uuid::new_v4()
-        );
-        let target = dir.join(format!("{stem}.json"));
+        let id = quarantine_id();
+        let target = dir.join(format!("{id}.json"));
         let bytes = fs::metadata(body.path())?.len();
         fs::rename(body.path(), &target)?;
         body.disarm();
-        write_atomic(&dir, &format!("{stem}.reason"), reason.as_bytes())?;
+        write_atomic(&dir, &format!("{id}.reason"), reason.as_bytes())?;
         {
             let mut q = self.quarantine_state();
             q.usage.files += 1;
             q.usage.bytes += bytes;
         }
         self.enforce_quarantine_caps()?;
-        Ok(target)
+        Ok(id)
+    }
+
+    /// Removes the quarantined bodies (and their reasons) that mention
+    /// `number`; returns how many bodies were removed.
+    fn forget_quarantined_now(&self, number: &PhoneNumber) -> io::Result<u64> {
+        let dir = self.quarantine_dir();
+        let mut removed = 0;
+        for entry in fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.extension().is_none_or(|e| e != EVENT_EXT) {
+                continue;
+            }
+            if mentions_number(File::open(&path)?, number)? {
+                fs::remove_file(&path)?;
+                remove_if_exists(&path.with_extension("reason"))?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            sync_dir(&dir)?;
+            self.recount_quarantine()?;
+        }
+        Ok(removed)
     }
 
     /// Checks that the root is writable.
-    pub(crate) fn probe(&self) -> io::Result<()> {
+    fn probe_now(&self) -> io::Result<()> {
         let path = self
             .root
             .join(INCOMING)
@@ -479,40 +419,241 @@ impl PayloadStore {
         drop(guard);
         Ok(())
     }
+
+    /// Files a received body (the blocking part of
+    /// [`StagedBody::append`]): envelope, then a hard link to its name.
+    fn append_now(&self, temp: TempGuard) -> io::Result<Appended> {
+        let file = File::open(temp.path())?;
+        let (conversation, kind) = match check_envelope(file) {
+            Ok(envelope) => envelope,
+            Err(EnvelopeError::Io(e)) => return Err(e),
+            Err(e) => {
+                let reason = e.to_string();
+                let quarantined = self.quarantine(temp, &reason);
+                return Ok(Appended::Refused {
+                    reason,
+                    quarantined,
+                });
+            }
+        };
+        let dir = self.conversation_dir(&conversation);
+        match fs::create_dir(&dir) {
+            Ok(()) => sync_dir(&self.root)?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        // Published with a hard link, which fails atomically when the name
+        // exists: two deliveries of one event race safely without a lock,
+        // and no acknowledgement waits on another's fsync.
+        let stored = self.event_path(&conversation, kind.as_str());
+        let duplicate = match fs::hard_link(temp.path(), &stored) {
+            Ok(()) => false,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => true,
+            Err(e) => return Err(e),
+        };
+        // The staged name goes either way (a stray one left by a crash here
+        // is removed at start-up); the new name is made durable.
+        drop(temp);
+        if duplicate {
+            return Ok(Appended::Duplicate { conversation, kind });
+        }
+        sync_dir(&dir)?;
+        Ok(Appended::Stored { conversation, kind })
+    }
+
+    /// Runs `f` on the blocking pool.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Self) -> io::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
+        let this = self.clone();
+        crate::blocking::spawn(move || f(&this))
+            .await
+            .map_err(join_error)?
+    }
 }
 
-/// What [`PayloadStore::remove_conversation`] removed.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct RemovedConversation {
-    /// Stored events (raw payloads).
-    pub(crate) events: u64,
-    /// Whether decoded audio was stored.
-    pub(crate) audio: bool,
+#[async_trait]
+impl EventLog for PayloadStore {
+    async fn stage(&self) -> io::Result<StagedEvent> {
+        Ok(StagedEvent::new(Box::new(self.stage_file().await?)))
+    }
+
+    async fn probe(&self) -> io::Result<()> {
+        self.run(Self::probe_now).await
+    }
+
+    async fn conversations(&self) -> io::Result<Vec<ConversationId>> {
+        self.run(Self::conversations_now).await
+    }
+
+    async fn events(&self, conversation: &ConversationId) -> io::Result<Vec<StoredEvent>> {
+        let conversation = conversation.clone();
+        self.run(move |s| s.events_now(&conversation)).await
+    }
+
+    async fn read_event(
+        &self,
+        conversation: &ConversationId,
+        kind: &WebhookType,
+    ) -> Result<Option<(PostCallWebhookRequest, Vec<FieldProblem>)>, StoredEventError> {
+        let path = self.event_path(conversation, kind.as_str());
+        crate::blocking::spawn(move || match File::open(path) {
+            Ok(file) => parse_stored_event(file).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoredEventError::Io(e)),
+        })
+        .await
+        .map_err(|e| StoredEventError::Io(join_error(e)))?
+    }
+
+    async fn mark_done(
+        &self,
+        conversation: &ConversationId,
+        kind: &WebhookType,
+        record: &str,
+    ) -> io::Result<()> {
+        let (conversation, kind, record) = (conversation.clone(), kind.clone(), record.to_owned());
+        self.run(move |s| {
+            s.require_event(&conversation, &kind)?;
+            remove_if_exists(&s.failed_path(&conversation, kind.as_str()))?;
+            write_atomic(
+                &s.conversation_dir(&conversation),
+                &format!("{kind}.{DONE_EXT}"),
+                record.as_bytes(),
+            )
+        })
+        .await
+    }
+
+    async fn mark_failed(
+        &self,
+        conversation: &ConversationId,
+        kind: &WebhookType,
+        reason: &str,
+    ) -> io::Result<()> {
+        let (conversation, kind, reason) = (conversation.clone(), kind.clone(), reason.to_owned());
+        self.run(move |s| {
+            s.require_event(&conversation, &kind)?;
+            remove_if_exists(&s.done_path(&conversation, kind.as_str()))?;
+            write_atomic(
+                &s.conversation_dir(&conversation),
+                &format!("{kind}.{FAILED_EXT}"),
+                reason.as_bytes(),
+            )
+        })
+        .await
+    }
+
+    async fn failure_reason(
+        &self,
+        conversation: &ConversationId,
+        kind: &WebhookType,
+    ) -> io::Result<Option<String>> {
+        let path = self.failed_path(conversation, kind.as_str());
+        self.run(move |_| match fs::read_to_string(path) {
+            Ok(reason) => Ok(Some(reason)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        })
+        .await
+    }
+
+    async fn caller(&self, conversation: &ConversationId) -> io::Result<Option<PhoneNumber>> {
+        let conversation = conversation.clone();
+        self.run(move |s| s.caller_now(&conversation)).await
+    }
+
+    async fn record_caller(
+        &self,
+        conversation: &ConversationId,
+        caller: &PhoneNumber,
+    ) -> io::Result<()> {
+        let dir = self.conversation_dir(conversation);
+        let number = caller.as_str().to_owned();
+        self.run(move |_| {
+            if !dir.is_dir() {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "no events stored for this conversation",
+                ));
+            }
+            write_atomic(&dir, CALLER_FILE, number.as_bytes())
+        })
+        .await
+    }
+
+    async fn decode_audio(&self, conversation: &ConversationId) -> Result<u64, AudioError> {
+        let (this, conversation) = (self.clone(), conversation.clone());
+        crate::blocking::spawn(move || this.decode_audio_now(&conversation))
+            .await
+            .map_err(|e| AudioError::Io(join_error(e)))?
+    }
+
+    async fn has_audio(&self, conversation: &ConversationId) -> io::Result<bool> {
+        let path = self.audio_path(conversation);
+        self.run(move |_| Ok(path.is_file())).await
+    }
+
+    async fn open_audio(&self, conversation: &ConversationId) -> io::Result<Option<StoredAudio>> {
+        match tokio::fs::File::open(self.audio_path(conversation)).await {
+            Ok(file) => Ok(Some(StoredAudio {
+                len: file.metadata().await?.len(),
+                reader: Box::new(file) as AudioReader,
+            })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn remove_conversation(
+        &self,
+        conversation: &ConversationId,
+    ) -> io::Result<Option<RemovedConversation>> {
+        let conversation = conversation.clone();
+        self.run(move |s| s.remove_conversation_now(&conversation))
+            .await
+    }
+
+    async fn quarantined(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> io::Result<Vec<QuarantinedBody>> {
+        let after = after.map(str::to_owned);
+        self.run(move |s| s.quarantined_now(after.as_deref(), limit))
+            .await
+    }
+
+    async fn forget_quarantined(&self, number: &PhoneNumber) -> io::Result<u64> {
+        let number = number.clone();
+        self.run(move |s| s.forget_quarantined_now(&number)).await
+    }
+
+    fn quarantine_usage(&self) -> QuarantineUsage {
+        self.quarantine_state().usage
+    }
 }
 
-/// Why a stored event could not be read.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoredEventError {
-    /// The payload store could not be read; retrying may help.
-    #[error("payload store: {0}")]
-    Io(#[from] io::Error),
-    /// Nothing usable is in the stored body; retrying cannot help.
-    #[error("{0}")]
-    Unusable(String),
+/// A body being received into `_incoming/`.
+struct StagedFile {
+    store: PayloadStore,
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    guard: TempGuard,
 }
 
-/// A body kept in quarantine.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub(crate) struct QuarantinedBody {
-    /// Its file name without extension (`<unix time>-<uuid>`).
-    pub(crate) stem: String,
-    /// Why it was refused.
-    pub(crate) reason: String,
-    /// Its size.
-    pub(crate) bytes: u64,
-    /// When it was refused.
-    pub(crate) received: Option<UnixTimestamp>,
+#[async_trait]
+impl StagedBody for StagedFile {
+    async fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.file.write_all(chunk).await
+    }
+
+    async fn append(mut self: Box<Self>) -> io::Result<Appended> {
+        self.file.flush().await?;
+        self.file.get_mut().sync_all().await?;
+        let StagedFile { store, guard, .. } = *self;
+        store.run(move |s| s.append_now(guard)).await
+    }
 }
 
 /// The quarantined bodies' stems and sizes, oldest first.
@@ -545,83 +686,24 @@ fn quarantine_size(dir: &Path) -> io::Result<(u64, u64)> {
     Ok((stems.len() as u64, stems.iter().map(|(_, b)| b).sum()))
 }
 
-/// Processing state of a stored event.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum EventState {
-    /// Not processed yet (or failed with a retryable error).
-    Pending,
-    /// Processed.
-    Done,
-    /// Processing failed for good; the reason is in `<type>.failed`.
-    Failed,
-}
-
-/// A stored event as seen on disk.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct StoredEvent {
-    /// Its conversation.
-    pub conversation: ConversationId,
-    /// Its `type`, as received.
-    pub kind: String,
-    /// Its processing state.
-    pub state: EventState,
-    pub(crate) received_nanos: u128,
-}
-
-/// A body being received into the payload store (a temporary file under
-/// `_incoming/`). Dropping it removes the file: a body is acknowledged
-/// only once [`Service::ingest`](crate::Service::ingest) has stored it.
-#[derive(Debug)]
-pub struct StagedEvent {
-    file: tokio::io::BufWriter<tokio::fs::File>,
-    guard: TempGuard,
-    len: u64,
-}
-
-impl StagedEvent {
-    /// Appends a chunk of the body.
-    pub async fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
-        self.file.write_all(chunk).await?;
-        self.len += chunk.len() as u64;
-        Ok(())
-    }
-
-    /// Bytes written so far.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether nothing was written.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Flushes and fsyncs the body; the file stays guarded.
-    pub(crate) async fn finish(mut self) -> io::Result<TempGuard> {
-        self.file.flush().await?;
-        self.file.get_mut().sync_all().await?;
-        Ok(self.guard)
-    }
-}
-
 /// A temporary file removed on drop unless disarmed.
 #[derive(Debug)]
-pub(crate) struct TempGuard {
+struct TempGuard {
     path: PathBuf,
     armed: bool,
 }
 
 impl TempGuard {
-    pub(crate) fn new(path: PathBuf) -> Self {
+    fn new(path: PathBuf) -> Self {
         Self { path, armed: true }
     }
 
-    pub(crate) fn path(&self) -> &Path {
+    fn path(&self) -> &Path {
         &self.path
     }
 
     /// The file was moved away: do not remove anything.
-    pub(crate) fn disarm(mut self) {
+    fn disarm(mut self) {
         self.armed = false;
     }
 }
@@ -635,24 +717,24 @@ impl Drop for TempGuard {
 }
 
 /// fsyncs a directory so that a rename or a new entry in it is durable.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
 /// A temporary file beside `dir/name`, hidden from scans (dot prefix).
-pub(crate) fn temp_beside(dir: &Path, name: &str) -> TempGuard {
+fn temp_beside(dir: &Path, name: &str) -> TempGuard {
     TempGuard::new(dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4())))
 }
 
 /// Moves a finished temporary file to `dir/name` atomically and durably.
-pub(crate) fn persist(temp: TempGuard, dir: &Path, name: &str) -> io::Result<()> {
+fn persist(temp: TempGuard, dir: &Path, name: &str) -> io::Result<()> {
     fs::rename(temp.path(), dir.join(name))?;
     temp.disarm();
     sync_dir(dir)
 }
 
 /// Writes `dir/name` atomically: temporary file, fsync, rename, fsync dir.
-pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let temp = temp_beside(dir, name);
     let mut f = File::create(temp.path())?;
     f.write_all(bytes)?;
@@ -662,7 +744,7 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<(
 }
 
 /// Removes a file; a missing file is not an error. Returns whether it existed.
-pub(crate) fn remove_if_exists(path: &Path) -> io::Result<bool> {
+fn remove_if_exists(path: &Path) -> io::Result<bool> {
     match fs::remove_file(path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),

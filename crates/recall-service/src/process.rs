@@ -2,8 +2,7 @@
 //! transcriptions, audio decoding, retries with backoff, replay.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io;
 
 use recall_memory::{AddOutcome, ListRequest, MAX_RESULTS, MemoryError};
 use recall_model::{ConversationId, FieldProblem, MemorySector, PostCallData, WebhookType};
@@ -11,12 +10,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::envelope::{BodyError, decode_audio};
-use crate::error::join_error;
+use crate::event_log::{AudioError, EventState, StoredEvent};
 use crate::extract::{LEARNT_AT, call_memories, drop_stale_facts};
-use crate::payload::{
-    AUDIO_FILE, CALLER_FILE, EventState, persist, remove_if_exists, temp_beside, write_atomic,
-};
 use crate::service::{EventKey, PendingEntry, is_processed_type};
 use crate::{ProcessedData, ProcessedEvent, Service, ServiceError, StoredEventError};
 
@@ -159,47 +154,35 @@ impl Service {
         only_failed: bool,
     ) -> Result<ReplayReport, ServiceError> {
         let _lock = self.inner.process_lock.lock().await;
-        let payloads = self.payloads().clone();
-        let only = conversation.cloned();
-        let events = crate::blocking::spawn(move || -> io::Result<_> {
-            let conversations = match only {
-                Some(c) => vec![c],
-                None => payloads.conversations()?,
-            };
-            let mut events = Vec::new();
-            for c in conversations {
-                events.extend(
-                    payloads
-                        .events(&c)?
-                        .into_iter()
-                        .filter(|e| !only_failed || e.state == EventState::Failed),
-                );
-            }
-            Ok(events)
-        })
-        .await
-        .map_err(join_error)??;
+        let payloads = self.payloads();
+        let conversations = match conversation {
+            Some(c) => vec![c.clone()],
+            None => payloads.conversations().await?,
+        };
+        let mut events = Vec::new();
+        for c in &conversations {
+            events.extend(
+                payloads
+                    .events(c)
+                    .await?
+                    .into_iter()
+                    .filter(|e| !only_failed || e.state == EventState::Failed),
+            );
+        }
         if let Some(c) = conversation
             && events.is_empty()
         {
             return Err(ServiceError::UnknownConversation(c.clone()));
         }
-        let mut events = events;
-        events.sort_by(|a, b| {
-            (a.received_nanos, &a.conversation, &a.kind).cmp(&(
-                b.received_nanos,
-                &b.conversation,
-                &b.kind,
-            ))
-        });
+        events.sort_by(arrival_order);
         let mut report = ReplayReport::default();
         for event in events {
-            let kind = WebhookType::parse(&event.kind);
+            let kind = event.kind;
             if !is_processed_type(&kind) {
                 report.skipped += 1;
                 continue;
             }
-            let key = (event.conversation.clone(), event.kind.clone());
+            let key = (event.conversation.clone(), kind.as_str().to_owned());
             let step = self.process_one(&event.conversation, &kind).await;
             self.settle(&key, step, &mut report);
         }
@@ -226,40 +209,31 @@ impl Service {
 
     /// Adds every stored, unprocessed event to the queue.
     pub(crate) async fn scan_pending(&self) -> io::Result<()> {
-        let payloads = self.payloads().clone();
-        let found = crate::blocking::spawn(move || -> io::Result<_> {
-            let mut found = Vec::new();
-            let mut failed = Vec::new();
-            for c in payloads.conversations()? {
-                for event in payloads.events(&c)? {
-                    if !is_processed_type(&WebhookType::parse(&event.kind)) {
-                        continue;
+        let payloads = self.payloads();
+        let mut found = Vec::new();
+        let mut failed = Vec::new();
+        for c in payloads.conversations().await? {
+            for event in payloads.events(&c).await? {
+                if !is_processed_type(&event.kind) {
+                    continue;
+                }
+                match event.state {
+                    EventState::Pending => found.push(event),
+                    EventState::Failed => {
+                        let reason = payloads
+                            .failure_reason(&c, &event.kind)
+                            .await?
+                            .unwrap_or_default();
+                        failed.push(((c.clone(), event.kind.as_str().to_owned()), reason));
                     }
-                    match event.state {
-                        EventState::Pending => found.push(event),
-                        EventState::Failed => {
-                            let reason = payloads.failure_reason(&c, &event.kind)?;
-                            failed.push(((c.clone(), event.kind), reason));
-                        }
-                        EventState::Done => {}
-                    }
+                    EventState::Done => {}
                 }
             }
-            Ok((found, failed))
-        })
-        .await
-        .map_err(join_error)??;
-        let (mut found, failed) = found;
+        }
         self.failed().extend(failed);
-        found.sort_by(|a, b| {
-            (a.received_nanos, &a.conversation, &a.kind).cmp(&(
-                b.received_nanos,
-                &b.conversation,
-                &b.kind,
-            ))
-        });
+        found.sort_by(arrival_order);
         for event in found {
-            self.enqueue((event.conversation, event.kind));
+            self.enqueue((event.conversation, event.kind.as_str().to_owned()));
         }
         Ok(())
     }
@@ -383,28 +357,32 @@ impl Service {
     /// Processes one stored event, records it in the call index, tells
     /// the observer and writes its `.done` marker.
     async fn process_one(&self, conversation: &ConversationId, kind: &WebhookType) -> Step {
-        let payloads = self.payloads().clone();
-        if !payloads.event_path(conversation, kind.as_str()).exists() {
+        let payloads = self.payloads();
+        let stored = payloads
+            .events(conversation)
+            .await
+            .map(|events| events.iter().any(|e| e.kind == *kind));
+        match stored {
+            Ok(true) => {}
+            Err(e) => return io_retry(&e),
             // Forgotten since it was queued.
-            return Step::Done {
-                outcome: "gone".into(),
-                written: 0,
-                unchanged: 0,
-                problems: Vec::new(),
-            };
+            Ok(false) => {
+                return Step::Done {
+                    outcome: "gone".into(),
+                    written: 0,
+                    unchanged: 0,
+                    problems: Vec::new(),
+                };
+            }
         }
         let (step, processed) = match kind {
             WebhookType::PostCallTranscription | WebhookType::CallInitiationFailure => {
-                let (store, id, k) = (payloads.clone(), conversation.clone(), kind.clone());
-                let read = crate::blocking::spawn(move || store.read_event(&id, &k))
-                    .await
-                    .map_err(|e| io_retry(&join_error(e)))
-                    .and_then(|r| match r {
-                        Ok(Some(read)) => Ok(read),
-                        Ok(None) => Err(Step::Retry("the stored event disappeared".into())),
-                        Err(StoredEventError::Io(e)) => Err(io_retry(&e)),
-                        Err(StoredEventError::Unusable(reason)) => Err(Step::Failed(reason)),
-                    });
+                let read = match payloads.read_event(conversation, kind).await {
+                    Ok(Some(read)) => Ok(read),
+                    Ok(None) => Err(Step::Retry("the stored event disappeared".into())),
+                    Err(StoredEventError::Io(e)) => Err(io_retry(&e)),
+                    Err(StoredEventError::Unusable(reason)) => Err(Step::Failed(reason)),
+                };
                 match read {
                     Ok((request, problems)) => {
                         let processed = ProcessedEvent::from_request(conversation.clone(), request);
@@ -467,31 +445,21 @@ impl Service {
             "memories_unchanged": unchanged,
             "problems": problems,
         });
-        let kind_name = kind.as_str().to_owned();
-        let conversation = conversation.clone();
-        let marked = crate::blocking::spawn(move || {
-            let dir = payloads.conversation_dir(&conversation);
-            remove_if_exists(&payloads.failed_path(&conversation, &kind_name))?;
-            write_atomic(
-                &dir,
-                &format!("{kind_name}.done"),
-                record.to_string().as_bytes(),
-            )
-        })
-        .await
-        .map_err(join_error);
-        match marked {
-            Ok(Ok(())) => Step::Done {
+        match payloads
+            .mark_done(conversation, kind, &record.to_string())
+            .await
+        {
+            Ok(()) => Step::Done {
                 outcome,
                 written,
                 unchanged,
                 problems,
             },
-            Ok(Err(e)) | Err(e) => io_retry(&e),
+            Err(e) => io_retry(&e),
         }
     }
 
-    /// Writes `<type>.failed` with the reason, so the event is not retried
+    /// Records the failure with the reason, so the event is not retried
     /// (a replay tries it again). If even that fails, the event stays
     /// pending rather than be lost.
     async fn record_failure(
@@ -500,15 +468,13 @@ impl Service {
         kind: &WebhookType,
         reason: String,
     ) -> Step {
-        let dir = self.payloads().conversation_dir(conversation);
-        let name = format!("{kind}.failed");
-        let text = reason.clone();
-        let written = crate::blocking::spawn(move || write_atomic(&dir, &name, text.as_bytes()))
+        match self
+            .payloads()
+            .mark_failed(conversation, kind, &reason)
             .await
-            .map_err(join_error);
-        match written {
-            Ok(Ok(())) => Step::Failed(reason),
-            Ok(Err(e)) | Err(e) => io_retry(&e),
+        {
+            Ok(()) => Step::Failed(reason),
+            Err(e) => io_retry(&e),
         }
     }
 
@@ -534,14 +500,7 @@ impl Service {
         };
         // The caller is recorded before any memory is written, so that
         // forgetting the caller finds this conversation whatever happens next.
-        let payloads = self.payloads().clone();
-        let dir = payloads.conversation_dir(conversation);
-        let number = caller.as_str().to_owned();
-        let recorded =
-            crate::blocking::spawn(move || write_atomic(&dir, CALLER_FILE, number.as_bytes()))
-                .await
-                .map_err(join_error);
-        if let Ok(Err(e)) | Err(e) = recorded {
+        if let Err(e) = self.payloads().record_caller(conversation, &caller).await {
             return io_retry(&e);
         }
         let memories = call_memories(
@@ -661,25 +620,21 @@ impl Service {
                 problems: Vec::new(),
             };
         };
-        let payloads = self.payloads().clone();
-        let conversation = event.conversation.clone();
-        let recorded = crate::blocking::spawn(move || -> io::Result<()> {
-            if payloads.caller_of(&conversation)?.is_none() {
-                let dir = payloads.conversation_dir(&conversation);
-                write_atomic(&dir, CALLER_FILE, party.as_str().as_bytes())?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(join_error);
+        let payloads = self.payloads();
+        let conversation = &event.conversation;
+        let recorded = match payloads.caller(conversation).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => payloads.record_caller(conversation, &party).await,
+            Err(e) => Err(e),
+        };
         match recorded {
-            Ok(Ok(())) => Step::Done {
+            Ok(()) => Step::Done {
                 outcome: "kept".into(),
                 written: 0,
                 unchanged: 0,
                 problems: Vec::new(),
             },
-            Ok(Err(e)) | Err(e) => io_retry(&e),
+            Err(e) => io_retry(&e),
         }
     }
 
@@ -697,38 +652,28 @@ impl Service {
         }
     }
 
-    /// Decodes the call audio to `audio.mp3`, streaming.
+    /// Decodes the call audio, streaming.
     async fn process_audio(&self, conversation: &ConversationId) -> Step {
-        let payloads = self.payloads().clone();
-        let conversation = conversation.clone();
-        let result = crate::blocking::spawn(move || -> Result<u64, BodyError> {
-            let event = payloads.event_path(&conversation, WebhookType::PostCallAudio.as_str());
-            let dir = payloads.conversation_dir(&conversation);
-            let temp = temp_beside(&dir, AUDIO_FILE);
-            let file = File::create(temp.path()).map_err(BodyError::Io)?;
-            let mut out = BufWriter::with_capacity(64 * 1024, file);
-            let bytes = decode_audio(&event, &mut out)?;
-            let file = out
-                .into_inner()
-                .map_err(|e| BodyError::Io(e.into_error()))?;
-            file.sync_all().map_err(BodyError::Io)?;
-            drop(file);
-            persist(temp, &dir, AUDIO_FILE).map_err(BodyError::Io)?;
-            Ok(bytes)
-        })
-        .await;
-        match result {
-            Ok(Ok(bytes)) => Step::Done {
+        match self.payloads().decode_audio(conversation).await {
+            Ok(bytes) => Step::Done {
                 outcome: format!("audio decoded ({bytes} bytes)"),
                 written: 0,
                 unchanged: 0,
                 problems: Vec::new(),
             },
-            Ok(Err(BodyError::Invalid(reason))) => Step::Failed(reason),
-            Ok(Err(BodyError::Io(e))) => io_retry(&e),
-            Err(e) => io_retry(&join_error(e)),
+            Err(AudioError::Invalid(reason)) => Step::Failed(reason),
+            Err(AudioError::Io(e)) => io_retry(&e),
         }
     }
+}
+
+/// Processing order: arrival, then conversation and type.
+fn arrival_order(a: &StoredEvent, b: &StoredEvent) -> std::cmp::Ordering {
+    (a.received_nanos, &a.conversation, a.kind.as_str()).cmp(&(
+        b.received_nanos,
+        &b.conversation,
+        b.kind.as_str(),
+    ))
 }
 
 /// A store failure: retry later, or give up when retrying cannot help.

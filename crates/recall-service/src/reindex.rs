@@ -4,9 +4,11 @@
 use recall_model::{ConversationId, WebhookType};
 
 use crate::error::join_error;
-use crate::{PayloadStore, ProcessedEvent, Service, ServiceError, StoredEventError};
+use tracing::Instrument as _;
 
-/// What [`Service::reindex`] read from the payload store.
+use crate::{EventLog, ProcessedEvent, Service, ServiceError};
+
+/// What [`Service::reindex`] read from the event log.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 #[non_exhaustive]
 pub struct ReindexReport {
@@ -40,24 +42,24 @@ impl Service {
     /// [`ServiceError::Index`] when the index fails (it keeps its old rows).
     pub async fn reindex(&self) -> Result<ReindexReport, ServiceError> {
         let index = self.call_index().ok_or(ServiceError::NoCallIndex)?.clone();
-        let payloads = self.payloads().clone();
-        let listed = payloads.clone();
-        let conversations = crate::blocking::spawn(move || listed.conversations())
-            .await
-            .map_err(join_error)??;
+        let payloads = self.inner.payloads.clone();
+        let conversations = payloads.conversations().await?;
         let (sender, receiver) = tokio::sync::mpsc::channel(REPLAY_QUEUE);
-        let reader = crate::blocking::spawn(move || {
-            let mut report = ReindexReport::default();
-            for conversation in conversations {
-                for event in replayed(&payloads, &conversation, &mut report) {
-                    if sender.blocking_send(event).is_err() {
-                        // The index stopped reading: it reports why.
-                        return report;
+        let reader = tokio::spawn(
+            async move {
+                let mut report = ReindexReport::default();
+                for conversation in conversations {
+                    for event in replayed(payloads.as_ref(), &conversation, &mut report).await {
+                        if sender.send(event).await.is_err() {
+                            // The index stopped reading: it reports why.
+                            return report;
+                        }
                     }
                 }
+                report
             }
-            report
-        });
+            .in_current_span(),
+        );
         let calls = index.rebuild(receiver).await;
         let mut report = reader.await.map_err(join_error)?;
         report.calls = calls?;
@@ -67,8 +69,8 @@ impl Service {
 }
 
 /// The events of one conversation as the index is told of them.
-fn replayed(
-    payloads: &PayloadStore,
+async fn replayed(
+    payloads: &dyn EventLog,
     conversation: &ConversationId,
     report: &mut ReindexReport,
 ) -> Vec<ProcessedEvent> {
@@ -77,7 +79,7 @@ fn replayed(
         WebhookType::CallInitiationFailure,
         WebhookType::PostCallTranscription,
     ] {
-        match payloads.read_event(conversation, &kind) {
+        match payloads.read_event(conversation, &kind).await {
             Ok(Some((request, _))) => {
                 let event = ProcessedEvent::from_request(conversation.clone(), request);
                 if event.kind != kind {
@@ -92,16 +94,23 @@ fn replayed(
                 out.push(event);
             }
             Ok(None) => {}
-            Err(error @ (StoredEventError::Io(_) | StoredEventError::Unusable(_))) => {
+            Err(error) => {
                 tracing::warn!(%conversation, event_type = kind.as_str(), %error, "reindex: event skipped");
                 report.skipped += 1;
             }
         }
     }
     // Only decoded audio counts: the audio route serves it.
-    if payloads.has_audio(conversation) {
-        report.audio += 1;
-        out.push(ProcessedEvent::audio_stored(conversation.clone()));
+    match payloads.has_audio(conversation).await {
+        Ok(true) => {
+            report.audio += 1;
+            out.push(ProcessedEvent::audio_stored(conversation.clone()));
+        }
+        Ok(false) => {}
+        Err(error) => {
+            tracing::warn!(%conversation, %error, "reindex: audio skipped");
+            report.skipped += 1;
+        }
     }
     out
 }

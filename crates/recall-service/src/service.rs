@@ -3,28 +3,24 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::{fs, io};
 
 use recall_memory::{Embedder, MemoryStore};
 use recall_model::{ConversationId, UnixTimestamp, WebhookType};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::envelope::{BodyError, read_envelope};
-use crate::error::join_error;
-use crate::payload::{TempGuard, sync_dir};
+use crate::event_log::Appended;
 use crate::{
-    CallIndex, IngestError, PayloadStore, ServiceConfig, ServiceError, ServiceStats, StagedEvent,
+    CallIndex, EventLog, IngestError, ServiceConfig, ServiceError, ServiceStats, StagedEvent,
 };
 
-/// Recall's use cases over a [`MemoryStore`] and a [`PayloadStore`]:
+/// Recall's use cases over a [`MemoryStore`] and an [`EventLog`]:
 /// [`greet`](Self::greet), [`search`](Self::search),
 /// [`ingest`](Self::ingest) (then processing off the request path),
 /// [`replay`](Self::replay) and [`forget`](Self::forget).
 ///
-/// Cheap to clone: clones share everything. Run one process per payload
-/// folder: the duplicate check of ingest and processing are serialized
-/// within a process, not across processes.
+/// Cheap to clone: clones share everything. Run one process per event
+/// log: processing is serialized within a process, not across processes.
 #[derive(Clone)]
 pub struct Service {
     pub(crate) inner: Arc<Inner>,
@@ -64,7 +60,7 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<dyn MemoryStore>,
     pub(crate) embedder: Option<Arc<dyn Embedder>>,
     pub(crate) clock: Option<Clock>,
-    pub(crate) payloads: PayloadStore,
+    pub(crate) payloads: Arc<dyn EventLog>,
     pub(crate) config: ServiceConfig,
     pub(crate) stats: ServiceStats,
     pub(crate) pending: Mutex<HashMap<EventKey, PendingEntry>>,
@@ -106,32 +102,6 @@ pub(crate) fn is_processed_type(kind: &WebhookType) -> bool {
     )
 }
 
-/// A `type` is used as a file name: ASCII letters, digits, `_` and `-`.
-fn check_type(kind: &str) -> Result<(), String> {
-    let ok = !kind.is_empty()
-        && kind.len() <= 64
-        && kind
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid type: must be 1 to 64 ASCII letters, digits, '_' or '-' (got {kind:?})"
-        ))
-    }
-}
-
-fn check_conversation(raw: &str) -> Result<ConversationId, String> {
-    let id = ConversationId::parse(raw).map_err(|e| format!("data.conversation_id: {e}"))?;
-    if raw.starts_with('_') || raw.starts_with('.') {
-        return Err(format!(
-            "data.conversation_id: must not start with '_' or '.' (reserved) (got {raw:?})"
-        ));
-    }
-    Ok(id)
-}
-
 /// Builds a [`Service`] with the optional parts: an [`Embedder`] (search
 /// by meaning) and a fixed clock.
 ///
@@ -153,7 +123,7 @@ fn check_conversation(raw: &str) -> Result<ConversationId, String> {
 /// ```
 pub struct ServiceBuilder {
     store: Arc<dyn MemoryStore>,
-    payloads: PayloadStore,
+    payloads: Arc<dyn EventLog>,
     config: ServiceConfig,
     embedder: Option<Arc<dyn Embedder>>,
     clock: Option<Clock>,
@@ -219,16 +189,17 @@ impl Service {
     /// [`ServiceConfig::validate`] first; start processing with
     /// [`spawn_worker`](Self::spawn_worker) (or run
     /// [`process_pending`](Self::process_pending) yourself).
-    pub fn new(store: Arc<dyn MemoryStore>, payloads: PayloadStore, config: ServiceConfig) -> Self {
-        Self::builder(store, payloads).config(config).build()
+    pub fn new(store: Arc<dyn MemoryStore>, events: impl EventLog, config: ServiceConfig) -> Self {
+        Self::builder(store, events).config(config).build()
     }
 
-    /// A builder for a service over `store` and `payloads`, to add an
-    /// embedder or a clock.
-    pub fn builder(store: Arc<dyn MemoryStore>, payloads: PayloadStore) -> ServiceBuilder {
+    /// A builder for a service over `store` and `events` (the
+    /// filesystem [`PayloadStore`](crate::PayloadStore) by default), to add
+    /// an embedder, a call index or a clock.
+    pub fn builder(store: Arc<dyn MemoryStore>, events: impl EventLog) -> ServiceBuilder {
         ServiceBuilder {
             store,
-            payloads,
+            payloads: Arc::new(events),
             config: ServiceConfig::default(),
             embedder: None,
             clock: None,
@@ -272,8 +243,8 @@ impl Service {
         &self.inner.config
     }
 
-    /// The payload store.
-    pub fn payloads(&self) -> &PayloadStore {
+    /// The event log: every event acknowledged, and the work queue.
+    pub fn event_log(&self) -> &Arc<dyn EventLog> {
         &self.inner.payloads
     }
 
@@ -305,6 +276,10 @@ impl Service {
         self.inner.next_seq.fetch_add(1, Ordering::Relaxed)
     }
 
+    pub(crate) fn payloads(&self) -> &dyn EventLog {
+        self.inner.payloads.as_ref()
+    }
+
     /// Queues an event for processing (keeping its place if queued).
     pub(crate) fn enqueue(&self, key: EventKey) {
         let seq = self.next_seq();
@@ -320,20 +295,17 @@ impl Service {
     /// the payload store is writable.
     pub async fn ready(&self) -> Result<(), ServiceError> {
         self.store().health().await?;
-        let payloads = self.payloads().clone();
-        crate::blocking::spawn(move || payloads.probe())
-            .await
-            .map_err(join_error)??;
+        self.payloads().probe().await?;
         Ok(())
     }
 
     /// Stores a received post-call event durably, then acknowledges it.
     ///
-    /// The body (already authenticated) is fsynced, its envelope (`type`,
-    /// `data.conversation_id`) read by streaming through the file, and the
-    /// file renamed atomically to `<conversation_id>/<type>.json` (the
-    /// directory is fsynced). Only then is the event acknowledged and
-    /// queued; memories are written later by the worker.
+    /// The body (already authenticated) is made durable and filed by the
+    /// event log ([`StagedBody::append`](crate::event_log::StagedBody::append)):
+    /// its envelope (`type`, `data.conversation_id`) is read by streaming
+    /// through it. Only then is the event acknowledged and queued;
+    /// memories are written later by the worker.
     ///
     /// * The same `(conversation_id, type)` again: acknowledged with
     ///   `duplicate: true`; nothing changes.
@@ -341,18 +313,37 @@ impl Service {
     ///   (`unknown_types`) and logged; not processed.
     /// * Not JSON, no envelope, an unsafe conversation id or type:
     ///   [`IngestError::Invalid`] naming the problem; the body is moved to
-    ///   the quarantine folder.
+    ///   the quarantine.
     #[tracing::instrument(name = "ingest", skip_all, fields(bytes = staged.len()))]
     pub async fn ingest(&self, staged: StagedEvent) -> Result<IngestAck, IngestError> {
-        let temp = staged.finish().await?;
-        let this = self.clone();
-        let (ack, stored) = crate::blocking::spawn(move || this.store_event(temp))
-            .await
-            .map_err(join_error)??;
+        let (conversation_id, event_type, duplicate) = match staged.append().await? {
+            Appended::Stored { conversation, kind } => (conversation, kind, false),
+            Appended::Duplicate { conversation, kind } => (conversation, kind, true),
+            Appended::Refused {
+                reason,
+                quarantined,
+            } => {
+                self.stats().add_quarantined();
+                match quarantined {
+                    Ok(id) => {
+                        tracing::warn!(reason = %reason, quarantined = %id, "invalid event quarantined")
+                    }
+                    Err(e) => {
+                        tracing::error!(reason = %reason, error = %e, "invalid event could not be quarantined")
+                    }
+                }
+                return Err(IngestError::Invalid(reason));
+            }
+        };
+        let ack = IngestAck {
+            conversation_id,
+            event_type,
+            duplicate,
+        };
         if ack.duplicate {
             self.stats().add_duplicate();
             tracing::info!(conversation_id = %ack.conversation_id, event_type = %ack.event_type, "duplicate event acknowledged");
-        } else if stored {
+        } else {
             self.stats().add_event_stored();
             if ack.event_type.is_unknown() {
                 self.stats().add_unknown_type();
@@ -366,97 +357,20 @@ impl Service {
         Ok(ack)
     }
 
+    /// Starts receiving a post-call body into the event log: write it
+    /// chunk by chunk as it arrives, then hand it to
+    /// [`ingest`](Self::ingest). Dropping it discards it.
+    ///
+    /// # Errors
+    /// When the event log cannot take a body now.
+    pub async fn stage(&self) -> std::io::Result<StagedEvent> {
+        self.payloads().stage().await
+    }
+
     /// [`ingest`](Self::ingest) of a body held in memory.
     pub async fn ingest_bytes(&self, body: &[u8]) -> Result<IngestAck, IngestError> {
-        let mut staged = self.payloads().stage().await?;
+        let mut staged = self.stage().await?;
         staged.write(body).await?;
         self.ingest(staged).await
-    }
-
-    /// The blocking part of ingest: envelope, validation, rename.
-    fn store_event(&self, temp: TempGuard) -> Result<(IngestAck, bool), IngestError> {
-        let envelope = match read_envelope(temp.path()) {
-            Ok(envelope) => envelope,
-            Err(BodyError::Invalid(reason)) => return Err(self.reject(temp, reason)),
-            Err(BodyError::Io(e)) => return Err(IngestError::Io(e)),
-        };
-        if let Err(reason) = check_type(&envelope.kind) {
-            return Err(self.reject(temp, reason));
-        }
-        let conversation = match check_conversation(&envelope.conversation_id) {
-            Ok(id) => id,
-            Err(reason) => return Err(self.reject(temp, reason)),
-        };
-        let event_type = WebhookType::parse(&envelope.kind);
-        let payloads = self.payloads();
-        let dir = payloads.conversation_dir(&conversation);
-        match fs::create_dir(&dir) {
-            Ok(()) => sync_dir(payloads.root())?,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e.into()),
-        }
-        // Published with a hard link, which fails atomically when the name
-        // exists: two deliveries of one event race safely without a lock,
-        // and no acknowledgement waits on another's fsync.
-        let stored = payloads.event_path(&conversation, &envelope.kind);
-        let duplicate = match fs::hard_link(temp.path(), &stored) {
-            Ok(()) => false,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => true,
-            Err(e) => return Err(e.into()),
-        };
-        // The staged name goes either way (a stray one left by a crash here
-        // is removed at start-up); the new name is made durable.
-        drop(temp);
-        if !duplicate {
-            sync_dir(&dir)?;
-        }
-        Ok((
-            IngestAck {
-                conversation_id: conversation,
-                event_type,
-                duplicate,
-            },
-            !duplicate,
-        ))
-    }
-
-    /// Moves a rejected body to quarantine and makes the error.
-    fn reject(&self, temp: TempGuard, reason: String) -> IngestError {
-        self.stats().add_quarantined();
-        match self.payloads().quarantine(temp, &reason) {
-            Ok(path) => {
-                tracing::warn!(reason = %reason, path = %path.display(), "invalid event quarantined");
-            }
-            Err(e) => {
-                tracing::error!(reason = %reason, error = %e, "invalid event could not be quarantined");
-            }
-        }
-        IngestError::Invalid(reason)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn types_must_be_safe_file_names() {
-        assert!(check_type("post_call_transcription").is_ok());
-        assert!(check_type("post-call-video2").is_ok());
-        assert!(check_type("../x").unwrap_err().contains("invalid type"));
-        assert!(check_type("").is_err());
-        assert!(check_type("a b").is_err());
-    }
-
-    #[test]
-    fn reserved_and_traversing_conversation_ids_are_refused() {
-        assert!(check_conversation("conv_1").is_ok());
-        for bad in ["../etc", "_incoming", ".hidden", "a/b", ""] {
-            let reason = check_conversation(bad).unwrap_err();
-            assert!(
-                reason.starts_with("data.conversation_id"),
-                "{bad}: {reason}"
-            );
-        }
     }
 }

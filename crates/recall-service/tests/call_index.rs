@@ -109,7 +109,14 @@ async fn the_worker_reindex_and_erase_attribute_a_call_by_the_one_caller_rule() 
     );
     assert!(erased.memories >= 2, "{erased:?}");
     assert!(calls_of(&h.index, MARGARET).await.is_empty());
-    assert!(h.service.payloads().conversations().unwrap().is_empty());
+    assert!(
+        h.service
+            .event_log()
+            .conversations()
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Idempotent.
     let again = h.service.erase_caller(&phone(MARGARET)).await.unwrap();
     assert_eq!(again, recall_service::EraseReport::default());

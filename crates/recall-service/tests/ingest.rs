@@ -63,7 +63,12 @@ async fn the_audio_fixture_is_stored_and_its_placeholder_audio_recorded_as_a_fai
     assert_eq!(h.service.stats().processing_failures(), 1);
     // Not retried in a loop: the next pass has nothing to do.
     assert_eq!(h.service.process_pending().await, Default::default());
-    let events = h.service.payloads().events(&ack.conversation_id).unwrap();
+    let events = h
+        .service
+        .event_log()
+        .events(&ack.conversation_id)
+        .await
+        .unwrap();
     assert_eq!(events[0].state, EventState::Failed);
 }
 
@@ -272,7 +277,7 @@ async fn a_large_audio_event_is_streamed_in_and_decoded_to_mp3() {
     // `type` after the big field, as real senders may order it.
     let head = br#"{"data":{"agent_id":"agent_front_desk","full_audio":""#;
     let tail = br#"","conversation_id":"conv_audio"},"event_timestamp":1739537319,"type":"post_call_audio"}"#;
-    let mut staged = h.service.payloads().stage().await.unwrap();
+    let mut staged = h.service.event_log().stage().await.unwrap();
     staged.write(head).await.unwrap();
     for chunk in encoded.as_bytes().chunks(64 * 1024) {
         staged.write(chunk).await.unwrap();
@@ -310,7 +315,7 @@ async fn a_large_audio_event_is_streamed_in_and_decoded_to_mp3() {
 #[tokio::test]
 async fn a_staged_body_that_is_dropped_leaves_nothing() {
     let h = Harness::new();
-    let mut staged = h.service.payloads().stage().await.unwrap();
+    let mut staged = h.service.event_log().stage().await.unwrap();
     staged.write(b"{\"type\":").await.unwrap();
     assert_eq!(files_in(&h.path("_incoming")).len(), 1);
     drop(staged);

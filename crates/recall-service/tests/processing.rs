@@ -681,7 +681,7 @@ async fn forget_deletes_nothing_when_the_store_fails() {
 /// Records what it is told and what held at that moment.
 struct Recorder {
     store: InMemoryStore,
-    payloads: PayloadStore,
+    payloads: Arc<dyn recall_service::EventLog>,
     told: std::sync::Mutex<Vec<Told>>,
 }
 
@@ -698,20 +698,22 @@ struct Told {
 impl recall_service::EventObserver for Recorder {
     async fn processed(&self, event: &recall_service::ProcessedEvent) {
         let conversation = &event.conversation;
+        let event_exists = self
+            .payloads
+            .events(conversation)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == event.kind);
+        let caller_then = self.payloads.caller(conversation).await.unwrap();
         self.told.lock().unwrap().push(Told {
             conversation: conversation.as_str().to_owned(),
             kind: event.kind.to_string(),
-            event_exists: self
-                .payloads
-                .event_path(conversation, event.kind.as_str())
-                .exists(),
+            event_exists,
             memories_then: self.store.total_memories(),
-            caller_then: self.payloads.recorded_caller(conversation).unwrap(),
+            caller_then: caller_then.clone(),
         });
-        assert_eq!(
-            event.caller,
-            self.payloads.recorded_caller(conversation).unwrap()
-        );
+        assert_eq!(event.caller, caller_then);
     }
 }
 
@@ -720,7 +722,7 @@ async fn the_observer_hears_of_an_event_only_once_its_memories_and_caller_are_wr
     let h = Harness::new();
     let recorder = Arc::new(Recorder {
         store: h.store.clone(),
-        payloads: h.service.payloads().clone(),
+        payloads: h.service.event_log().clone(),
         told: std::sync::Mutex::default(),
     });
     assert!(h.service.set_observer(recorder.clone()).is_ok());

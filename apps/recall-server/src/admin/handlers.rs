@@ -384,8 +384,8 @@ pub(super) async fn get_audio(
     state: web::Data<AdminState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_conversation(&path)?;
-    let file = match state.service.payloads().open_audio(&id).await {
-        Ok(Some(file)) => file,
+    let audio = match state.service.call_audio(&id).await {
+        Ok(Some(audio)) => audio,
         Ok(None) => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -398,16 +398,12 @@ pub(super) async fn get_audio(
             return Err(ApiError::internal());
         }
     };
-    let len = file.metadata().await.map(|m| m.len()).ok();
-    let body = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024);
-    let mut response = HttpResponse::Ok();
-    response
+    let body = tokio_util::io::ReaderStream::with_capacity(audio.reader, 64 * 1024);
+    Ok(HttpResponse::Ok()
         .content_type("audio/mpeg")
-        .insert_header((header::CACHE_CONTROL, "private, no-store"));
-    if let Some(len) = len {
-        response.no_chunking(len);
-    }
-    Ok(response.streaming(body))
+        .insert_header((header::CACHE_CONTROL, "private, no-store"))
+        .no_chunking(audio.len)
+        .streaming(body))
 }
 
 fn analytics_query(req: &HttpRequest) -> Result<AnalyticsQuery, ApiError> {

@@ -80,7 +80,7 @@ pub async fn post_call(
         return Ok(busy);
     };
 
-    let mut staged = state.service.payloads().stage().await.map_err(|e| {
+    let mut staged = state.service.stage().await.map_err(|e| {
         tracing::error!(error = %e, "cannot stage a post-call event");
         ApiError::internal()
     })?;

@@ -14,9 +14,7 @@ fn event(conversation: &str) -> Value {
 /// The `.done` record of a conversation's transcription.
 fn done_record(app: &TestApp, conversation: &str) -> Value {
     let path = app
-        .service
-        .payloads()
-        .root()
+        .payload_dir
         .join(conversation)
         .join("post_call_transcription.done");
     let text = std::fs::read_to_string(&path)
@@ -139,12 +137,7 @@ async fn a_summary_over_64_kib_is_shortened_and_the_call_kept() {
     );
 
     // The stored event keeps the whole text.
-    let stored = std::fs::read(
-        app.service
-            .payloads()
-            .event_path(&"conv_long".parse().unwrap(), "post_call_transcription"),
-    )
-    .unwrap();
+    let stored = std::fs::read(app.event_path("conv_long", "post_call_transcription")).unwrap();
     assert_eq!(stored, bytes);
 }
 
@@ -168,8 +161,8 @@ async fn invalid_utf8_inside_a_signed_body_is_a_400_and_kept_in_quarantine() {
         assert_eq!(response.status(), 400, "{bad:?}");
         assert_eq!(error_code(response).await, "invalid_event");
     }
-    assert_eq!(app.stored_conversations(), 0);
-    let quarantined = std::fs::read_dir(app.service.payloads().quarantine_dir())
+    assert_eq!(app.stored_conversations().await, 0);
+    let quarantined = std::fs::read_dir(app.quarantine_dir())
         .unwrap()
         .filter(|e| {
             e.as_ref()
@@ -244,7 +237,7 @@ async fn uploads_past_the_cap_get_503_with_retry_after_until_one_ends() {
     let refused = refused.expect("a third upload is refused while two are received");
     assert_eq!(refused.headers()["retry-after"], "2");
     assert_eq!(error_code(refused).await, "unavailable");
-    assert_eq!(app.stored_conversations(), 0);
+    assert_eq!(app.stored_conversations().await, 0);
 
     // One of them ends: there is room again.
     let mut first = slow.remove(0);
@@ -261,7 +254,7 @@ async fn uploads_past_the_cap_get_503_with_retry_after_until_one_ends() {
     }
     assert!(room, "an upload is received once another ended");
     assert_eq!(app.post_call(&event).await.status(), 200);
-    assert_eq!(app.stored_conversations(), 1);
+    assert_eq!(app.stored_conversations().await, 1);
 }
 
 #[tokio::test]
@@ -289,7 +282,7 @@ async fn the_quarantine_keeps_the_newest_bodies_within_its_caps() {
         metrics.contains("recall_post_call_quarantine_evicted_total 2"),
         "{metrics}"
     );
-    let kept: Vec<String> = std::fs::read_dir(app.service.payloads().quarantine_dir())
+    let kept: Vec<String> = std::fs::read_dir(app.quarantine_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
@@ -345,10 +338,7 @@ async fn failures_survive_a_restart_are_listed_and_replayed() {
     );
 
     // Fixed on disk (as an operator would), then replayed.
-    let path = app
-        .service
-        .payloads()
-        .event_path(&"conv_failed".parse().unwrap(), "post_call_transcription");
+    let path = app.event_path("conv_failed", "post_call_transcription");
     std::fs::write(&path, transcription("conv_failed", CALLER, "Margaret")).unwrap();
     let report = app.service.replay_failed().await.unwrap();
     assert_eq!((report.processed, report.failed), (1, 0));

@@ -43,12 +43,12 @@ async fn post_call_refuses_missing_wrong_expired_future_and_tampered_signatures(
         assert_eq!(response.status(), 401, "{case}");
         assert_eq!(error_code(response).await, "unauthorized", "{case}");
     }
-    assert_eq!(app.stored_conversations(), 0);
+    assert_eq!(app.stored_conversations().await, 0);
     assert_eq!(app.service.pending_count(), 0);
 
     // The genuine request still works.
     assert_eq!(app.post_call(&body).await.status(), 200);
-    assert_eq!(app.stored_conversations(), 1);
+    assert_eq!(app.stored_conversations().await, 1);
 }
 
 #[tokio::test]

@@ -96,6 +96,9 @@ pub struct TestApp {
     pub client_data_key: String,
     /// The search-data key in use.
     pub search_data_key: String,
+    /// Its event log's folder (`PAYLOAD_STORAGE_PATH`), to look at the
+    /// filesystem layout.
+    pub payload_dir: std::path::PathBuf,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -118,6 +121,7 @@ pub async fn try_spawn(options: Options) -> anyhow::Result<TestApp> {
     LazyLock::force(&TRACING);
     let config = options.config()?;
     let data_dir = config.data_dir.clone();
+    let payload_dir = config.payload_dir.clone();
     let app = Application::build_with_store(config, options.store.clone()).await?;
     let generated_secrets = app.generated_secrets();
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -148,6 +152,7 @@ pub async fn try_spawn(options: Options) -> anyhow::Result<TestApp> {
         post_call_key,
         client_data_key,
         search_data_key,
+        payload_dir,
         _dir: None,
     })
 }
@@ -235,8 +240,21 @@ impl TestApp {
     }
 
     /// The conversations with a stored event.
-    pub fn stored_conversations(&self) -> usize {
-        self.service.payloads().conversations().unwrap().len()
+    pub async fn stored_conversations(&self) -> usize {
+        let log = self.service.event_log();
+        log.conversations().await.unwrap().len()
+    }
+
+    /// Where a stored event's body is on disk.
+    pub fn event_path(&self, conversation: &str, kind: &str) -> std::path::PathBuf {
+        self.payload_dir
+            .join(conversation)
+            .join(format!("{kind}.json"))
+    }
+
+    /// The quarantine folder.
+    pub fn quarantine_dir(&self) -> std::path::PathBuf {
+        self.payload_dir.join("_quarantine")
     }
 
     /// The greeting's JSON for `caller`.

@@ -77,7 +77,7 @@ async fn post_call_rejects_signed_bodies_that_are_not_events_and_stores_nothing(
         assert_eq!(response.status(), 400, "{}", String::from_utf8_lossy(&body));
         assert_eq!(error_code(response).await, "invalid_event");
     }
-    assert_eq!(app.stored_conversations(), 0);
+    assert_eq!(app.stored_conversations().await, 0);
     assert_eq!(app.service.pending_count(), 0);
 }
 
@@ -121,7 +121,7 @@ async fn oversized_bodies_get_413_as_json_and_store_nothing() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "payload_too_large");
     assert!(body["message"].as_str().unwrap().contains("4096"));
-    assert_eq!(app.stored_conversations(), 0);
+    assert_eq!(app.stored_conversations().await, 0);
 }
 
 #[tokio::test]
@@ -139,7 +139,7 @@ async fn a_30_mib_audio_event_is_streamed_and_stored() {
     assert_eq!(response.status(), 200);
     let ack: Value = response.json().await.unwrap();
     assert_eq!(ack["type"], "post_call_audio");
-    assert_eq!(app.stored_conversations(), 1);
+    assert_eq!(app.stored_conversations().await, 1);
 }
 
 #[tokio::test]
@@ -226,7 +226,7 @@ async fn a_client_too_slow_to_send_its_body_gets_408_and_nothing_is_stored() {
     let response = String::from_utf8_lossy(&response);
     assert!(response.starts_with("HTTP/1.1 408"), "{response}");
     assert!(response.contains("\"request_timeout\""), "{response}");
-    assert_eq!(app.stored_conversations(), 0);
+    assert_eq!(app.stored_conversations().await, 0);
     assert_eq!(app.service.pending_count(), 0);
 }
 
@@ -256,5 +256,5 @@ async fn a_chunked_post_call_body_is_accepted_like_elevenlabs_sends_audio() {
     let response = String::from_utf8_lossy(&response);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("\"stored\""), "{response}");
-    assert_eq!(app.stored_conversations(), 1);
+    assert_eq!(app.stored_conversations().await, 1);
 }

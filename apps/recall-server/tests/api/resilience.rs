@@ -130,5 +130,5 @@ async fn with_openmemory_unreachable_the_phone_is_still_answered() {
             .status(),
         200
     );
-    assert_eq!(app.stored_conversations(), 1);
+    assert_eq!(app.stored_conversations().await, 1);
 }
