@@ -38,3 +38,44 @@ async fn a_reopened_payload_store_still_has_what_it_acknowledged() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].state, recall_service::EventState::Pending);
 }
+
+mod common;
+
+/// The whole call lifecycle runs on the in-memory log, no folder at all:
+/// the service only speaks to the port.
+#[tokio::test]
+async fn the_service_remembers_a_caller_on_the_in_memory_log() {
+    use common::{Call, MARGARET, first_message, remember, ringing};
+    use recall_service::{EventLog, EventState, Service, ServiceConfig};
+    use std::sync::Arc;
+
+    let log = InMemoryEventLog::new();
+    let service = Service::new(
+        Arc::new(recall_memory::InMemoryStore::new()),
+        log.clone(),
+        ServiceConfig::default(),
+    );
+    let call = Call::new("conv_mem", MARGARET).fact("first_name", "Margaret");
+    remember(&service, &call).await;
+    let again = service.ingest_bytes(&call.body()).await.unwrap();
+    assert!(again.duplicate);
+
+    let conversation = "conv_mem".parse().unwrap();
+    let events = log.events(&conversation).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].state, EventState::Done);
+    assert_eq!(
+        log.caller(&conversation).await.unwrap().unwrap().as_str(),
+        MARGARET
+    );
+    let greeting = service.greet(&ringing(MARGARET, "agent_front_desk")).await;
+    let message = first_message(&greeting.response).unwrap_or_default();
+    assert!(message.contains("Margaret"), "{message}");
+
+    let erased = service
+        .erase_caller(&MARGARET.parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!((erased.conversations, erased.payloads), (1, 1));
+    assert!(log.conversations().await.unwrap().is_empty());
+}
