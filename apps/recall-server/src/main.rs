@@ -221,7 +221,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 fn configured_post_call_secret(config: &Config) -> anyhow::Result<Secret> {
     let mut config = config.clone();
     config.load_generated_secrets()?;
-    match config.secrets.post_call.secrets.iter().next() {
+    match config.post_call_key.secrets.iter().next() {
         Some(secret) => Ok(secret.clone()),
         None => anyhow::bail!(
             "no post-call secret: pass --secret, set ELEVENLABS_POST_CALL_KEY, or run `recall serve` once to generate {}",
@@ -248,8 +248,7 @@ fn serve(config: &Config) -> anyhow::Result<ExitCode> {
 
 fn print_secrets_notice(config: &Config, generated: bool) {
     let any_generated = config
-        .secrets
-        .each()
+        .webhook_keys()
         .iter()
         .any(|(_, k)| k.source != SecretSource::Configured);
     if !any_generated {

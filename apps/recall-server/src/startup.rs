@@ -11,7 +11,7 @@ use recall_memory::{InMemoryStore, MemoryStore};
 use recall_service::{PayloadStore, Service};
 use recall_signature::{Tolerance, Verifier};
 
-use crate::config::{Config, StoreConfig};
+use crate::config::{Config, Store};
 use crate::metrics::Metrics;
 use crate::routes;
 
@@ -41,25 +41,29 @@ pub struct AppState {
 /// # Errors
 /// When the store cannot be opened (bad path, bad URL).
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MemoryStore>> {
-    Ok(match &config.store {
-        StoreConfig::Memory => Arc::new(InMemoryStore::new()),
-        StoreConfig::Embedded { path } => {
+    Ok(match config.store {
+        Store::Memory => Arc::new(InMemoryStore::new()),
+        Store::Embedded => {
+            let path = config.embedded_db_path();
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("cannot create {}", dir.display()))?;
             }
             Arc::new(
-                recall_embedded::EmbeddedStore::open(path).with_context(|| {
+                recall_embedded::EmbeddedStore::open(&path).with_context(|| {
                     format!("cannot open the embedded store {}", path.display())
                 })?,
             )
         }
-        StoreConfig::OpenMemory { url, key, timeout } => {
-            let mut om = recall_memory::openmemory::OpenMemoryConfig::from_port_or_url(url)
-                .context("invalid setting `openmemory_url` (OPENMEMORY_PORT)")?
-                .read_timeout(*timeout)
-                .write_timeout(*timeout);
-            if let Some(key) = key {
+        Store::OpenMemory => {
+            let timeout = config.openmemory_timeout_ms.millis();
+            let mut om = recall_memory::openmemory::OpenMemoryConfig::from_port_or_url(
+                &config.openmemory_url,
+            )
+            .context("invalid setting `openmemory_url` (OPENMEMORY_PORT)")?
+            .read_timeout(timeout)
+            .write_timeout(timeout);
+            if let Some(key) = &config.openmemory_key {
                 om = om
                     .with_api_key(key.expose())
                     .context("invalid setting `openmemory_key` (OPENMEMORY_KEY)")?;
@@ -88,17 +92,17 @@ pub async fn open_service(
         Some(store) => store,
         None => open_store(config)?,
     };
-    let payloads = PayloadStore::open(&config.payload_dir)
+    let payloads = PayloadStore::open(config.payload_dir())
         .and_then(|p| {
             p.with_quarantine_limits(
-                config.limits.quarantine_max_files,
-                config.limits.quarantine_max_bytes,
+                config.quarantine_max_files.get(),
+                config.quarantine_max_bytes.get(),
             )
         })
         .with_context(|| {
             format!(
                 "cannot open the payload directory {} (PAYLOAD_STORAGE_PATH)",
-                config.payload_dir.display()
+                config.payload_dir().display()
             )
         })?;
     let embedder = recall_embed::load(config.embedding_model.as_deref())
@@ -114,7 +118,7 @@ pub async fn open_service(
         let report = service.reindex().await.with_context(|| {
             format!(
                 "cannot index the payloads in {}",
-                config.payload_dir.display()
+                config.payload_dir().display()
             )
         })?;
         tracing::info!(?report, "call index created");
@@ -175,7 +179,7 @@ impl Application {
             "post-call backlog read"
         );
         let admin = crate::admin::AdminState {
-            tokens: config.admin_tokens.clone(),
+            tokens: config.admin_token.clone(),
             service: service.clone(),
         };
 
@@ -185,25 +189,26 @@ impl Application {
         let port = local.port();
 
         let tolerance = Tolerance::new(
-            std::time::Duration::from_secs(config.signature_tolerance_secs),
-            std::time::Duration::from_secs(config.signature_future_secs),
+            config.signature_tolerance_secs.secs(),
+            config.signature_future_secs.secs(),
         );
         let verifier = |secrets: &recall_signature::Secrets| {
             Verifier::new(secrets.clone()).with_tolerance(tolerance)
         };
         let state = web::Data::new(AppState {
             service: service.clone(),
-            post_call: verifier(&config.secrets.post_call.secrets),
-            client_data: verifier(&config.secrets.client_data.secrets),
-            search_data: verifier(&config.secrets.search_data.secrets),
+            post_call: verifier(&config.post_call_key.secrets),
+            client_data: verifier(&config.client_data_key.secrets),
+            search_data: verifier(&config.search_data_key.secrets),
             metrics: Metrics::new(service.clone()),
             uploads: Arc::new(tokio::sync::Semaphore::new(
-                config.limits.post_call_max_uploads,
+                config.post_call_max_uploads.size(),
             )),
             config: config.clone(),
         });
 
-        let timeouts = config.timeouts;
+        let keep_alive = config.keep_alive_secs.secs();
+        let (request, disconnect) = (config.request_timeout_ms, config.disconnect_timeout_ms);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -211,23 +216,23 @@ impl Application {
                 .configure(|cfg| crate::admin::configure(cfg, admin.clone()))
                 .configure(routes::configure)
         })
-        .client_request_timeout(timeouts.client_request)
-        .client_disconnect_timeout(timeouts.client_disconnect)
-        .keep_alive(if timeouts.keep_alive.is_zero() {
+        .client_request_timeout(request.millis())
+        .client_disconnect_timeout(disconnect.millis())
+        .keep_alive(if keep_alive.is_zero() {
             actix_web::http::KeepAlive::Disabled
         } else {
-            actix_web::http::KeepAlive::Timeout(timeouts.keep_alive)
+            actix_web::http::KeepAlive::Timeout(keep_alive)
         })
-        .shutdown_timeout(timeouts.shutdown.as_secs());
-        if config.workers > 0 {
-            server = server.workers(config.workers);
+        .shutdown_timeout(config.shutdown_timeout_secs.get());
+        if config.workers.get() > 0 {
+            server = server.workers(config.workers.size());
         }
         let server = server.listen(listener)?.run();
         tracing::info!(
             address = %local,
             port,
             store = config.store.name(),
-            payloads = %config.payload_dir.display(),
+            payloads = %config.payload_dir().display(),
             "recall is listening"
         );
         Ok(Self {

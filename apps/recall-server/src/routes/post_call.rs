@@ -50,7 +50,7 @@ pub async fn post_call(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let config = &state.config;
-    let limit = config.limits.post_call_max_bytes;
+    let limit = config.post_call_max_bytes.get();
 
     // Header and clock first: a request that cannot be authentic is
     // refused before a single body byte is read or written.
@@ -65,12 +65,12 @@ pub async fn post_call(
     // staged at once. ElevenLabs retries a 503.
     let Ok(_upload) = state.uploads.clone().try_acquire_owned() else {
         tracing::warn!(
-            max = config.limits.post_call_max_uploads,
+            max = config.post_call_max_uploads.size(),
             "post-call upload refused: too many bodies being received"
         );
         let mut busy = ApiError::unavailable(format!(
             "too many post-call bodies are being received (at most {}); retry later",
-            config.limits.post_call_max_uploads
+            config.post_call_max_uploads.size()
         ))
         .error_response();
         busy.headers_mut().insert(
@@ -102,9 +102,9 @@ pub async fn post_call(
         }
         Ok(())
     };
-    tokio::time::timeout(config.timeouts.body, receive)
+    tokio::time::timeout(config.body_timeout_secs.secs(), receive)
         .await
-        .map_err(|_| body_timeout(config.timeouts.body))??;
+        .map_err(|_| body_timeout(config.body_timeout_secs.secs()))??;
     // A bad signature drops `staged`, which removes its file.
     verifier.finish().map_err(|e| reject(&e))?;
 

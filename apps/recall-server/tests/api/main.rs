@@ -10,3 +10,4 @@ mod inputs;
 mod lifecycle;
 mod openapi;
 mod resilience;
+mod settings;
