@@ -1,0 +1,18 @@
+//! Recall's storage ports on PostgreSQL, so that several replicas of the
+//! service can share one database.
+//!
+//! * [`Database`]: a connection pool (TLS through rustls, honouring the
+//!   URL's `sslmode`), with an optional schema of its own and the
+//!   embedded migrations ([`Database::migrate`]), safe to run from every
+//!   replica at start-up.
+//!
+//! Every implementation here passes its port's conformance suite on a
+//! real server (`tests/`).
+
+mod db;
+mod migrate;
+
+pub use db::{
+    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_POOL_SIZE, Database, DatabaseBuilder, DatabaseError,
+};
+pub use migrate::SCHEMA_VERSION;
