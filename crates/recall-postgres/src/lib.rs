@@ -5,14 +5,19 @@
 //!   URL's `sslmode`), with an optional schema of its own and the
 //!   embedded migrations ([`Database::migrate`]), safe to run from every
 //!   replica at start-up.
+//! * [`PgEventLog`]: the [`EventLog`](recall_service::EventLog) port: raw
+//!   webhook events, their processing state, decoded audio and the
+//!   quarantine.
 //!
 //! Every implementation here passes its port's conformance suite on a
 //! real server (`tests/`).
 
 mod db;
+mod event_log;
 mod migrate;
 
 pub use db::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_POOL_SIZE, Database, DatabaseBuilder, DatabaseError,
 };
+pub use event_log::{AUDIO_CHUNK, PgEventLog};
 pub use migrate::SCHEMA_VERSION;
