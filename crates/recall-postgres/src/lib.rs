@@ -8,14 +8,18 @@
 //! * [`PgEventLog`]: the [`EventLog`](recall_service::EventLog) port: raw
 //!   webhook events, their processing state, decoded audio and the
 //!   quarantine.
+//! * [`PgCallIndex`]: the [`CallIndex`](recall_service::CallIndex) port,
+//!   the operator API's call list, transcripts and analytics.
 //!
 //! Every implementation here passes its port's conformance suite on a
 //! real server (`tests/`).
 
+mod calls;
 mod db;
 mod event_log;
 mod migrate;
 
+pub use calls::PgCallIndex;
 pub use db::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_POOL_SIZE, Database, DatabaseBuilder, DatabaseError,
 };
