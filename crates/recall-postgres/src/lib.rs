@@ -10,6 +10,9 @@
 //!   quarantine.
 //! * [`PgCallIndex`]: the [`CallIndex`](recall_service::CallIndex) port,
 //!   the operator API's call list, transcripts and analytics.
+//! * [`PgMemoryStore`]: the [`MemoryStore`](recall_memory::MemoryStore)
+//!   port: callers' memories, full-text and embedding candidates ranked
+//!   by the shared ranking.
 //!
 //! Every implementation here passes its port's conformance suite on a
 //! real server (`tests/`).
@@ -17,6 +20,7 @@
 mod calls;
 mod db;
 mod event_log;
+mod memory;
 mod migrate;
 
 pub use calls::PgCallIndex;
@@ -24,4 +28,5 @@ pub use db::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_POOL_SIZE, Database, DatabaseBuilder, DatabaseError,
 };
 pub use event_log::{AUDIO_CHUNK, PgEventLog};
+pub use memory::{ALL_CANDIDATES, PgMemoryStore};
 pub use migrate::SCHEMA_VERSION;
