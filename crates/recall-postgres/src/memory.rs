@@ -1,0 +1,860 @@
+//! [`PgMemoryStore`]: the memory store on PostgreSQL.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use deadpool_postgres::Transaction;
+use recall_memory::rank::{Candidate, CandidateNeeds, rank};
+use recall_memory::{
+    AddOutcome, Embedding, EmbeddingBacklog, EmbeddingTask, Fact, FactKey, IdempotencyKey,
+    ListRequest, Memory, MemoryError, MemoryFilter, MemoryId, MemoryPage, MemoryStore,
+    MemoryUpdate, ModelTag, NewMemory, ScoredMemory, SearchQuery, UserProfile,
+};
+use recall_model::{
+    AgentId, ConversationId, DecayLambda, MemorySector, PhoneNumber, Salience, UnixTimestamp,
+};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{IsolationLevel, Row};
+
+use crate::{Database, DatabaseError};
+
+/// A caller with at most this many memories offers all of them to the
+/// ranking.
+pub const ALL_CANDIDATES: i64 = 300;
+/// The most memories each source offers for a larger caller.
+const PER_SOURCE: i64 = 40;
+/// The most profile facts offered.
+const MAX_FACTS: i64 = 100;
+
+/// A [`MemoryStore`] on PostgreSQL, shared by every replica on the same
+/// database (and schema). It keeps the port's rules (it passes
+/// [`recall_memory::conformance`]):
+///
+/// * Writes of one caller take turns (a transaction-level advisory lock
+///   on the caller), so supersession and idempotency hold across
+///   replicas. A batch is one transaction.
+/// * Ids are `mem_` and a simple UUID v4; `created_at` is the memory's
+///   `occurred_at`, else the time of the write; `list` is newest first,
+///   ties in write order.
+/// * Search reads one snapshot. A caller with at most
+///   [`ALL_CANDIDATES`] memories offers them all to the shared ranking
+///   ([`recall_memory::rank`]); a larger one offers, each source bounded,
+///   the memories whose words match the question (a `tsvector` with a
+///   GIN index, words matched as prefixes of the ranking's stems), the
+///   nearest in meaning (every stored embedding of the caller compared
+///   exactly, here), the newest, oldest or those of the span of time the
+///   question names, and the profile facts.
+/// * Embeddings are kept in the form the ranking reads
+///   ([`Embedding::to_bytes`]) with their model, for backfills. Updating
+///   a memory's content drops its embedding.
+/// * An idempotency key stays written when its memory is superseded or
+///   deleted; [`erase_user`](MemoryStore::erase_user) forgets the
+///   caller's keys too.
+///
+/// Needs a [`Database`] whose schema is migrated
+/// ([`Database::migrate`]).
+#[derive(Clone, Debug)]
+pub struct PgMemoryStore {
+    db: Database,
+}
+
+impl PgMemoryStore {
+    /// The store on `db`.
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+fn unavailable(e: impl Into<DatabaseError>) -> MemoryError {
+    let e = e.into();
+    let reason = if e.is_timeout() {
+        "postgres: the statement timed out"
+    } else {
+        "postgres"
+    };
+    MemoryError::unavailable(reason).with_source(e)
+}
+
+fn corrupt(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> MemoryError {
+    MemoryError::internal(format!("a stored memory's {what} is unreadable")).with_source(e)
+}
+
+/// The columns [`memory_from_row`] reads, in its order.
+const MEMORY_COLUMNS: &str = "id, user_id, content, sector, salience, decay_lambda, tags, \
+     metadata, agent_id, conversation_id, fact_key, fact_value, fact_is_name, created_at, \
+     updated_at";
+
+/// The SQL condition of a [`MemoryFilter`] (parameters `$2` sector, `$3`
+/// minimum salience, `$4` agent).
+const FILTER: &str = "($2::text IS NULL OR sector = $2) \
+     AND ($3::float8 IS NULL OR salience >= $3) \
+     AND ($4::text IS NULL OR agent_id = $4)";
+
+/// The values of [`FILTER`]'s parameters.
+struct FilterParams {
+    sector: Option<&'static str>,
+    min_salience: Option<f64>,
+    agent: Option<String>,
+}
+
+impl FilterParams {
+    fn of(filter: &MemoryFilter) -> Self {
+        Self {
+            sector: filter.sector.map(MemorySector::as_str),
+            min_salience: filter.min_salience.map(Salience::get),
+            agent: filter.agent_id.as_ref().map(|a| a.as_str().to_owned()),
+        }
+    }
+}
+
+fn memory_from_row(row: &Row) -> Result<Memory, MemoryError> {
+    let id = MemoryId::new(row.get::<_, String>(0)).map_err(|e| corrupt("id", e))?;
+    let user_id = PhoneNumber::parse(row.get(1)).map_err(|e| corrupt("user id", e))?;
+    let sector = MemorySector::parse(row.get(3)).map_err(|e| corrupt("sector", e))?;
+    let salience = Salience::new(row.get(4)).map_err(|e| corrupt("salience", e))?;
+    let decay_lambda = DecayLambda::new(row.get(5)).map_err(|e| corrupt("decay", e))?;
+    let tags = serde_json::from_str(row.get(6)).map_err(|e| corrupt("tags", e))?;
+    let metadata = serde_json::from_str(row.get(7)).map_err(|e| corrupt("metadata", e))?;
+    let agent_id = row
+        .get::<_, Option<&str>>(8)
+        .map(AgentId::parse)
+        .transpose()
+        .map_err(|e| corrupt("agent id", e))?;
+    let conversation_id = row
+        .get::<_, Option<&str>>(9)
+        .map(ConversationId::parse)
+        .transpose()
+        .map_err(|e| corrupt("conversation id", e))?;
+    let fact = match row.get::<_, Option<String>>(10) {
+        Some(key) => Some(Fact {
+            key: FactKey::new(key).map_err(|e| corrupt("fact key", e))?,
+            value: row.get::<_, Option<String>>(11).unwrap_or_default(),
+            is_name: row.get::<_, Option<bool>>(12).unwrap_or(false),
+        }),
+        None => None,
+    };
+    let created_at = UnixTimestamp::from_secs(row.get(13)).map_err(|e| corrupt("time", e))?;
+    let updated_at = UnixTimestamp::from_secs(row.get(14)).map_err(|e| corrupt("time", e))?;
+    Ok(Memory {
+        id,
+        user_id,
+        content: row.get(2),
+        sector,
+        salience,
+        decay_lambda,
+        tags,
+        metadata,
+        agent_id,
+        conversation_id,
+        fact,
+        created_at,
+        updated_at,
+    })
+}
+
+fn new_id() -> MemoryId {
+    MemoryId::new(format!("mem_{}", uuid::Uuid::new_v4().simple()))
+        .expect("a mem_ id of 36 ASCII characters is a valid key")
+}
+
+/// The prefix of every list cursor this store issues (a version, so a
+/// cursor of a future format is refused rather than misread).
+const CURSOR_PREFIX: &str = "pg1.";
+/// The prefix of every backlog cursor.
+const BACKLOG_PREFIX: &str = "pgb1.";
+
+fn encode_cursor(created_at: i64, seq: i64) -> String {
+    format!("{CURSOR_PREFIX}{created_at}.{seq}")
+}
+
+fn decode_cursor(cursor: &str) -> Result<(i64, i64), MemoryError> {
+    let bad = || MemoryError::InvalidCursor("not a cursor issued by this store".into());
+    let rest = cursor.strip_prefix(CURSOR_PREFIX).ok_or_else(bad)?;
+    let (at, seq) = rest.split_once('.').ok_or_else(bad)?;
+    let at: i64 = at.parse().map_err(|_| bad())?;
+    let seq: i64 = seq.parse().map_err(|_| bad())?;
+    UnixTimestamp::from_secs(at).map_err(|_| bad())?;
+    if seq < 0 {
+        return Err(bad());
+    }
+    Ok((at, seq))
+}
+
+/// Serializes the writes of one caller (across replicas) until the
+/// transaction ends.
+async fn lock_caller(tx: &Transaction<'_>, user: &PhoneNumber) -> Result<(), MemoryError> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('recall.memories'), hashtext($1))",
+        &[&user.as_str()],
+    )
+    .await
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+async fn load(
+    tx: &Transaction<'_>,
+    user: &PhoneNumber,
+    id: &str,
+    for_update: bool,
+) -> Result<Option<Memory>, MemoryError> {
+    let lock = if for_update { " FOR UPDATE" } else { "" };
+    tx.query_opt(
+        &format!("SELECT {MEMORY_COLUMNS} FROM memories WHERE user_id = $1 AND id = $2{lock}"),
+        &[&user.as_str(), &id],
+    )
+    .await
+    .map_err(unavailable)?
+    .as_ref()
+    .map(memory_from_row)
+    .transpose()
+}
+
+/// Adds one memory (validated) within a transaction holding the caller's
+/// lock.
+async fn add_in(
+    tx: &Transaction<'_>,
+    user: &PhoneNumber,
+    new: NewMemory,
+    now: UnixTimestamp,
+) -> Result<AddOutcome, MemoryError> {
+    if let Some(key) = &new.idempotency_key {
+        let written = tx
+            .query_opt(
+                "SELECT memory_id, first_written FROM memory_keys WHERE user_id = $1 AND key = $2",
+                &[&user.as_str(), &key.as_str()],
+            )
+            .await
+            .map_err(unavailable)?;
+        if let Some(row) = written {
+            // The memory as it is now, or as first written if it is gone.
+            let current = load(tx, user, row.get(0), false).await?;
+            let memory = match current {
+                Some(memory) => memory,
+                None => serde_json::from_str(row.get(1))
+                    .map_err(|e| corrupt("first written form", e))?,
+            };
+            return Ok(AddOutcome::Duplicate(memory));
+        }
+    }
+    let embedding = new.embedding.as_ref().map(Embedding::to_bytes);
+    let model = new.embedding.as_ref().map(|e| i64::from(e.model().get()));
+    let idempotency_key: Option<IdempotencyKey> = new.idempotency_key.clone();
+    let memory = Memory {
+        id: new_id(),
+        user_id: user.clone(),
+        decay_lambda: new.effective_decay(),
+        content: new.content,
+        sector: new.sector,
+        salience: new.salience,
+        tags: new.tags,
+        metadata: new.metadata,
+        agent_id: new.agent_id,
+        conversation_id: new.conversation_id,
+        fact: new.fact,
+        created_at: new.occurred_at.unwrap_or(now),
+        updated_at: now,
+    };
+    let mut replaced = Vec::new();
+    if let Some(fact) = &memory.fact {
+        for row in tx
+            .query(
+                "DELETE FROM memories WHERE user_id = $1 AND fact_key = $2 RETURNING id",
+                &[&user.as_str(), &fact.key.as_str()],
+            )
+            .await
+            .map_err(unavailable)?
+        {
+            replaced.push(MemoryId::new(row.get::<_, String>(0)).map_err(|e| corrupt("id", e))?);
+        }
+    }
+    let tags = serde_json::to_string(&memory.tags).map_err(|e| corrupt("tags", e))?;
+    let metadata = serde_json::to_string(&memory.metadata).map_err(|e| corrupt("metadata", e))?;
+    let params: [&(dyn ToSql + Sync); 17] = [
+        &memory.id.as_str(),
+        &user.as_str(),
+        &memory.content,
+        &memory.sector.as_str(),
+        &memory.salience.get(),
+        &memory.decay_lambda.per_day(),
+        &tags,
+        &metadata,
+        &memory.agent_id.as_ref().map(AgentId::as_str),
+        &memory.conversation_id.as_ref().map(ConversationId::as_str),
+        &memory.fact.as_ref().map(|f| f.key.as_str()),
+        &memory.fact.as_ref().map(|f| f.value.as_str()),
+        &memory.fact.as_ref().map(|f| f.is_name),
+        &memory.created_at.as_secs(),
+        &memory.updated_at.as_secs(),
+        &embedding,
+        &model,
+    ];
+    tx.execute(
+        &format!(
+            "INSERT INTO memories ({MEMORY_COLUMNS}, embedding, embedding_model) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        ),
+        &params,
+    )
+    .await
+    .map_err(unavailable)?;
+    if let Some(key) = idempotency_key {
+        let first_written =
+            serde_json::to_string(&memory).map_err(|e| corrupt("first written form", e))?;
+        tx.execute(
+            "INSERT INTO memory_keys (user_id, key, memory_id, first_written) VALUES ($1, $2, $3, $4)",
+            &[&user.as_str(), &key.as_str(), &memory.id.as_str(), &first_written],
+        )
+        .await
+        .map_err(unavailable)?;
+    }
+    Ok(if replaced.is_empty() {
+        AddOutcome::Created(memory)
+    } else {
+        AddOutcome::Superseded { memory, replaced }
+    })
+}
+
+/// The words of the question as a `tsquery` of prefixes: each of the
+/// ranking's stems (`refinanc`) matches the words it begins
+/// (`refinancing`). `None` without words.
+fn word_query(text: &str) -> Option<String> {
+    let terms: Vec<String> = recall_memory::text::terms(text)
+        .into_iter()
+        .filter(|t| !t.is_empty())
+        .map(|t| format!("'{}':*", t.replace('\\', "\\\\").replace('\'', "''")))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" | "))
+}
+
+impl PgMemoryStore {
+    async fn write_tx<T>(
+        &self,
+        user: &PhoneNumber,
+        f: impl AsyncFnOnce(&Transaction<'_>) -> Result<T, MemoryError>,
+    ) -> Result<T, MemoryError> {
+        let mut client = self.db.client().await.map_err(unavailable)?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        lock_caller(&tx, user).await?;
+        let out = f(&tx).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(out)
+    }
+
+    /// The candidates of a search, read in the transaction's snapshot.
+    async fn candidates(
+        &self,
+        tx: &Transaction<'_>,
+        user: &PhoneNumber,
+        query: &SearchQuery,
+    ) -> Result<Vec<Candidate>, MemoryError> {
+        let filter = FilterParams::of(&query.filter);
+        let base: [&(dyn ToSql + Sync); 4] = [
+            &user.as_str(),
+            &filter.sector,
+            &filter.min_salience,
+            &filter.agent,
+        ];
+        let count: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM memories WHERE user_id = $1",
+                &[&user.as_str()],
+            )
+            .await
+            .map_err(unavailable)?
+            .get(0);
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = if count <= ALL_CANDIDATES {
+            tx.query(
+                &format!(
+                    "SELECT {MEMORY_COLUMNS}, embedding FROM memories \
+                     WHERE user_id = $1 AND {FILTER} ORDER BY seq"
+                ),
+                &base,
+            )
+            .await
+            .map_err(unavailable)?
+        } else {
+            let seqs = self.candidate_seqs(tx, &base, query).await?;
+            tx.query(
+                &format!(
+                    "SELECT {MEMORY_COLUMNS}, embedding FROM memories \
+                     WHERE user_id = $1 AND seq = ANY($2) ORDER BY seq"
+                ),
+                &[&user.as_str(), &seqs],
+            )
+            .await
+            .map_err(unavailable)?
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(Candidate::with_vector(
+                    memory_from_row(r)?,
+                    r.get::<_, Option<&[u8]>>(15),
+                ))
+            })
+            .collect()
+    }
+
+    /// The rows a large caller offers, without repeats.
+    async fn candidate_seqs(
+        &self,
+        tx: &Transaction<'_>,
+        base: &[&(dyn ToSql + Sync); 4],
+        query: &SearchQuery,
+    ) -> Result<Vec<i64>, MemoryError> {
+        let mut seen = HashSet::new();
+        let mut seqs: Vec<i64> = Vec::new();
+        let mut add = |found: Vec<i64>| {
+            for seq in found {
+                if seen.insert(seq) {
+                    seqs.push(seq);
+                }
+            }
+        };
+        let first = |rows: Vec<Row>| rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>();
+        if let Some(words) = word_query(&query.text) {
+            let [user, sector, salience, agent] = *base;
+            add(first(
+                tx.query(
+                    &format!(
+                        "SELECT seq FROM memories, to_tsquery('simple', $5) q \
+                         WHERE user_id = $1 AND {FILTER} AND words @@ q \
+                         ORDER BY ts_rank(words, q) DESC, created_at DESC, seq DESC LIMIT $6"
+                    ),
+                    &[user, sector, salience, agent, &words, &PER_SOURCE],
+                )
+                .await
+                .map_err(unavailable)?,
+            ));
+        }
+        if let Some(vector) = &query.vector {
+            // Exact: every stored embedding of the caller compared here.
+            let probe = vector.probe();
+            let rows = tx
+                .query(
+                    &format!(
+                        "SELECT seq, embedding FROM memories \
+                         WHERE user_id = $1 AND {FILTER} AND embedding_model = $5"
+                    ),
+                    &[
+                        base[0],
+                        base[1],
+                        base[2],
+                        base[3],
+                        &i64::from(vector.model().get()),
+                    ],
+                )
+                .await
+                .map_err(unavailable)?;
+            let mut scored: Vec<(f32, i64)> = rows
+                .iter()
+                .filter_map(|r| Some((probe.cosine(r.get(1))?, r.get::<_, i64>(0))))
+                .collect();
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
+            add(scored
+                .into_iter()
+                .take(PER_SOURCE as usize)
+                .map(|(_, seq)| seq)
+                .collect());
+        }
+        let needs = CandidateNeeds::of(query);
+        let mut spans: Vec<(&str, i64, i64)> = Vec::new();
+        if needs.newest {
+            spans.push(("DESC", i64::MIN, i64::MAX));
+        }
+        if needs.oldest {
+            spans.push(("ASC", i64::MIN, i64::MAX));
+        }
+        if let Some((start, end)) = needs.window {
+            spans.push(("DESC", start, end));
+        }
+        for (order, from, to) in spans {
+            add(first(
+                tx.query(
+                    &format!(
+                        "SELECT seq FROM memories WHERE user_id = $1 AND {FILTER} \
+                         AND fact_key IS NULL AND created_at >= $5 AND created_at < $6 \
+                         ORDER BY created_at {order}, seq {order} LIMIT $7"
+                    ),
+                    &[base[0], base[1], base[2], base[3], &from, &to, &PER_SOURCE],
+                )
+                .await
+                .map_err(unavailable)?,
+            ));
+        }
+        add(first(
+            tx.query(
+                &format!(
+                    "SELECT seq FROM memories WHERE user_id = $1 AND {FILTER} \
+                     AND fact_key IS NOT NULL ORDER BY seq DESC LIMIT $5"
+                ),
+                &[base[0], base[1], base[2], base[3], &MAX_FACTS],
+            )
+            .await
+            .map_err(unavailable)?,
+        ));
+        Ok(seqs)
+    }
+}
+
+/// A rejection of the `i`th memory of a batch names it.
+fn in_batch(i: usize, e: MemoryError) -> MemoryError {
+    match e {
+        MemoryError::Rejected { reason, source } => MemoryError::Rejected {
+            reason: format!("memories[{i}].{reason}"),
+            source,
+        },
+        other => other,
+    }
+}
+
+#[async_trait]
+impl MemoryStore for PgMemoryStore {
+    async fn add(&self, user: &PhoneNumber, memory: NewMemory) -> Result<AddOutcome, MemoryError> {
+        memory.validate()?;
+        self.write_tx(user, async |tx| {
+            add_in(tx, user, memory, UnixTimestamp::now()).await
+        })
+        .await
+    }
+
+    /// Adds all or nothing: every memory is validated before any is
+    /// written, and the batch is one transaction.
+    async fn add_batch(
+        &self,
+        user: &PhoneNumber,
+        memories: Vec<NewMemory>,
+    ) -> Result<Vec<AddOutcome>, MemoryError> {
+        for (i, memory) in memories.iter().enumerate() {
+            memory.validate().map_err(|e| in_batch(i, e))?;
+        }
+        if memories.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write_tx(user, async |tx| {
+            let now = UnixTimestamp::now();
+            let mut outcomes = Vec::with_capacity(memories.len());
+            for memory in memories {
+                outcomes.push(add_in(tx, user, memory, now).await?);
+            }
+            Ok(outcomes)
+        })
+        .await
+    }
+
+    async fn search(
+        &self,
+        user: &PhoneNumber,
+        query: &SearchQuery,
+    ) -> Result<Vec<ScoredMemory>, MemoryError> {
+        let mut client = self.db.client().await.map_err(unavailable)?;
+        // One snapshot for every source of candidates.
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(unavailable)?;
+        let candidates = self.candidates(&tx, user, query).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(rank(query, candidates))
+    }
+
+    async fn list(
+        &self,
+        user: &PhoneNumber,
+        request: &ListRequest,
+    ) -> Result<MemoryPage, MemoryError> {
+        let after = request.cursor.as_deref().map(decode_cursor).transpose()?;
+        let limit = request.effective_limit();
+        let filter = FilterParams::of(&request.filter);
+        let (after_at, after_seq) = (after.map(|a| a.0), after.map(|a| a.1));
+        let fetch = limit as i64 + 1;
+        let client = self.db.client().await.map_err(unavailable)?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {MEMORY_COLUMNS}, seq FROM memories WHERE user_id = $1 AND {FILTER} \
+                     AND ($5::bigint IS NULL OR (created_at, seq) < ($5, $6::bigint)) \
+                     ORDER BY created_at DESC, seq DESC LIMIT $7"
+                ),
+                &[
+                    &user.as_str(),
+                    &filter.sector,
+                    &filter.min_salience,
+                    &filter.agent,
+                    &after_at,
+                    &after_seq,
+                    &fetch,
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        let more = rows.len() > limit;
+        let rows = &rows[..rows.len().min(limit)];
+        let next_cursor = if more {
+            rows.last()
+                .map(|r| encode_cursor(r.get::<_, i64>(13), r.get::<_, i64>(15)))
+        } else {
+            None
+        };
+        Ok(MemoryPage {
+            items: rows.iter().map(memory_from_row).collect::<Result<_, _>>()?,
+            next_cursor,
+        })
+    }
+
+    async fn get(&self, user: &PhoneNumber, id: &MemoryId) -> Result<Memory, MemoryError> {
+        let client = self.db.client().await.map_err(unavailable)?;
+        client
+            .query_opt(
+                &format!("SELECT {MEMORY_COLUMNS} FROM memories WHERE user_id = $1 AND id = $2"),
+                &[&user.as_str(), &id.as_str()],
+            )
+            .await
+            .map_err(unavailable)?
+            .as_ref()
+            .map(memory_from_row)
+            .transpose()?
+            .ok_or_else(|| MemoryError::NotFound(id.clone()))
+    }
+
+    async fn update(
+        &self,
+        user: &PhoneNumber,
+        id: &MemoryId,
+        update: MemoryUpdate,
+    ) -> Result<Memory, MemoryError> {
+        update.validate()?;
+        self.write_tx(user, async |tx| {
+            let mut memory = load(tx, user, id.as_str(), true)
+                .await?
+                .ok_or_else(|| MemoryError::NotFound(id.clone()))?;
+            let new_content = update.content.is_some();
+            update.apply_to(&mut memory);
+            let tags = serde_json::to_string(&memory.tags).map_err(|e| corrupt("tags", e))?;
+            let metadata =
+                serde_json::to_string(&memory.metadata).map_err(|e| corrupt("metadata", e))?;
+            // A new content drops the embedding of the old one.
+            tx.execute(
+                "UPDATE memories SET content = $3, salience = $4, tags = $5, metadata = $6, \
+                 updated_at = $7, \
+                 embedding = CASE WHEN $8 THEN NULL ELSE embedding END, \
+                 embedding_model = CASE WHEN $8 THEN NULL ELSE embedding_model END \
+                 WHERE user_id = $1 AND id = $2",
+                &[
+                    &user.as_str(),
+                    &id.as_str(),
+                    &memory.content,
+                    &memory.salience.get(),
+                    &tags,
+                    &metadata,
+                    &memory.updated_at.as_secs(),
+                    &new_content,
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+            Ok(memory)
+        })
+        .await
+    }
+
+    async fn delete(&self, user: &PhoneNumber, id: &MemoryId) -> Result<(), MemoryError> {
+        let client = self.db.client().await.map_err(unavailable)?;
+        let deleted = client
+            .execute(
+                "DELETE FROM memories WHERE user_id = $1 AND id = $2",
+                &[&user.as_str(), &id.as_str()],
+            )
+            .await
+            .map_err(unavailable)?;
+        if deleted == 0 {
+            return Err(MemoryError::NotFound(id.clone()));
+        }
+        Ok(())
+    }
+
+    async fn erase_user(&self, user: &PhoneNumber) -> Result<u64, MemoryError> {
+        self.write_tx(user, async |tx| {
+            let erased = tx
+                .execute("DELETE FROM memories WHERE user_id = $1", &[&user.as_str()])
+                .await
+                .map_err(unavailable)?;
+            tx.execute(
+                "DELETE FROM memory_keys WHERE user_id = $1",
+                &[&user.as_str()],
+            )
+            .await
+            .map_err(unavailable)?;
+            Ok(erased)
+        })
+        .await
+    }
+
+    async fn profile(&self, user: &PhoneNumber) -> Result<UserProfile, MemoryError> {
+        let mut client = self.db.client().await.map_err(unavailable)?;
+        // The count and the facts from one snapshot.
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(unavailable)?;
+        let count: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM memories WHERE user_id = $1",
+                &[&user.as_str()],
+            )
+            .await
+            .map_err(unavailable)?
+            .get(0);
+        let rows = tx
+            .query(
+                "SELECT fact_key, fact_value, fact_is_name, created_at FROM memories \
+                 WHERE user_id = $1 AND fact_key IS NOT NULL",
+                &[&user.as_str()],
+            )
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        let mut facts = Vec::with_capacity(rows.len());
+        for row in &rows {
+            facts.push((
+                Fact {
+                    key: FactKey::new(row.get::<_, String>(0))
+                        .map_err(|e| corrupt("fact key", e))?,
+                    value: row.get::<_, Option<String>>(1).unwrap_or_default(),
+                    is_name: row.get::<_, Option<bool>>(2).unwrap_or(false),
+                },
+                UnixTimestamp::from_secs(row.get(3)).map_err(|e| corrupt("time", e))?,
+            ));
+        }
+        Ok(UserProfile::from_facts(
+            user.clone(),
+            facts.iter().map(|(f, at)| (f, *at)),
+            u64::try_from(count).unwrap_or(0),
+        ))
+    }
+
+    async fn health(&self) -> Result<(), MemoryError> {
+        let client = self.db.client().await.map_err(unavailable)?;
+        client
+            .query_one("SELECT count(*) FROM memories WHERE false", &[])
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn embedding_backlog(
+        &self,
+        model: ModelTag,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<EmbeddingBacklog, MemoryError> {
+        let after: i64 = match cursor {
+            None => 0,
+            Some(c) => c
+                .strip_prefix(BACKLOG_PREFIX)
+                .and_then(|s| s.parse::<i64>().ok())
+                .filter(|s| *s >= 0)
+                .ok_or_else(|| {
+                    MemoryError::InvalidCursor("not a backlog cursor this store issued".into())
+                })?,
+        };
+        let limit = limit.max(1);
+        let fetch = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
+        let client = self.db.client().await.map_err(unavailable)?;
+        let rows = client
+            .query(
+                "SELECT seq, user_id, id, content FROM memories \
+                 WHERE seq > $1 AND (embedding IS NULL OR embedding_model IS DISTINCT FROM $2) \
+                 ORDER BY seq LIMIT $3",
+                &[&after, &i64::from(model.get()), &fetch],
+            )
+            .await
+            .map_err(unavailable)?;
+        let more = rows.len() > limit;
+        let rows = &rows[..rows.len().min(limit)];
+        Ok(EmbeddingBacklog {
+            next_cursor: if more {
+                rows.last()
+                    .map(|r| format!("{BACKLOG_PREFIX}{}", r.get::<_, i64>(0)))
+            } else {
+                None
+            },
+            tasks: rows
+                .iter()
+                .map(|r| {
+                    Ok(EmbeddingTask {
+                        user: PhoneNumber::parse(r.get(1)).map_err(|e| corrupt("user id", e))?,
+                        id: MemoryId::new(r.get::<_, String>(2)).map_err(|e| corrupt("id", e))?,
+                        content: r.get(3),
+                    })
+                })
+                .collect::<Result<_, MemoryError>>()?,
+        })
+    }
+
+    async fn set_embedding(
+        &self,
+        user: &PhoneNumber,
+        id: &MemoryId,
+        embedding: Embedding,
+    ) -> Result<(), MemoryError> {
+        let client = self.db.client().await.map_err(unavailable)?;
+        let changed = client
+            .execute(
+                "UPDATE memories SET embedding = $3, embedding_model = $4 \
+                 WHERE user_id = $1 AND id = $2",
+                &[
+                    &user.as_str(),
+                    &id.as_str(),
+                    &embedding.to_bytes(),
+                    &i64::from(embedding.model().get()),
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        if changed == 0 {
+            return Err(MemoryError::NotFound(id.clone()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_foreign_text() {
+        assert_eq!(
+            decode_cursor(&encode_cursor(1_700_000_000, 42)).unwrap(),
+            (1_700_000_000, 42)
+        );
+        for bad in [
+            "", "pg1.", "pg1.x.1", "pg1.5", "pg2.5.1", "pg1.5.-1", "im1.5.1",
+        ] {
+            assert!(
+                matches!(decode_cursor(bad), Err(MemoryError::InvalidCursor(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_words_of_a_question_become_prefixes() {
+        assert_eq!(
+            word_query("Is she refinancing the mortgage?").as_deref(),
+            Some("'refinanc':* | 'mortgag':*")
+        );
+        assert_eq!(word_query("what is the"), None);
+        assert_eq!(word_query("o'brien").as_deref(), Some("'o':* | 'brien':*"));
+    }
+}

@@ -1,0 +1,172 @@
+//! Connecting, TLS modes, and migrations on a real server.
+
+mod common;
+
+use common::{drop_schema, fresh_schema, server, url, with_fresh_schema, with_schema};
+use recall_postgres::{Database, DatabaseError, SCHEMA_VERSION};
+
+#[tokio::test]
+async fn replicas_migrating_at_once_both_succeed_and_record_each_version_once() {
+    let Some(server) = server().await else {
+        return;
+    };
+    let schema = fresh_schema();
+    let connect = || async {
+        Database::builder(url().0)
+            .schema(&schema)
+            .pool_size(1)
+            .connect()
+            .await
+            .expect("a replica connects")
+    };
+    let (a, b) = (connect().await, connect().await);
+    assert_eq!(a.schema_version().await.unwrap(), None);
+    let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+    let outcome = (ra.map_err(|e| e.to_string()), rb.map_err(|e| e.to_string()));
+    let versions: Vec<(i32, i64)> = a
+        .client()
+        .await
+        .unwrap()
+        .query(
+            "SELECT version, count(*) FROM schema_version GROUP BY version ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let again = a.migrate().await.map_err(|e| e.to_string());
+    drop_schema(&server, &schema).await;
+
+    assert_eq!(outcome, (Ok(SCHEMA_VERSION), Ok(SCHEMA_VERSION)));
+    let expected: Vec<(i32, i64)> = (1..=SCHEMA_VERSION).map(|v| (v, 1)).collect();
+    assert_eq!(versions, expected);
+    assert_eq!(again, Ok(SCHEMA_VERSION), "migrating again changes nothing");
+}
+
+#[tokio::test]
+async fn a_schema_migrated_by_a_newer_build_is_refused() {
+    with_schema(|db| async move {
+        assert_eq!(db.schema_version().await.unwrap(), Some(SCHEMA_VERSION));
+        db.client()
+            .await
+            .unwrap()
+            .execute("INSERT INTO schema_version (version) VALUES (999)", &[])
+            .await
+            .unwrap();
+        match db.migrate().await {
+            Err(DatabaseError::NewerSchema { found: 999, known }) => {
+                assert_eq!(known, SCHEMA_VERSION);
+            }
+            other => panic!("expected NewerSchema, got {other:?}"),
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_schema_option_keeps_tables_in_that_schema() {
+    with_fresh_schema(|db| async move {
+        db.migrate().await.unwrap();
+        let schema = db.schema().unwrap().to_owned();
+        let row = db
+            .client()
+            .await
+            .unwrap()
+            .query_one(
+                "SELECT current_schema(), to_regclass($1 || '.events') IS NOT NULL",
+                &[&schema],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some(&*schema));
+        assert!(row.get::<_, bool>(1), "the events table is in {schema}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_statement_timeout_cancels_long_statements() {
+    let Some(_server) = server().await else {
+        return;
+    };
+    let db = Database::builder(url().0)
+        .statement_timeout(std::time::Duration::from_millis(100))
+        .connect()
+        .await
+        .unwrap();
+    let err = db
+        .client()
+        .await
+        .unwrap()
+        .execute("SELECT pg_sleep(5)", &[])
+        .await
+        .map_err(DatabaseError::Postgres)
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+}
+
+/// Whether the session of a connection is encrypted.
+async fn encrypted(db: &Database) -> bool {
+    db.client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+fn with_sslmode(url: &str, mode: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}sslmode={mode}")
+}
+
+#[tokio::test]
+async fn sslmodes_are_honoured_and_require_verifies_the_certificate() {
+    let Some(server) = server().await else {
+        return;
+    };
+    let base = url().0;
+    if base.contains("sslmode=") {
+        eprintln!("skipping: DATABASE_URL sets its own sslmode");
+        return;
+    }
+    let server_tls: String = server
+        .client()
+        .await
+        .unwrap()
+        .query_one("SHOW ssl", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let plain = Database::connect(with_sslmode(&base, "disable"))
+        .await
+        .unwrap();
+    assert!(!encrypted(&plain).await, "sslmode=disable never encrypts");
+    if server_tls != "on" {
+        eprintln!("skipping the TLS half: the server does not offer TLS");
+        return;
+    }
+    let preferred = Database::connect(with_sslmode(&base, "prefer"))
+        .await
+        .unwrap();
+    assert!(
+        encrypted(&preferred).await,
+        "sslmode=prefer encrypts when the server offers TLS"
+    );
+    // The local test server's certificate is self-signed: verified TLS must
+    // refuse it. (A server whose certificate the system trusts connects,
+    // encrypted.)
+    match Database::connect(with_sslmode(&base, "require")).await {
+        Err(e) => {
+            let chain = recall_memory::ErrorChain(&e).to_string();
+            assert!(chain.contains("certificate"), "{chain}");
+        }
+        Ok(db) => assert!(encrypted(&db).await, "sslmode=require encrypts"),
+    }
+}
