@@ -143,6 +143,10 @@ settings! {
     signature_future_secs: Num<0, { 24 * 3600 }> = "RECALL_SIGNATURE_FUTURE_SECS", "300";
     ip_allowlist: Vec<IpNet> = "RECALL_IP_ALLOWLIST", "";
     trusted_proxies: Vec<IpNet> = "RECALL_TRUSTED_PROXIES", "";
+    database_url: Option<DatabaseUrl> = "DATABASE_URL";
+    database_schema: String = "RECALL_DATABASE_SCHEMA", "public";
+    database_pool_size: Num<1, 1024> = "RECALL_DATABASE_POOL_SIZE", "16";
+    database_statement_timeout_ms: Num<1, 600_000> = "RECALL_DATABASE_STATEMENT_TIMEOUT_MS", "5000";
 }
 
 /// Looks a setting up by key.
@@ -252,6 +256,9 @@ pub enum Store {
     OpenMemory,
     /// The in-memory store (lost on exit; for tests and demos).
     Memory,
+    /// PostgreSQL (`database_url`): memories, events and the call index,
+    /// shared by any number of replicas.
+    Postgres,
 }
 
 impl Store {
@@ -261,7 +268,14 @@ impl Store {
             Self::Embedded => "embedded",
             Self::OpenMemory => "openmemory",
             Self::Memory => "memory",
+            Self::Postgres => "postgres",
         }
+    }
+
+    /// Whether this store keeps the events and the call index too, so that
+    /// the server needs no local state.
+    pub fn is_shared(self) -> bool {
+        self == Self::Postgres
     }
 }
 
@@ -279,6 +293,34 @@ impl RedactedText {
 impl fmt::Debug for RedactedText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(REDACTED)
+    }
+}
+
+/// A PostgreSQL URL (`postgres://user:password@host:port/db?sslmode=...`).
+/// `Debug` and `check-config` show it with the password redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(url::Url);
+
+impl DatabaseUrl {
+    /// The URL, password included, for the one place that connects.
+    pub fn expose(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The URL with its password redacted.
+    pub fn masked(&self) -> String {
+        let mut url = self.0.clone();
+        if url.password().is_some() {
+            // Cannot fail: the URL has a host, since it has a password.
+            let _ = url.set_password(Some(REDACTED));
+        }
+        url.to_string()
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
     }
 }
 
@@ -369,6 +411,23 @@ impl Config {
         if self.store == Store::OpenMemory {
             self.openmemory_url = openmemory_url(&self.openmemory_url)?;
         }
+        if self.store == Store::Postgres && self.database_url.is_none() {
+            let problem = "required with store = \"postgres\": a URL such as postgres://recall:PASSWORD@db.example.com:5432/recall?sslmode=require";
+            return Err(ConfigError::setting("database_url", problem));
+        }
+        let schema = &self.database_schema;
+        let plain = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        if schema.is_empty()
+            || !schema.chars().all(plain)
+            || schema.starts_with(|c: char| c.is_ascii_digit())
+        {
+            let allowed =
+                "a plain identifier: ASCII letters, digits and _, not starting with a digit";
+            return Err(ConfigError::setting(
+                "database_schema",
+                &got(schema, allowed),
+            ));
+        }
         let data_dir = &self.data_dir;
         (self.embedded_db_path).get_or_insert_with(|| data_dir.join("recall.db"));
         (self.payload_dir).get_or_insert_with(|| data_dir.join("payloads"));
@@ -439,6 +498,7 @@ impl Config {
         for (setting, value) in SETTINGS.iter().zip(self.shown()) {
             let unused = match setting.key {
                 "embedded_db_path" => self.store != Store::Embedded,
+                key if key.starts_with("database_") => self.store != Store::Postgres,
                 key => key.starts_with("openmemory_") && self.store != Store::OpenMemory,
             };
             if unused {
@@ -661,9 +721,14 @@ impl Field for IpNet {
 
 impl Field for Store {
     fn from_text(text: &str) -> Result<Self, String> {
-        let all = [Self::Embedded, Self::OpenMemory, Self::Memory];
+        let all = [
+            Self::Embedded,
+            Self::OpenMemory,
+            Self::Memory,
+            Self::Postgres,
+        ];
         let found = all.into_iter().find(|s| s.name() == text.trim());
-        found.ok_or_else(|| got(text.trim(), "embedded, openmemory or memory"))
+        found.ok_or_else(|| got(text.trim(), "embedded, openmemory, memory or postgres"))
     }
 
     fn show(&self) -> String {
@@ -722,6 +787,31 @@ impl<const MIN: u64, const MAX: u64> Num<MIN, MAX> {
     /// The number as a size or count.
     pub fn size(self) -> usize {
         usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
+impl Field for DatabaseUrl {
+    fn from_text(text: &str) -> Result<Self, String> {
+        // The text is never quoted: it may hold a password.
+        let allowed =
+            "a URL such as postgres://recall:PASSWORD@db.example.com:5432/recall?sslmode=require";
+        let url = url::Url::parse(text.trim())
+            .map_err(|e| format!("not a URL ({e}); allowed: {allowed}"))?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") || !url.has_host() {
+            return Err(format!(
+                "not a postgres:// URL with a host; allowed: {allowed}"
+            ));
+        }
+        if url.password().is_some_and(|p| p == "%5Bredacted%5D") {
+            return Err(format!(
+                "the password is {REDACTED}, what `recall check-config` prints in its place; allowed: the real password"
+            ));
+        }
+        Ok(Self(url))
+    }
+
+    fn show(&self) -> String {
+        text(self.masked())
     }
 }
 

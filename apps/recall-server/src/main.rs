@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use recall_model::{ConversationId, PhoneNumber};
 use recall_server::Application;
-use recall_server::config::{Config, EnvVars, SecretSource};
+use recall_server::config::{Config, EnvVars, SecretSource, Store};
 use recall_signature::{Secret, sign};
 
 /// Recall gives ElevenLabs voice agents a long-term memory of their callers.
@@ -29,7 +29,8 @@ use recall_signature::{Secret, sign};
         recall replay --failed                  retry the events whose processing failed\n  \
         recall forget +16129782029              erase a caller\n  \
         recall reindex                          rebuild the call index and the memories' embeddings\n  \
-        recall check-config                     show the effective configuration"
+        recall check-config                     show the effective configuration\n  \
+        recall migrate                          apply the PostgreSQL migrations (store = postgres)"
 )]
 struct Cli {
     /// The configuration file (TOML). Default: $RECALL_CONFIG, else
@@ -83,6 +84,10 @@ enum Command {
     /// and dashboard from the stored post-call events, and embed every
     /// memory whose embedding is missing or of another model.
     Reindex,
+    /// Apply the database migrations (with `store = "postgres"`) and exit.
+    /// `serve` applies them too, at start; this runs them alone, e.g.
+    /// before a rolling deploy.
+    Migrate,
 }
 
 fn main() -> ExitCode {
@@ -198,6 +203,20 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 "embedded {} memories ({} gone meanwhile)",
                 embedded.embedded, embedded.gone
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Migrate) => {
+            let config = load(cli)?;
+            anyhow::ensure!(
+                config.store == Store::Postgres,
+                "`recall migrate` is for store = \"postgres\" (RECALL_STORE=postgres and DATABASE_URL); the {} store needs no migration",
+                config.store.name()
+            );
+            let version = runtime()?.block_on(async {
+                let db = recall_server::connect_database(&config).await?;
+                recall_server::migrate(&db).await
+            })?;
+            println!("the database schema is at version {version}");
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::CheckConfig) => {

@@ -80,6 +80,13 @@ impl Config {
         if names.is_empty() {
             return Ok(false);
         }
+        if self.store.is_shared() {
+            return Err(ConfigError::new(format!(
+                "refusing to generate webhook secrets with store = \"{}\": replicas sharing the database must agree on them, so set {}",
+                self.store.name(),
+                names.join(", ")
+            )));
+        }
         if !self.bind.ip().is_loopback() {
             return Err(ConfigError::new(format!(
                 "refusing to listen on {} (not a loopback address) without configured webhook secrets: set {}",

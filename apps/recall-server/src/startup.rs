@@ -14,6 +14,7 @@ use recall_signature::{Tolerance, Verifier};
 use crate::config::{Config, Store};
 use crate::metrics::Metrics;
 use crate::routes;
+use recall_postgres::{Database, PgCallIndex, PgEventLog, PgMemoryStore};
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -40,7 +41,7 @@ pub struct AppState {
 ///
 /// # Errors
 /// When the store cannot be opened (bad path, bad URL).
-pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MemoryStore>> {
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MemoryStore>> {
     Ok(match config.store {
         Store::Memory => Arc::new(InMemoryStore::new()),
         Store::Embedded => {
@@ -55,6 +56,7 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MemoryStore>> {
                 })?,
             )
         }
+        Store::Postgres => Arc::new(PgMemoryStore::new(connect_database(config).await?)),
         Store::OpenMemory => {
             let timeout = config.openmemory_timeout_ms.millis();
             let mut om = recall_memory::openmemory::OpenMemoryConfig::from_port_or_url(
@@ -88,9 +90,30 @@ pub async fn open_service(
     config: &Config,
     store: Option<Arc<dyn MemoryStore>>,
 ) -> anyhow::Result<Service> {
+    let embedder = recall_embed::load(config.embedding_model.as_deref())
+        .context("cannot load the embedding model (RECALL_EMBEDDING_MODEL)")?;
+    tracing::debug!(model = embedder.model_id(), "embedding model loaded");
+    if config.store == Store::Postgres {
+        let db = connect_database(config).await?;
+        migrate(&db).await?;
+        let store = store.unwrap_or_else(|| Arc::new(PgMemoryStore::new(db.clone())));
+        let events = PgEventLog::open(db.clone())
+            .await
+            .context("cannot open the event log")?;
+        let events = events.with_quarantine_limits(
+            config.quarantine_max_files.get(),
+            config.quarantine_max_bytes.get(),
+        );
+        let index = Arc::new(PgCallIndex::new(db));
+        let builder = Service::builder(store, events).call_index(index);
+        return Ok(builder
+            .config(config.service.clone())
+            .embedder(embedder)
+            .build());
+    }
     let store = match store {
         Some(store) => store,
-        None => open_store(config)?,
+        None => open_store(config).await?,
     };
     let payloads = PayloadStore::open(config.payload_dir())
         .and_then(|p| {
@@ -105,14 +128,11 @@ pub async fn open_service(
                 config.payload_dir().display()
             )
         })?;
-    let embedder = recall_embed::load(config.embedding_model.as_deref())
-        .context("cannot load the embedding model (RECALL_EMBEDDING_MODEL)")?;
-    tracing::debug!(model = embedder.model_id(), "embedding model loaded");
     let (index, fresh) = crate::admin::open_index(config).await?;
     let service = Service::builder(store, payloads)
+        .call_index(Arc::new(index))
         .config(config.service.clone())
         .embedder(embedder)
-        .call_index(Arc::new(index))
         .build();
     if fresh {
         let report = service.reindex().await.with_context(|| {
@@ -124,6 +144,39 @@ pub async fn open_service(
         tracing::info!(?report, "call index created");
     }
     Ok(service)
+}
+
+/// Connects to the configured PostgreSQL database (`store = "postgres"`).
+///
+/// # Errors
+/// When `database_url` is not set or the first connection fails.
+pub async fn connect_database(config: &Config) -> anyhow::Result<Database> {
+    let url = (config.database_url.as_ref())
+        .context("invalid setting `database_url` (DATABASE_URL): not set")?;
+    Database::builder(url.expose())
+        .schema(&config.database_schema)
+        .pool_size(config.database_pool_size.size())
+        .statement_timeout(config.database_statement_timeout_ms.millis())
+        .connect()
+        .await
+        .with_context(|| {
+            format!(
+                "cannot connect to the database {} (DATABASE_URL)",
+                url.masked()
+            )
+        })
+}
+
+/// Applies the migrations the database lacks (under an advisory lock, so
+/// replicas starting together are safe) and returns the schema version.
+///
+/// # Errors
+/// When a migration fails (none is half-applied) or a newer build
+/// migrated the database.
+pub async fn migrate(db: &Database) -> anyhow::Result<i32> {
+    db.migrate()
+        .await
+        .context("cannot migrate the database (DATABASE_URL)")
 }
 
 /// A built server, bound and ready to run.
@@ -232,7 +285,10 @@ impl Application {
             address = %local,
             port,
             store = config.store.name(),
-            payloads = %config.payload_dir().display(),
+            events = %match config.store {
+                Store::Postgres => "postgres".to_owned(),
+                _ => config.payload_dir().display().to_string(),
+            },
             "recall is listening"
         );
         Ok(Self {

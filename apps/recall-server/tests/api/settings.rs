@@ -61,8 +61,11 @@ fn seed_names_and_rotation_lists_are_read() {
 
 #[test]
 fn bad_values_name_the_setting_and_what_is_allowed() {
-    let e = error(&[("RECALL_STORE", "postgres")]);
-    says(&e, &["RECALL_STORE", "embedded, openmemory or memory"]);
+    let e = error(&[("RECALL_STORE", "mysql")]);
+    says(
+        &e,
+        &["RECALL_STORE", "embedded, openmemory, memory or postgres"],
+    );
     says(&error(&[("RECALL_BIND", "localhost")]), &["RECALL_BIND"]);
     says(
         &error(&[("RECALL_SEARCH_K", "0")]),
@@ -275,4 +278,37 @@ fn a_toml_syntax_error_does_not_quote_the_line() {
             "TOML syntax error at line 2, column 17",
         ],
     );
+}
+
+#[test]
+fn the_database_url_is_shown_without_its_password_and_checked() {
+    let url = "postgres://recall:hunter2-db-password@db.example.com:5432/recall?sslmode=require";
+    let c = load(&[("RECALL_STORE", "postgres"), ("DATABASE_URL", url)]).unwrap();
+    let described = c.describe();
+    says(
+        &described,
+        &["database_url = \"postgres://recall:", "db.example.com"],
+    );
+    assert!(!described.contains("hunter2"), "{described}");
+    assert!(!format!("{c:?}").contains("hunter2"));
+    assert_eq!(c.database_url.as_ref().map(|u| u.expose()), Some(url));
+
+    // What check-config printed is refused as a password.
+    let shown = described
+        .lines()
+        .find_map(|l| l.strip_prefix("database_url = \""))
+        .and_then(|l| l.split('"').next())
+        .unwrap();
+    let e = error(&[("RECALL_STORE", "postgres"), ("DATABASE_URL", shown)]);
+    says(&e, &["DATABASE_URL", "check-config"]);
+
+    let e = error(&[("RECALL_STORE", "postgres")]);
+    says(&e, &["`database_url` (DATABASE_URL)", "required"]);
+    let e = error(&[("DATABASE_URL", "mysql://root:hunter2@db/recall")]);
+    says(&e, &["DATABASE_URL", "postgres://"]);
+    assert!(!e.contains("hunter2"), "{e}");
+    let e = error(&[("RECALL_DATABASE_SCHEMA", "recall; drop")]);
+    says(&e, &["RECALL_DATABASE_SCHEMA", "plain identifier"]);
+    // The database settings are shown only for the postgres store.
+    assert!(!load(&[]).unwrap().describe().contains("database_"));
 }
