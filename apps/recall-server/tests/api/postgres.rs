@@ -4,7 +4,13 @@
 //! `DATABASE_URL` and without a local server, the tests say why they skip.
 
 use std::future::Future;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
 
 use recall_postgres::Database;
 use serde_json::{Value, json};
@@ -51,9 +57,14 @@ where
 
 /// A replica on `schema`, with its own (unused) data directory.
 async fn replica(schema: &str, dir: &tempfile::TempDir) -> TestApp {
+    replica_at(&url().0, schema, dir).await
+}
+
+/// A replica reaching the database at `database_url`.
+async fn replica_at(database_url: &str, schema: &str, dir: &tempfile::TempDir) -> TestApp {
     let options = Options::new(dir.path())
         .var("RECALL_STORE", "postgres")
-        .var("DATABASE_URL", &url().0)
+        .var("DATABASE_URL", database_url)
         .var("RECALL_DATABASE_SCHEMA", schema)
         .var("RECALL_ADMIN_TOKEN", TOKEN);
     spawn_with(options).await
@@ -152,4 +163,115 @@ async fn postgres_needs_a_url_and_configured_secrets() {
     );
     assert!(!error.contains("hunter2"), "{error}");
     assert!(!dir.path().join("webhook-secrets.toml").exists());
+}
+
+/// A TCP proxy on loopback in front of PostgreSQL that can be cut (every
+/// connection dropped, new ones closed at once) and mended: a database
+/// outage as the server sees it.
+struct Proxy {
+    address: SocketAddr,
+    cut: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let cut = Arc::new(AtomicBool::new(false));
+        let links: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let (is_cut, all) = (cut.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if is_cut.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection closes at once
+                }
+                let upstream = upstream.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                all.lock().unwrap().push(link.abort_handle());
+            }
+        });
+        Self {
+            address,
+            cut,
+            links,
+        }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        self.links.lock().unwrap().drain(..).for_each(|l| l.abort());
+    }
+
+    fn mend(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_database_outage_delays_nothing_and_loses_nothing() {
+    with_schema(|schema| async move {
+        let mut database = url::Url::parse(&url().0).unwrap();
+        let upstream = format!(
+            "{}:{}",
+            database.host_str().unwrap(),
+            database.port().unwrap_or(5432)
+        );
+        let proxy = Proxy::start(upstream).await;
+        database.set_host(Some("127.0.0.1")).unwrap();
+        database.set_port(Some(proxy.address.port())).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let app = replica_at(database.as_str(), &schema, &dir).await;
+
+        let first = transcription("conv_pg_before", CALLER, "Margaret");
+        assert_eq!(app.post_call(&first).await.status(), 200);
+
+        proxy.cut();
+        // The phone rings: the greeting comes back, empty, within its
+        // budget rather than after the pool's timeout.
+        let asked = Instant::now();
+        let greeting = app.greet("+14155550101").await;
+        assert_eq!(greeting["dynamic_variables"]["user_name"], "", "{greeting}");
+        assert!(
+            asked.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            asked.elapsed()
+        );
+        // A post-call event cannot be stored: 503 and Retry-After, so
+        // ElevenLabs delivers it again.
+        let second = transcription("conv_pg_during", "+14155550101", "Rosa");
+        let refused = app.post_call(&second).await;
+        assert_eq!(refused.status(), 503);
+        assert!(refused.headers().contains_key("retry-after"));
+        app.settle().await; // the worker fails and keeps the event
+
+        proxy.mend();
+        assert_eq!(app.post_call(&second).await.status(), 200);
+        // Everything acknowledged is processed once the database is back.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            app.settle().await;
+            let (a, b) = (app.greet(CALLER).await, app.greet("+14155550101").await);
+            let names = (
+                a["dynamic_variables"]["user_name"].clone(),
+                b["dynamic_variables"]["user_name"].clone(),
+            );
+            if names == (json!("Margaret"), json!("Rosa")) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not processed after the outage: {names:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The refused delivery left nothing behind.
+        assert_eq!(app.stored_conversations().await, 2);
+        app.stop().await;
+    })
+    .await;
 }
