@@ -367,6 +367,15 @@ impl EventLog for PgEventLog {
             .map(Some)
     }
 
+    async fn open_event(
+        &self,
+        conversation: &ConversationId,
+        kind: &WebhookType,
+    ) -> io::Result<Option<AudioReader>> {
+        let body = self.event_body(conversation, kind.as_str()).await?;
+        Ok(body.map(|b| Box::new(std::io::Cursor::new(b)) as AudioReader))
+    }
+
     async fn mark_done(
         &self,
         conversation: &ConversationId,

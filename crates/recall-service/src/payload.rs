@@ -507,6 +507,19 @@ impl EventLog for PayloadStore {
         .map_err(|e| StoredEventError::Io(join_error(e)))?
     }
 
+    async fn open_event(
+        &self,
+        conversation: &ConversationId,
+        kind: &WebhookType,
+    ) -> io::Result<Option<AudioReader>> {
+        let path = self.event_path(conversation, kind.as_str());
+        match tokio::fs::File::open(path).await {
+            Ok(file) => Ok(Some(Box::new(file) as AudioReader)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn mark_done(
         &self,
         conversation: &ConversationId,

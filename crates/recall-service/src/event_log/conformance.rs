@@ -154,9 +154,31 @@ pub async fn an_event_round_trips_typed<L: EventLog + ?Sized>(log: &L) {
         }
         other => fail("a stored event reads back", other),
     }
+    let kind = WebhookType::PostCallTranscription;
+    let mut raw = Vec::new();
+    match log.open_event(&c, &kind).await {
+        Ok(Some(mut body)) => {
+            if let Err(e) = body.read_to_end(&mut raw).await {
+                fail("a stored body can be read", e);
+            }
+        }
+        Ok(None) => fail("a stored body can be opened", &c),
+        Err(e) => fail("a stored body can be opened", e),
+    }
+    if raw != transcription(&c, "agent_a").to_string().as_bytes() {
+        fail(
+            "a stored body is kept byte for byte",
+            String::from_utf8_lossy(&raw),
+        );
+    }
     match log.read_event(&c, &WebhookType::PostCallAudio).await {
         Ok(None) => {}
         other => fail("an event never stored reads as none", other),
+    }
+    match log.open_event(&c, &WebhookType::PostCallAudio).await {
+        Ok(None) => {}
+        Ok(Some(_)) => fail("an event never stored opens as none", &c),
+        Err(e) => fail("an event never stored opens as none", e),
     }
     match log.events(&conv()).await {
         Ok(events) if events.is_empty() => {}

@@ -169,6 +169,15 @@ impl EventLog for InMemoryEventLog {
         }
     }
 
+    async fn open_event(
+        &self,
+        conversation: &ConversationId,
+        kind: &WebhookType,
+    ) -> io::Result<Option<AudioReader>> {
+        let body = self.event_body(conversation, kind.as_str());
+        Ok(body.map(|b| Box::new(io::Cursor::new(ArcBytes(b))) as AudioReader))
+    }
+
     async fn mark_done(
         &self,
         conversation: &ConversationId,

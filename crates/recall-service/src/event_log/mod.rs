@@ -72,6 +72,15 @@ pub trait EventLog: Send + Sync + fmt::Debug + 'static {
         kind: &WebhookType,
     ) -> Result<Option<(PostCallWebhookRequest, Vec<FieldProblem>)>, StoredEventError>;
 
+    /// The stored body of an event, byte for byte as it was received, for
+    /// streaming (e.g. to copy the log elsewhere); `None` when no such
+    /// event is stored.
+    async fn open_event(
+        &self,
+        conversation: &ConversationId,
+        kind: &WebhookType,
+    ) -> io::Result<Option<AudioReader>>;
+
     /// Records that an event was processed, with a small JSON `record`
     /// of what came of it; clears a failure recorded before.
     async fn mark_done(
@@ -145,7 +154,7 @@ pub trait EventLog: Send + Sync + fmt::Debug + 'static {
     fn quarantine_usage(&self) -> QuarantineUsage;
 }
 
-/// A reader of a call's decoded audio.
+/// A reader of a call's decoded audio, or of a stored event's body.
 pub type AudioReader = Box<dyn AsyncRead + Send + Unpin>;
 
 /// The decoded audio of a call, as [`EventLog::open_audio`] gives it.
