@@ -272,6 +272,14 @@ impl Store {
         }
     }
 
+    /// The store named `name`.
+    ///
+    /// # Errors
+    /// What the names are.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        Self::from_text(name)
+    }
+
     /// Whether this store keeps the events and the call index too, so that
     /// the server needs no local state.
     pub fn is_shared(self) -> bool {

@@ -30,7 +30,9 @@ use recall_signature::{Secret, sign};
         recall forget +16129782029              erase a caller\n  \
         recall reindex                          rebuild the call index and the memories' embeddings\n  \
         recall check-config                     show the effective configuration\n  \
-        recall migrate                          apply the PostgreSQL migrations (store = postgres)"
+        recall migrate                          apply the PostgreSQL migrations (store = postgres)\n  \
+        recall migrate-store --from embedded --to postgres\n  \
+                                                copy events, audio, memories and calls to PostgreSQL"
 )]
 struct Cli {
     /// The configuration file (TOML). Default: $RECALL_CONFIG, else
@@ -88,6 +90,21 @@ enum Command {
     /// `serve` applies them too, at start; this runs them alone, e.g.
     /// before a rolling deploy.
     Migrate,
+    /// Copy everything Recall holds — every stored event byte for byte with
+    /// its state, the calls' audio, every caller's memories — from one store
+    /// to another, then rebuild the target's call index and compare the
+    /// counts. Both stores are set up from the same settings (data_dir for
+    /// embedded, DATABASE_URL for postgres). Safe to interrupt and run
+    /// again: it goes on where it stopped and copies nothing twice. Stop
+    /// the servers on the source first.
+    MigrateStore {
+        /// The store to copy from: embedded, openmemory or postgres.
+        #[arg(long, value_name = "STORE")]
+        from: String,
+        /// The store to copy to: embedded or postgres.
+        #[arg(long, value_name = "STORE")]
+        to: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -219,6 +236,57 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             println!("the database schema is at version {version}");
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::MigrateStore { from, to }) => {
+            let config = load(cli)?;
+            let source = with_store(&config, from, "--from")?;
+            let target = with_store(&config, to, "--to")?;
+            anyhow::ensure!(
+                source.store != target.store,
+                "--from and --to name the same store"
+            );
+            anyhow::ensure!(
+                !matches!(target.store, Store::Memory | Store::OpenMemory),
+                "--to: the {} store cannot hold the events; use embedded or postgres",
+                target.store.name()
+            );
+            let report = runtime()?.block_on(async {
+                let source = recall_server::open_service(&source, None).await?;
+                let target = recall_server::open_service(&target, None).await?;
+                let report = source
+                    .copy_to(&target, |r| {
+                        let last = r.conversations_done == r.conversations;
+                        if r.callers == 0 && (r.conversations_done % 100 == 0 || last) {
+                            eprintln!(
+                                "recall: {}/{} conversations ({} events copied, {} already there)",
+                                r.conversations_done,
+                                r.conversations,
+                                r.events_copied,
+                                r.events_present
+                            );
+                        } else if r.callers > 0 && r.callers % 100 == 0 {
+                            eprintln!("recall: memories of {} callers copied", r.callers);
+                        }
+                    })
+                    .await?;
+                let embedded = target.backfill_embeddings().await?;
+                anyhow::Ok((report, embedded))
+            });
+            let (report, embedded) = report?;
+            println!(
+                "copied {} events ({} already there) of {} conversations, {} with audio; {} memories ({} already there) of {} callers; {} calls indexed; {} memories embedded",
+                report.events_copied,
+                report.events_present,
+                report.conversations,
+                report.audio,
+                report.memories_copied,
+                report.memories_present,
+                report.callers,
+                report.calls_indexed,
+                embedded.embedded
+            );
+            println!("the counts match: the target holds every event and memory of the source");
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::CheckConfig) => {
             let mut config = load(cli)?;
             config.load_generated_secrets()?;
@@ -235,6 +303,13 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `config` with its store set to `name` (a `--from`/`--to` argument).
+fn with_store(config: &Config, name: &str, flag: &str) -> anyhow::Result<Config> {
+    let mut config = config.clone();
+    config.store = Store::parse(name).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+    Ok(config)
 }
 
 fn configured_post_call_secret(config: &Config) -> anyhow::Result<Secret> {

@@ -79,6 +79,7 @@ mod reindex;
 mod search;
 mod service;
 mod stats;
+mod transfer;
 
 /// The private body readers, exposed for the fuzz targets in `fuzz/` only
 /// (enable the `fuzzing` feature). Not a stable API.
@@ -147,3 +148,4 @@ pub use process::{ProcessReport, ReplayReport, WorkerHandle};
 pub use reindex::ReindexReport;
 pub use service::{IngestAck, Service, ServiceBuilder};
 pub use stats::ServiceStats;
+pub use transfer::{CountMismatch, TransferReport};

@@ -275,3 +275,109 @@ async fn a_database_outage_delays_nothing_and_loses_nothing() {
     })
     .await;
 }
+
+/// Runs `recall migrate-store --from embedded --to postgres` on `dir`.
+fn migrate_store(dir: &std::path::Path, schema: &str) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_recall"))
+        .env_clear()
+        .current_dir(dir)
+        .env("RECALL_DATA_DIR", dir)
+        .env("DATABASE_URL", url().0)
+        .env("RECALL_DATABASE_SCHEMA", schema)
+        .args(["migrate-store", "--from", "embedded", "--to", "postgres"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    stdout
+}
+
+#[tokio::test]
+async fn an_embedded_deployment_moves_to_postgres_whole_and_once() {
+    use base64::Engine as _;
+    with_schema(|schema| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let embedded = spawn_with(Options::new(dir.path()).var("RECALL_STORE", "embedded")).await;
+        let other = "+14155550102";
+        for event in [
+            transcription("conv_move_1", CALLER, "Margaret"),
+            transcription("conv_move_2", other, "Rosa"),
+        ] {
+            assert_eq!(embedded.post_call(&event).await.status(), 200);
+        }
+        let mp3 = b"ID3\x04\x00\x00\x00\x00\x00\x00moved mp3 frames".repeat(300);
+        let audio = json!({
+            "type": "post_call_audio",
+            "event_timestamp": 1_739_537_400,
+            "data": {"agent_id": "agent_1", "conversation_id": "conv_move_1",
+                     "full_audio": base64::engine::general_purpose::STANDARD.encode(&mp3),
+                     "unknown_field_kept": {"as": "sent"}}
+        });
+        let audio = serde_json::to_vec(&audio).unwrap();
+        assert_eq!(embedded.post_call(&audio).await.status(), 200);
+        embedded.settle().await;
+        let found = embedded
+            .search(&json!({"query": "roses", "user_id": CALLER, "agent_id": "agent_1"}))
+            .await;
+        let before: Value = found.json().await.unwrap();
+        embedded.stop().await;
+        drop(embedded);
+
+        let first = migrate_store(dir.path(), &schema);
+        assert!(
+            first.contains("copied 3 events (0 already there) of 2 conversations, 1 with audio"),
+            "{first}"
+        );
+        assert!(first.contains("2 calls indexed"), "{first}");
+        // Interrupted or not, a second run copies nothing twice.
+        let again = migrate_store(dir.path(), &schema);
+        assert!(
+            again.contains("copied 0 events (3 already there)"),
+            "{again}"
+        );
+        assert!(again.contains(" 0 memories ("), "{again}");
+
+        // A server on PostgreSQL alone now knows everything.
+        let pg_dir = tempfile::tempdir().unwrap();
+        let pg = replica(&schema, &pg_dir).await;
+        assert_eq!(
+            pg.greet(CALLER).await["dynamic_variables"]["user_name"],
+            "Margaret"
+        );
+        assert_eq!(
+            pg.greet(other).await["dynamic_variables"]["user_name"],
+            "Rosa"
+        );
+        let found = pg
+            .search(&json!({"query": "roses", "user_id": CALLER, "agent_id": "agent_1"}))
+            .await;
+        let after: Value = found.json().await.unwrap();
+        assert_eq!(
+            after["memories"].as_array().map(Vec::len),
+            before["memories"].as_array().map(Vec::len),
+            "{before}\n{after}"
+        );
+        let served = (pg
+            .client
+            .get(pg.url("/api/calls/conv_move_1/audio"))
+            .bearer_auth(TOKEN))
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(served.status(), 200);
+        assert_eq!(served.bytes().await.unwrap().as_ref(), mp3.as_slice());
+        // The event itself moved byte for byte, unknown fields and all.
+        let log = pg.service.event_log();
+        let conversation = recall_model::ConversationId::parse("conv_move_1").unwrap();
+        let kind = recall_model::WebhookType::PostCallAudio;
+        let mut body = log.open_event(&conversation, &kind).await.unwrap().unwrap();
+        let mut moved = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut body, &mut moved)
+            .await
+            .unwrap();
+        assert_eq!(moved, audio);
+        pg.stop().await;
+    })
+    .await;
+}
