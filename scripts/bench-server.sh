@@ -24,7 +24,9 @@
 # BENCH_POST_CALLS (500) sequential post-call events, BENCH_SKIP_BUILD=1 to
 # reuse the binaries, BENCH_RECALL=PATH to measure another recall binary
 # against the same ceiling, BENCH_LOG_VARIANT=0 to skip the extra client-data run
-# with RECALL_LOG=warn.
+# with RECALL_LOG=warn, BENCH_STORE=postgres to run every server on
+# PostgreSQL (BENCH_DATABASE_URL, default DATABASE_URL or the local server;
+# each server gets a schema of its own, dropped at the end).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -64,6 +66,7 @@ command -v curl >/dev/null || die "curl is needed"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/recall-bench.XXXXXX")
 PIDS=()
+SCHEMAS=()
 cleanup() {
   local p
   for p in "${PIDS[@]}"; do
@@ -73,6 +76,10 @@ cleanup() {
     fi
   done
   rm -rf "$WORK"
+  [[ ${RECALL_STORE:-} == postgres ]] || return 0
+  for s in "${SCHEMAS[@]}"; do
+    psql -q "$DATABASE_URL" -c "DROP SCHEMA IF EXISTS \"$s\" CASCADE" >/dev/null 2>&1 || true
+  done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -110,8 +117,12 @@ SEARCH_KEY=bench-search-data-key-0123456789abcdef
 export ELEVENLABS_POST_CALL_KEY=$POST_KEY
 export ELEVENLABS_CLIENT_DATA_KEY=$CLIENT_KEY
 export ELEVENLABS_SEARCH_DATA_KEY=$SEARCH_KEY
-export RECALL_STORE=embedded
+export RECALL_STORE=${BENCH_STORE:-embedded}
 export RECALL_LOG_FORMAT=json
+if [[ $RECALL_STORE == postgres ]]; then
+  export DATABASE_URL=${BENCH_DATABASE_URL:-${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}}
+  command -v psql >/dev/null || die "psql is needed to drop the benchmark's schemas"
+fi
 
 SERVER_PID=
 SERVER_PORT=
@@ -123,8 +134,11 @@ start_recall() {
   shift
   SERVER_PORT=$(free_port) || die "no free port"
   mkdir -p "$WORK/$name"
+  local schema="bench_$$_$name"
+  SCHEMAS+=("$schema")
   t0=$(now_us)
-  env RECALL_DATA_DIR="$WORK/$name" RECALL_BIND="127.0.0.1:$SERVER_PORT" "$@" \
+  env RECALL_DATA_DIR="$WORK/$name" RECALL_BIND="127.0.0.1:$SERVER_PORT" \
+    RECALL_DATABASE_SCHEMA="$schema" "$@" \
     "$RECALL" serve 2>"$WORK/$name.log" &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
@@ -144,7 +158,7 @@ stop_pid() {
 }
 
 CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
-MACHINE="$(nproc) cores ($CPU), $(uname -sr), load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
+MACHINE="$(nproc) cores ($CPU), $(uname -sr), load average at start $(cut -d' ' -f1-3 /proc/loadavg), store $RECALL_STORE"
 say "== machine: $MACHINE"
 say "== scratch: $WORK"
 
