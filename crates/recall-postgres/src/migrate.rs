@@ -23,6 +23,9 @@ const LOCK_CLASS: &str = "recall.migrate";
 
 pub(crate) async fn run(client: &mut Object, schema: Option<&str>) -> Result<i32, DatabaseError> {
     let tx = client.transaction().await?;
+    // Waiting for another replica's migration, or a long migration, is
+    // not a statement to cut short.
+    tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtext($1), hashtext(coalesce($2, current_schema(), '')))",
         &[&LOCK_CLASS, &schema],

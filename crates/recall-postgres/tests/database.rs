@@ -46,6 +46,33 @@ async fn replicas_migrating_at_once_both_succeed_and_record_each_version_once() 
 }
 
 #[tokio::test]
+async fn a_replica_waiting_for_another_migration_is_not_cut_short_by_the_statement_timeout() {
+    with_fresh_schema(|db| async move {
+        let impatient = Database::builder(url().0)
+            .schema(db.schema().unwrap())
+            .statement_timeout(std::time::Duration::from_millis(50))
+            .connect()
+            .await
+            .unwrap();
+        // Another replica holds the migration lock for a while.
+        let mut holder = db.client().await.unwrap();
+        let tx = holder.transaction().await.unwrap();
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('recall.migrate'), hashtext($1))",
+            &[&db.schema().unwrap()],
+        )
+        .await
+        .unwrap();
+        let waiting = tokio::spawn(async move { impatient.migrate().await });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "the replica waits for the lock");
+        tx.commit().await.unwrap();
+        assert_eq!(waiting.await.unwrap().unwrap(), SCHEMA_VERSION);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_schema_migrated_by_a_newer_build_is_refused() {
     with_schema(|db| async move {
         assert_eq!(db.schema_version().await.unwrap(), Some(SCHEMA_VERSION));
