@@ -17,9 +17,6 @@ CREATE TABLE events (
     failure text,
     record text,
     received_nanos bigint NOT NULL,
-    -- The worker that claimed the pending event, until when (PgEventLog::claim).
-    claimed_by text,
-    claimed_until timestamptz,
     PRIMARY KEY (conversation_id, kind)
 );
 

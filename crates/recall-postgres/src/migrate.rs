@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../migrations/0001_event_log.sql")),
     (2, include_str!("../migrations/0002_calls.sql")),
     (3, include_str!("../migrations/0003_memories.sql")),
+    (4, include_str!("../migrations/0004_event_claims.sql")),
 ];
 
 /// The newest schema version this build knows.

@@ -73,6 +73,47 @@ async fn a_replica_waiting_for_another_migration_is_not_cut_short_by_the_stateme
 }
 
 #[tokio::test]
+async fn a_schema_at_an_older_version_gets_only_the_migrations_it_lacks() {
+    with_fresh_schema(|db| async move {
+        // The schema as the first release left it: version 3, with data.
+        let schema = db.schema().unwrap().to_owned();
+        let client = db.client().await.unwrap();
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA \"{schema}\";
+                 CREATE TABLE schema_version (version integer PRIMARY KEY,
+                     applied_at timestamptz NOT NULL DEFAULT now());
+                 INSERT INTO schema_version (version) VALUES (1), (2), (3);"
+            ))
+            .await
+            .unwrap();
+        for sql in [
+            include_str!("../migrations/0001_event_log.sql"),
+            include_str!("../migrations/0002_calls.sql"),
+            include_str!("../migrations/0003_memories.sql"),
+        ] {
+            client.batch_execute(sql).await.unwrap();
+        }
+        client
+            .batch_execute(
+                "INSERT INTO conversations (conversation_id) VALUES ('conv_old');
+                 INSERT INTO events (conversation_id, kind, body, received_nanos)
+                 VALUES ('conv_old', 'post_call_transcription', '\\x7b7d', 1)",
+            )
+            .await
+            .unwrap();
+        assert_eq!(db.migrate().await.unwrap(), SCHEMA_VERSION);
+        let kept: i64 = client
+            .query_one("SELECT count(*) FROM events WHERE claimed_by IS NULL", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(kept, 1, "the old event is kept, unclaimed");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_schema_migrated_by_a_newer_build_is_refused() {
     with_schema(|db| async move {
         assert_eq!(db.schema_version().await.unwrap(), Some(SCHEMA_VERSION));
