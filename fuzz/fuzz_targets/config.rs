@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use recall_server::config::{Config, EnvVars, SETTINGS, StoreConfig};
+use recall_server::config::{Config, EnvVars, SETTINGS, Store};
 
 const ENV_MARKER: &str = "#--env--";
 
@@ -104,20 +104,20 @@ fn secret_env(config: &Config) -> Vec<(String, String)> {
             .to_owned()
     };
     let mut out = Vec::new();
-    for (key, webhook) in config.secrets.each() {
+    for (key, webhook) in config.webhook_keys() {
         if !webhook.secrets.is_empty() {
             let joined: Vec<&str> = webhook.secrets.iter().map(|s| s.expose()).collect();
             out.push((env(key), joined.join(",")));
         }
     }
-    if !config.admin_tokens.is_empty() {
-        let joined: Vec<&str> = config.admin_tokens.iter().map(|s| s.expose()).collect();
+    if !config.admin_token.is_empty() {
+        let joined: Vec<&str> = config.admin_token.iter().map(|s| s.expose()).collect();
         out.push((env("admin_token"), joined.join(",")));
     }
     if let Some(key) = &config.elevenlabs_api_key {
         out.push((env("elevenlabs_api_key"), key.expose().to_owned()));
     }
-    if let StoreConfig::OpenMemory { key: Some(key), .. } = &config.store {
+    if let (Store::OpenMemory, Some(key)) = (config.store, &config.openmemory_key) {
         out.push((env("openmemory_key"), key.expose().to_owned()));
     }
     out

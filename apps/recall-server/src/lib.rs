@@ -26,4 +26,4 @@ pub mod secrets_file;
 pub mod startup;
 pub mod telemetry;
 
-pub use startup::{Application, open_service};
+pub use startup::{Application, connect_database, migrate, open_service};

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use recall_model::{ConversationId, PhoneNumber};
 use recall_server::Application;
-use recall_server::config::{Config, EnvVars, SecretSource};
+use recall_server::config::{Config, EnvVars, SecretSource, Store};
 use recall_signature::{Secret, sign};
 
 /// Recall gives ElevenLabs voice agents a long-term memory of their callers.
@@ -29,7 +29,8 @@ use recall_signature::{Secret, sign};
         recall replay --failed                  retry the events whose processing failed\n  \
         recall forget +16129782029              erase a caller\n  \
         recall reindex                          rebuild the call index and the memories' embeddings\n  \
-        recall check-config                     show the effective configuration"
+        recall check-config                     show the effective configuration\n  \
+        recall migrate                          apply the PostgreSQL migrations (store = postgres)"
 )]
 struct Cli {
     /// The configuration file (TOML). Default: $RECALL_CONFIG, else
@@ -83,6 +84,10 @@ enum Command {
     /// and dashboard from the stored post-call events, and embed every
     /// memory whose embedding is missing or of another model.
     Reindex,
+    /// Apply the database migrations (with `store = "postgres"`) and exit.
+    /// `serve` applies them too, at start; this runs them alone, e.g.
+    /// before a rolling deploy.
+    Migrate,
 }
 
 fn main() -> ExitCode {
@@ -200,6 +205,20 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Migrate) => {
+            let config = load(cli)?;
+            anyhow::ensure!(
+                config.store == Store::Postgres,
+                "`recall migrate` is for store = \"postgres\" (RECALL_STORE=postgres and DATABASE_URL); the {} store needs no migration",
+                config.store.name()
+            );
+            let version = runtime()?.block_on(async {
+                let db = recall_server::connect_database(&config).await?;
+                recall_server::migrate(&db).await
+            })?;
+            println!("the database schema is at version {version}");
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::CheckConfig) => {
             let mut config = load(cli)?;
             config.load_generated_secrets()?;
@@ -221,7 +240,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 fn configured_post_call_secret(config: &Config) -> anyhow::Result<Secret> {
     let mut config = config.clone();
     config.load_generated_secrets()?;
-    match config.secrets.post_call.secrets.iter().next() {
+    match config.post_call_key.secrets.iter().next() {
         Some(secret) => Ok(secret.clone()),
         None => anyhow::bail!(
             "no post-call secret: pass --secret, set ELEVENLABS_POST_CALL_KEY, or run `recall serve` once to generate {}",
@@ -248,8 +267,7 @@ fn serve(config: &Config) -> anyhow::Result<ExitCode> {
 
 fn print_secrets_notice(config: &Config, generated: bool) {
     let any_generated = config
-        .secrets
-        .each()
+        .webhook_keys()
         .iter()
         .any(|(_, k)| k.source != SecretSource::Configured);
     if !any_generated {

@@ -184,7 +184,7 @@ pub async fn observe(
     let response = async {
         if let Some(state) = &state
             && is_webhook
-            && !state.config.network.allowlist.is_empty()
+            && !state.config.ip_allowlist.is_empty()
         {
             let peer = req.peer_addr().map(|a| a.ip());
             // Every line, in order: a proxy may add its own line rather
@@ -198,13 +198,9 @@ pub async fn observe(
                 .join(",");
             let forwarded = (!forwarded.is_empty()).then_some(forwarded.as_str());
             let allowed = peer.is_some_and(|peer| {
-                let ip = client_ip(peer, forwarded, &state.config.network.trusted_proxies);
-                state
-                    .config
-                    .network
-                    .allowlist
-                    .iter()
-                    .any(|n| n.contains(ip))
+                let ip = client_ip(peer, forwarded, &state.config.trusted_proxies);
+                let allowlist = &state.config.ip_allowlist;
+                allowlist.iter().any(|n| n.contains(ip))
             });
             if !allowed {
                 tracing::warn!(peer = ?peer, "client address not in the allowlist");

@@ -1,9 +1,14 @@
 //! The data directory's file of generated webhook secrets: a small TOML
-//! table written once with mode 0600 and read back on every start.
+//! table written once with mode 0600 and read back on every start, and
+//! the first run that fills it.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write as _};
 use std::path::Path;
+
+use recall_signature::{Secret, Secrets};
+
+use crate::config::{Config, ConfigError, SecretSource, find};
 
 /// Reads the saved secrets; a missing file is an empty table.
 ///
@@ -51,6 +56,98 @@ pub fn write(path: &Path, secrets: &BTreeMap<String, String>) -> io::Result<()> 
     file.sync_all()?;
     drop(file);
     std::fs::rename(&tmp, path)
+}
+
+impl Config {
+    /// Fills the webhook secrets that are not configured: from the data
+    /// directory's generated-secrets file when it exists, else freshly
+    /// generated and saved there (mode 0600). Refuses when the server binds
+    /// a non-loopback address without configured secrets.
+    ///
+    /// Returns whether secrets were generated now.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] for a non-loopback bind without secrets, or when
+    /// the file cannot be read or written.
+    pub fn resolve_secrets(&mut self) -> Result<bool, ConfigError> {
+        let keys = self.webhook_keys();
+        let missing = keys
+            .iter()
+            .filter(|(_, k)| k.source == SecretSource::Missing);
+        let names: Vec<&str> = missing
+            .map(|(key, _)| find(key).map_or(*key, |s| s.env))
+            .collect();
+        if names.is_empty() {
+            return Ok(false);
+        }
+        if self.store.is_shared() {
+            return Err(ConfigError::new(format!(
+                "refusing to generate webhook secrets with store = \"{}\": replicas sharing the database must agree on them, so set {}",
+                self.store.name(),
+                names.join(", ")
+            )));
+        }
+        if !self.bind.ip().is_loopback() {
+            return Err(ConfigError::new(format!(
+                "refusing to listen on {} (not a loopback address) without configured webhook secrets: set {}",
+                self.bind,
+                names.join(", ")
+            )));
+        }
+        self.fill_secrets(true)
+    }
+
+    /// Fills the webhook secrets that are not configured from the data
+    /// directory's generated-secrets file, without generating anything
+    /// (for `check-config` and `sign`).
+    ///
+    /// # Errors
+    /// When the file exists but cannot be read or holds an unusable secret.
+    pub fn load_generated_secrets(&mut self) -> Result<(), ConfigError> {
+        self.fill_secrets(false).map(drop)
+    }
+
+    /// Fills the missing secrets from the generated-secrets file, first
+    /// generating and saving those it lacks when `generate`.
+    fn fill_secrets(&mut self, generate: bool) -> Result<bool, ConfigError> {
+        let path = self.generated_secrets_path();
+        let (path_text, mut generated) = (path.display(), false);
+        let mut saved = read(&path).map_err(|e| {
+            ConfigError::new(format!("cannot read generated secrets {path_text}: {e}"))
+        })?;
+        let keys = [
+            ("post_call_key", &mut self.post_call_key),
+            ("client_data_key", &mut self.client_data_key),
+            ("search_data_key", &mut self.search_data_key),
+        ];
+        for (name, key) in keys {
+            if key.source != SecretSource::Missing {
+                continue;
+            }
+            if generate && !saved.contains_key(name) {
+                let fresh = Secret::generate().map_err(|e| {
+                    ConfigError::new(format!("cannot generate a secret for `{name}`: {e}"))
+                })?;
+                saved.insert(name.to_owned(), fresh.expose().to_owned());
+                generated = true;
+            }
+            if let Some(value) = saved.get(name) {
+                let secret = Secret::new(value.as_str()).map_err(|e| {
+                    ConfigError::new(format!(
+                        "the generated secret `{name}` in {path_text} is unusable: {e}"
+                    ))
+                })?;
+                key.secrets = Secrets::single(secret);
+                key.source = SecretSource::Generated;
+            }
+        }
+        if generated {
+            write(&path, &saved).map_err(|e| {
+                ConfigError::new(format!("cannot save generated secrets to {path_text}: {e}"))
+            })?;
+        }
+        Ok(generated)
+    }
 }
 
 #[cfg(test)]

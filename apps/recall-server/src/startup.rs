@@ -11,9 +11,10 @@ use recall_memory::{InMemoryStore, MemoryStore};
 use recall_service::{PayloadStore, Service};
 use recall_signature::{Tolerance, Verifier};
 
-use crate::config::{Config, StoreConfig};
+use crate::config::{Config, Store};
 use crate::metrics::Metrics;
 use crate::routes;
+use recall_postgres::{Database, PgCallIndex, PgEventLog, PgMemoryStore};
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -40,26 +41,31 @@ pub struct AppState {
 ///
 /// # Errors
 /// When the store cannot be opened (bad path, bad URL).
-pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MemoryStore>> {
-    Ok(match &config.store {
-        StoreConfig::Memory => Arc::new(InMemoryStore::new()),
-        StoreConfig::Embedded { path } => {
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MemoryStore>> {
+    Ok(match config.store {
+        Store::Memory => Arc::new(InMemoryStore::new()),
+        Store::Embedded => {
+            let path = config.embedded_db_path();
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("cannot create {}", dir.display()))?;
             }
             Arc::new(
-                recall_embedded::EmbeddedStore::open(path).with_context(|| {
+                recall_embedded::EmbeddedStore::open(&path).with_context(|| {
                     format!("cannot open the embedded store {}", path.display())
                 })?,
             )
         }
-        StoreConfig::OpenMemory { url, key, timeout } => {
-            let mut om = recall_memory::openmemory::OpenMemoryConfig::from_port_or_url(url)
-                .context("invalid setting `openmemory_url` (OPENMEMORY_PORT)")?
-                .read_timeout(*timeout)
-                .write_timeout(*timeout);
-            if let Some(key) = key {
+        Store::Postgres => Arc::new(PgMemoryStore::new(connect_database(config).await?)),
+        Store::OpenMemory => {
+            let timeout = config.openmemory_timeout_ms.millis();
+            let mut om = recall_memory::openmemory::OpenMemoryConfig::from_port_or_url(
+                &config.openmemory_url,
+            )
+            .context("invalid setting `openmemory_url` (OPENMEMORY_PORT)")?
+            .read_timeout(timeout)
+            .write_timeout(timeout);
+            if let Some(key) = &config.openmemory_key {
                 om = om
                     .with_api_key(key.expose())
                     .context("invalid setting `openmemory_key` (OPENMEMORY_KEY)")?;
@@ -84,42 +90,93 @@ pub async fn open_service(
     config: &Config,
     store: Option<Arc<dyn MemoryStore>>,
 ) -> anyhow::Result<Service> {
+    let embedder = recall_embed::load(config.embedding_model.as_deref())
+        .context("cannot load the embedding model (RECALL_EMBEDDING_MODEL)")?;
+    tracing::debug!(model = embedder.model_id(), "embedding model loaded");
+    if config.store == Store::Postgres {
+        let db = connect_database(config).await?;
+        migrate(&db).await?;
+        let store = store.unwrap_or_else(|| Arc::new(PgMemoryStore::new(db.clone())));
+        let events = PgEventLog::open(db.clone())
+            .await
+            .context("cannot open the event log")?;
+        let events = events.with_quarantine_limits(
+            config.quarantine_max_files.get(),
+            config.quarantine_max_bytes.get(),
+        );
+        let index = Arc::new(PgCallIndex::new(db));
+        let builder = Service::builder(store, events).call_index(index);
+        return Ok(builder
+            .config(config.service.clone())
+            .embedder(embedder)
+            .build());
+    }
     let store = match store {
         Some(store) => store,
-        None => open_store(config)?,
+        None => open_store(config).await?,
     };
-    let payloads = PayloadStore::open(&config.payload_dir)
+    let payloads = PayloadStore::open(config.payload_dir())
         .and_then(|p| {
             p.with_quarantine_limits(
-                config.limits.quarantine_max_files,
-                config.limits.quarantine_max_bytes,
+                config.quarantine_max_files.get(),
+                config.quarantine_max_bytes.get(),
             )
         })
         .with_context(|| {
             format!(
                 "cannot open the payload directory {} (PAYLOAD_STORAGE_PATH)",
-                config.payload_dir.display()
+                config.payload_dir().display()
             )
         })?;
-    let embedder = recall_embed::load(config.embedding_model.as_deref())
-        .context("cannot load the embedding model (RECALL_EMBEDDING_MODEL)")?;
-    tracing::debug!(model = embedder.model_id(), "embedding model loaded");
     let (index, fresh) = crate::admin::open_index(config).await?;
     let service = Service::builder(store, payloads)
+        .call_index(Arc::new(index))
         .config(config.service.clone())
         .embedder(embedder)
-        .call_index(Arc::new(index))
         .build();
     if fresh {
         let report = service.reindex().await.with_context(|| {
             format!(
                 "cannot index the payloads in {}",
-                config.payload_dir.display()
+                config.payload_dir().display()
             )
         })?;
         tracing::info!(?report, "call index created");
     }
     Ok(service)
+}
+
+/// Connects to the configured PostgreSQL database (`store = "postgres"`).
+///
+/// # Errors
+/// When `database_url` is not set or the first connection fails.
+pub async fn connect_database(config: &Config) -> anyhow::Result<Database> {
+    let url = (config.database_url.as_ref())
+        .context("invalid setting `database_url` (DATABASE_URL): not set")?;
+    Database::builder(url.expose())
+        .schema(&config.database_schema)
+        .pool_size(config.database_pool_size.size())
+        .statement_timeout(config.database_statement_timeout_ms.millis())
+        .connect()
+        .await
+        .with_context(|| {
+            format!(
+                "cannot connect to the database {} (DATABASE_URL)",
+                url.masked()
+            )
+        })
+}
+
+/// Applies the migrations the database lacks (under an advisory lock, so
+/// replicas starting together are safe) and returns the schema version.
+///
+/// # Errors
+/// When a migration fails (none is half-applied) or a newer build
+/// migrated the database.
+pub async fn migrate(db: &Database) -> anyhow::Result<i32> {
+    db.migrate()
+        .await
+        .context("cannot migrate the database (DATABASE_URL)")
 }
 
 /// A built server, bound and ready to run.
@@ -175,7 +232,7 @@ impl Application {
             "post-call backlog read"
         );
         let admin = crate::admin::AdminState {
-            tokens: config.admin_tokens.clone(),
+            tokens: config.admin_token.clone(),
             service: service.clone(),
         };
 
@@ -185,25 +242,26 @@ impl Application {
         let port = local.port();
 
         let tolerance = Tolerance::new(
-            std::time::Duration::from_secs(config.signature_tolerance_secs),
-            std::time::Duration::from_secs(config.signature_future_secs),
+            config.signature_tolerance_secs.secs(),
+            config.signature_future_secs.secs(),
         );
         let verifier = |secrets: &recall_signature::Secrets| {
             Verifier::new(secrets.clone()).with_tolerance(tolerance)
         };
         let state = web::Data::new(AppState {
             service: service.clone(),
-            post_call: verifier(&config.secrets.post_call.secrets),
-            client_data: verifier(&config.secrets.client_data.secrets),
-            search_data: verifier(&config.secrets.search_data.secrets),
+            post_call: verifier(&config.post_call_key.secrets),
+            client_data: verifier(&config.client_data_key.secrets),
+            search_data: verifier(&config.search_data_key.secrets),
             metrics: Metrics::new(service.clone()),
             uploads: Arc::new(tokio::sync::Semaphore::new(
-                config.limits.post_call_max_uploads,
+                config.post_call_max_uploads.size(),
             )),
             config: config.clone(),
         });
 
-        let timeouts = config.timeouts;
+        let keep_alive = config.keep_alive_secs.secs();
+        let (request, disconnect) = (config.request_timeout_ms, config.disconnect_timeout_ms);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -211,23 +269,26 @@ impl Application {
                 .configure(|cfg| crate::admin::configure(cfg, admin.clone()))
                 .configure(routes::configure)
         })
-        .client_request_timeout(timeouts.client_request)
-        .client_disconnect_timeout(timeouts.client_disconnect)
-        .keep_alive(if timeouts.keep_alive.is_zero() {
+        .client_request_timeout(request.millis())
+        .client_disconnect_timeout(disconnect.millis())
+        .keep_alive(if keep_alive.is_zero() {
             actix_web::http::KeepAlive::Disabled
         } else {
-            actix_web::http::KeepAlive::Timeout(timeouts.keep_alive)
+            actix_web::http::KeepAlive::Timeout(keep_alive)
         })
-        .shutdown_timeout(timeouts.shutdown.as_secs());
-        if config.workers > 0 {
-            server = server.workers(config.workers);
+        .shutdown_timeout(config.shutdown_timeout_secs.get());
+        if config.workers.get() > 0 {
+            server = server.workers(config.workers.size());
         }
         let server = server.listen(listener)?.run();
         tracing::info!(
             address = %local,
             port,
             store = config.store.name(),
-            payloads = %config.payload_dir.display(),
+            events = %match config.store {
+                Store::Postgres => "postgres".to_owned(),
+                _ => config.payload_dir().display().to_string(),
+            },
             "recall is listening"
         );
         Ok(Self {

@@ -227,7 +227,5 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, CallsError> + Send + 'static,
 {
-    // Inside the caller's span, so the work's logs keep its fields.
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(f)).await?
+    recall_memory::spawn_blocking(f).await?
 }

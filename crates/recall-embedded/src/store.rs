@@ -211,7 +211,7 @@ impl EmbeddedStore {
         F: FnOnce(&Inner) -> Result<T, MemoryError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || work(&inner))
+        recall_memory::spawn_blocking(move || work(&inner))
             .await
             .map_err(|e| MemoryError::internal("embedded store task failed").with_source(e))?
     }

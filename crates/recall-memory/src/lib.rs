@@ -86,3 +86,26 @@ pub use store::{
     MemoryFilter, MemoryId, MemoryPage, MemoryStore, MemoryUpdate, Metadata, NewMemory,
     QueryEmbedder, ScoredMemory, SearchQuery, UserProfile, validate_content,
 };
+
+/// [`tokio::task::spawn_blocking`], run inside the caller's tracing span,
+/// so that what the blocking work logs (files, fsync, SQLite) keeps the
+/// request's or the event's fields (`conversation_id`, ...). Every crate
+/// of Recall that blocks goes through it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let span = tracing::info_span!("event", conversation_id = "conv_1");
+/// let _entered = span.enter();
+/// let answer = recall_memory::spawn_blocking(|| 6 * 7).await.unwrap();
+/// assert_eq!(answer, 42);
+/// # }
+/// ```
+pub fn spawn_blocking<F, T>(f: F) -> tokio::task::JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+}

@@ -2,17 +2,8 @@
 //! caller's tracing span, so that what it logs keeps the request's or the
 //! event's fields (`conversation_id`, ...).
 
-use tokio::task::JoinHandle;
-
-/// [`tokio::task::spawn_blocking`], run inside the current span.
-pub(crate) fn spawn<F, T>(f: F) -> JoinHandle<T>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(f))
-}
+/// The span-carrying [`tokio::task::spawn_blocking`] of every crate.
+pub(crate) use recall_memory::spawn_blocking as spawn;
 
 #[cfg(test)]
 mod tests {

@@ -228,7 +228,7 @@ mod paths {
             (status = 403, description = "Client address not in ip_allowlist", body = ErrorBody),
             (status = 408, description = "Body not received in time", body = ErrorBody),
             (status = 413, description = "Body larger than post_call_max_bytes", body = ErrorBody),
-            (status = 503, description = "More than post_call_max_uploads bodies are being received; retry after Retry-After seconds", body = ErrorBody,
+            (status = 503, description = "More than post_call_max_uploads bodies are being received, or the event could not be stored (nothing was kept); retry after Retry-After seconds", body = ErrorBody,
                 headers(("Retry-After" = u32, description = "Seconds to wait"))),
         ))]
     fn post_call() {}

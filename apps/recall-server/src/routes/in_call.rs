@@ -86,8 +86,8 @@ async fn authenticated_json<T: serde::de::DeserializeOwned>(
     let body = read_body(
         req,
         payload,
-        config.limits.webhook_max_bytes,
-        config.timeouts.body,
+        config.webhook_max_bytes.size(),
+        config.body_timeout_secs.secs(),
     )
     .await?;
     auth.finish(&body)?;

@@ -4,7 +4,7 @@
 //! held whole in memory (audio events are tens of MiB).
 
 use actix_web::web;
-use actix_web::{HttpRequest, HttpResponse, ResponseError as _};
+use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt as _;
 use recall_memory::ErrorChain;
 use recall_model::{ConversationId, WebhookType};
@@ -18,7 +18,19 @@ use crate::routes::in_call::{announced_length, body_timeout};
 use crate::startup::AppState;
 
 /// `Retry-After` of a 503 for too many uploads at once, in seconds.
-const UPLOADS_RETRY_AFTER_SECS: &str = "2";
+const UPLOADS_RETRY_AFTER_SECS: u32 = 2;
+
+/// `Retry-After` of a 503 when the event log cannot store the event (a
+/// full disk, a database outage), in seconds.
+const STORE_RETRY_AFTER_SECS: u32 = 5;
+
+/// The event log failed to store the event: nothing was acknowledged, so
+/// ElevenLabs is asked to deliver it again later.
+fn cannot_store(error: &dyn std::fmt::Display) -> ApiError {
+    tracing::error!(%error, "cannot store a post-call event");
+    ApiError::unavailable("the event could not be stored durably; nothing was kept, retry later")
+        .retry_after(STORE_RETRY_AFTER_SECS)
+}
 
 /// The acknowledgement of a post-call event, once stored durably.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -50,7 +62,7 @@ pub async fn post_call(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let config = &state.config;
-    let limit = config.limits.post_call_max_bytes;
+    let limit = config.post_call_max_bytes.get();
 
     // Header and clock first: a request that cannot be authentic is
     // refused before a single body byte is read or written.
@@ -65,25 +77,17 @@ pub async fn post_call(
     // staged at once. ElevenLabs retries a 503.
     let Ok(_upload) = state.uploads.clone().try_acquire_owned() else {
         tracing::warn!(
-            max = config.limits.post_call_max_uploads,
+            max = config.post_call_max_uploads.size(),
             "post-call upload refused: too many bodies being received"
         );
-        let mut busy = ApiError::unavailable(format!(
+        return Err(ApiError::unavailable(format!(
             "too many post-call bodies are being received (at most {}); retry later",
-            config.limits.post_call_max_uploads
+            config.post_call_max_uploads.size()
         ))
-        .error_response();
-        busy.headers_mut().insert(
-            actix_web::http::header::RETRY_AFTER,
-            actix_web::http::header::HeaderValue::from_static(UPLOADS_RETRY_AFTER_SECS),
-        );
-        return Ok(busy);
+        .retry_after(UPLOADS_RETRY_AFTER_SECS));
     };
 
-    let mut staged = state.service.stage().await.map_err(|e| {
-        tracing::error!(error = %e, "cannot stage a post-call event");
-        ApiError::internal()
-    })?;
+    let mut staged = (state.service.stage().await).map_err(|e| cannot_store(&e))?;
     let receive = async {
         let mut received: u64 = 0;
         while let Some(chunk) = payload.next().await {
@@ -95,16 +99,13 @@ pub async fn post_call(
                 return Err(ApiError::too_large(limit));
             }
             verifier.update(&chunk);
-            staged.write(&chunk).await.map_err(|e| {
-                tracing::error!(error = %e, "cannot write a staged post-call event");
-                ApiError::internal()
-            })?;
+            staged.write(&chunk).await.map_err(|e| cannot_store(&e))?;
         }
         Ok(())
     };
-    tokio::time::timeout(config.timeouts.body, receive)
+    tokio::time::timeout(config.body_timeout_secs.secs(), receive)
         .await
-        .map_err(|_| body_timeout(config.timeouts.body))??;
+        .map_err(|_| body_timeout(config.body_timeout_secs.secs()))??;
     // A bad signature drops `staged`, which removes its file.
     verifier.finish().map_err(|e| reject(&e))?;
 
@@ -130,9 +131,6 @@ pub async fn post_call(
             tracing::info!(%reason, "post-call event refused");
             Err(ApiError::bad_request("invalid_event", reason))
         }
-        Err(error) => {
-            tracing::error!(error = %ErrorChain(&error), "cannot store a post-call event");
-            Err(ApiError::internal())
-        }
+        Err(error) => Err(cannot_store(&ErrorChain(&error))),
     }
 }

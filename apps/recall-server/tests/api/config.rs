@@ -17,14 +17,14 @@ fn the_command_refuses_a_bad_setting_naming_it() {
     let output = recall()
         .current_dir(dir.path())
         .args(["check-config"])
-        .env("RECALL_STORE", "postgres")
+        .env("RECALL_STORE", "mysql")
         .output()
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("RECALL_STORE"), "{stderr}");
     assert!(
-        stderr.contains("embedded, openmemory or memory"),
+        stderr.contains("embedded, openmemory, memory or postgres"),
         "{stderr}"
     );
 

@@ -121,7 +121,7 @@ pub async fn try_spawn(options: Options) -> anyhow::Result<TestApp> {
     LazyLock::force(&TRACING);
     let config = options.config()?;
     let data_dir = config.data_dir.clone();
-    let payload_dir = config.payload_dir.clone();
+    let payload_dir = config.payload_dir();
     let app = Application::build_with_store(config, options.store.clone()).await?;
     let generated_secrets = app.generated_secrets();
     let address = format!("http://127.0.0.1:{}", app.port());

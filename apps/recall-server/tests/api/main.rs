@@ -9,4 +9,6 @@ mod helpers;
 mod inputs;
 mod lifecycle;
 mod openapi;
+mod postgres;
 mod resilience;
+mod settings;

@@ -1,0 +1,277 @@
+//! `RECALL_STORE=postgres`: the server keeps memories, events and the call
+//! index in PostgreSQL, so two servers on one database answer for each
+//! other. Each test uses a schema of its own, dropped at the end. Without
+//! `DATABASE_URL` and without a local server, the tests say why they skip.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
+
+use recall_postgres::Database;
+use serde_json::{Value, json};
+
+use crate::helpers::{CALLER, Options, TestApp, spawn_with, transcription, try_spawn};
+
+/// The local server CI and developers run.
+const LOCAL: &str = "postgres://postgres@127.0.0.1:5432/test";
+const TOKEN: &str = "postgres-test-admin-token";
+
+fn url() -> (String, bool) {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => (url, true),
+        _ => (LOCAL.to_owned(), false),
+    }
+}
+
+/// Runs `test` with a fresh schema name on a reachable server, then drops
+/// the schema (also when the test fails).
+async fn with_schema<F, Fut>(test: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (url, asked) = url();
+    let server = match Database::connect(&url).await {
+        Ok(server) => server,
+        Err(e) if !asked => {
+            eprintln!("skipping: no PostgreSQL at {url} (set DATABASE_URL): {e}");
+            return;
+        }
+        Err(e) => panic!("connecting to {url}: {e:?}"),
+    };
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let schema = format!("recall_server_{}_{}", std::process::id(), nanos.as_nanos());
+    let outcome = tokio::spawn(test(schema.clone())).await;
+    let client = server.client().await.expect("a connection");
+    let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+    client.batch_execute(&drop).await.expect("schema dropped");
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+}
+
+/// A replica on `schema`, with its own (unused) data directory.
+async fn replica(schema: &str, dir: &tempfile::TempDir) -> TestApp {
+    replica_at(&url().0, schema, dir).await
+}
+
+/// A replica reaching the database at `database_url`.
+async fn replica_at(database_url: &str, schema: &str, dir: &tempfile::TempDir) -> TestApp {
+    let options = Options::new(dir.path())
+        .var("RECALL_STORE", "postgres")
+        .var("DATABASE_URL", database_url)
+        .var("RECALL_DATABASE_SCHEMA", schema)
+        .var("RECALL_ADMIN_TOKEN", TOKEN);
+    spawn_with(options).await
+}
+
+#[tokio::test]
+async fn two_servers_on_one_database_answer_for_each_other() {
+    with_schema(|schema| async move {
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = replica(&schema, &dir_a).await;
+        let b = replica(&schema, &dir_b).await;
+
+        let event = transcription("conv_pg_1", CALLER, "Margaret");
+        assert_eq!(a.post_call(&event).await.status(), 200);
+        a.settle().await;
+
+        // B never saw the event, yet greets and answers for the caller.
+        let greeting = b.greet(CALLER).await;
+        let variables = &greeting["dynamic_variables"];
+        assert_eq!(variables["user_name"], "Margaret", "{greeting}");
+        let response = b
+            .search(&json!({"query": "roses black spot", "user_id": CALLER, "agent_id": "agent_1"}))
+            .await;
+        assert_eq!(response.status(), 200);
+        let found: Value = response.json().await.unwrap();
+        let memories = found["memories"].as_array().unwrap();
+        assert!(
+            memories
+                .iter()
+                .any(|m| m.to_string().contains("black spot")),
+            "{found}"
+        );
+
+        // Its operator API lists the call A stored.
+        let calls: Value = (b.client.get(b.url("/api/calls")).bearer_auth(TOKEN))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(calls.to_string().contains("conv_pg_1"), "{calls}");
+
+        // ElevenLabs delivering the same event again, to the other replica,
+        // stores nothing new.
+        assert_eq!(b.post_call(&event).await.status(), 200);
+        b.settle().await;
+        assert_eq!(b.stored_conversations().await, 1);
+        let again = b
+            .search(&json!({"query": "roses", "user_id": CALLER, "agent_id": "agent_1"}))
+            .await;
+        let again: Value = again.json().await.unwrap();
+        assert_eq!(
+            again["memories"].as_array().map(Vec::len),
+            Some(memories.len()),
+            "no duplicate memories: {again}"
+        );
+
+        // Another caller learns nothing of Margaret.
+        let stranger = a.greet("+14155550100").await;
+        assert_eq!(stranger["dynamic_variables"]["user_name"], "", "{stranger}");
+
+        // Nothing was written to the data directories.
+        for dir in [&dir_a, &dir_b] {
+            let payloads = dir.path().join("payloads");
+            assert!(!payloads.exists(), "{} exists", payloads.display());
+        }
+        a.stop().await;
+        b.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_needs_a_url_and_configured_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let error = try_spawn(Options::new(dir.path()).var("RECALL_STORE", "postgres"))
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(error.contains("DATABASE_URL"), "{error}");
+
+    // Replicas must agree on the webhook secrets: none is generated.
+    let mut options = Options::new(dir.path())
+        .var("RECALL_STORE", "postgres")
+        .var(
+            "DATABASE_URL",
+            "postgres://recall:hunter2@127.0.0.1:1/recall",
+        );
+    options.with_keys = false;
+    let error = try_spawn(options).await.err().expect("refused").to_string();
+    assert!(
+        error.contains("replicas") && error.contains("ELEVENLABS_POST_CALL_KEY"),
+        "{error}"
+    );
+    assert!(!error.contains("hunter2"), "{error}");
+    assert!(!dir.path().join("webhook-secrets.toml").exists());
+}
+
+/// A TCP proxy on loopback in front of PostgreSQL that can be cut (every
+/// connection dropped, new ones closed at once) and mended: a database
+/// outage as the server sees it.
+struct Proxy {
+    address: SocketAddr,
+    cut: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let cut = Arc::new(AtomicBool::new(false));
+        let links: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let (is_cut, all) = (cut.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if is_cut.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection closes at once
+                }
+                let upstream = upstream.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                all.lock().unwrap().push(link.abort_handle());
+            }
+        });
+        Self {
+            address,
+            cut,
+            links,
+        }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        self.links.lock().unwrap().drain(..).for_each(|l| l.abort());
+    }
+
+    fn mend(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_database_outage_delays_nothing_and_loses_nothing() {
+    with_schema(|schema| async move {
+        let mut database = url::Url::parse(&url().0).unwrap();
+        let upstream = format!(
+            "{}:{}",
+            database.host_str().unwrap(),
+            database.port().unwrap_or(5432)
+        );
+        let proxy = Proxy::start(upstream).await;
+        database.set_host(Some("127.0.0.1")).unwrap();
+        database.set_port(Some(proxy.address.port())).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let app = replica_at(database.as_str(), &schema, &dir).await;
+
+        let first = transcription("conv_pg_before", CALLER, "Margaret");
+        assert_eq!(app.post_call(&first).await.status(), 200);
+
+        proxy.cut();
+        // The phone rings: the greeting comes back, empty, within its
+        // budget rather than after the pool's timeout.
+        let asked = Instant::now();
+        let greeting = app.greet("+14155550101").await;
+        assert_eq!(greeting["dynamic_variables"]["user_name"], "", "{greeting}");
+        assert!(
+            asked.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            asked.elapsed()
+        );
+        // A post-call event cannot be stored: 503 and Retry-After, so
+        // ElevenLabs delivers it again.
+        let second = transcription("conv_pg_during", "+14155550101", "Rosa");
+        let refused = app.post_call(&second).await;
+        assert_eq!(refused.status(), 503);
+        assert!(refused.headers().contains_key("retry-after"));
+        app.settle().await; // the worker fails and keeps the event
+
+        proxy.mend();
+        assert_eq!(app.post_call(&second).await.status(), 200);
+        // Everything acknowledged is processed once the database is back.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            app.settle().await;
+            let (a, b) = (app.greet(CALLER).await, app.greet("+14155550101").await);
+            let names = (
+                a["dynamic_variables"]["user_name"].clone(),
+                b["dynamic_variables"]["user_name"].clone(),
+            );
+            if names == (json!("Margaret"), json!("Rosa")) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not processed after the outage: {names:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The refused delivery left nothing behind.
+        assert_eq!(app.stored_conversations().await, 2);
+        app.stop().await;
+    })
+    .await;
+}
