@@ -447,7 +447,7 @@ impl EventLog for PgEventLog {
             return Ok(None);
         };
         // A body can be large (audio): parsed off the async threads.
-        tokio::task::spawn_blocking(move || parse_stored_event(&body[..]))
+        recall_memory::spawn_blocking(move || parse_stored_event(&body[..]))
             .await
             .map_err(|e| StoredEventError::Io(join_error(e)))?
             .map(Some)
@@ -529,7 +529,7 @@ impl EventLog for PgEventLog {
             .event_body(conversation, WebhookType::PostCallAudio.as_str())
             .await?
             .ok_or_else(|| not_found("no post_call_audio event stored"))?;
-        let audio = tokio::task::spawn_blocking(move || {
+        let audio = recall_memory::spawn_blocking(move || {
             let mut audio = Vec::new();
             decode_audio(&body[..], &mut audio).map(|_| audio)
         })
@@ -755,7 +755,7 @@ impl StagedBody for Staged {
     async fn append(self: Box<Self>) -> io::Result<Appended> {
         let Staged { log, body } = *self;
         let (checked, body) =
-            tokio::task::spawn_blocking(move || (check_envelope(&body[..]), body))
+            recall_memory::spawn_blocking(move || (check_envelope(&body[..]), body))
                 .await
                 .map_err(join_error)?;
         match checked {
