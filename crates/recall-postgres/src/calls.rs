@@ -15,7 +15,7 @@ use crate::{Database, DatabaseError};
 
 /// A [`CallIndex`] on PostgreSQL, shared by every replica on the same
 /// database (and schema). It answers as the SQLite index does (it passes
-/// [`recall_service::conformance::calls`]): a call's row is decided by
+/// `recall_service::conformance::calls`): a call's row is decided by
 /// [`CallRecord::from_event`], written in one statement that never puts
 /// a failure over a connected call, so replicas recording the events of
 /// one call in any order agree.

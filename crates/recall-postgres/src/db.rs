@@ -132,8 +132,9 @@ impl DatabaseBuilder {
     /// [`DatabaseError::Tls`], or [`DatabaseError::Pool`] when the first
     /// connection fails.
     pub async fn connect(self) -> Result<Database, DatabaseError> {
-        let mut config: tokio_postgres::Config =
-            self.url.parse().map_err(DatabaseError::InvalidUrl)?;
+        let mut config: tokio_postgres::Config = verified_modes_as_require(&self.url)
+            .parse()
+            .map_err(DatabaseError::InvalidUrl)?;
         if let Some(schema) = &self.schema {
             check_schema(schema)?;
         }
@@ -180,6 +181,36 @@ impl DatabaseBuilder {
         drop(database.client().await?);
         Ok(database)
     }
+}
+
+/// libpq's `sslmode=verify-full` and `verify-ca`, which the client does
+/// not parse, as `require`: TLS with the certificate verified against the
+/// system's roots and the server's name (for `verify-ca`, stricter than
+/// libpq, which leaves the name unchecked).
+fn verified_modes_as_require(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(at) = rest.find("sslmode=verify-") {
+        let before = &rest[..at];
+        let starts_a_parameter = (at == 0 && out.is_empty())
+            || before.ends_with(['?', '&'])
+            || before.ends_with(char::is_whitespace);
+        let tail = &rest[at + "sslmode=".len()..];
+        let value_len = tail
+            .find(|c: char| c == '&' || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let value = &tail[..value_len];
+        out.push_str(&rest[..at]);
+        if starts_a_parameter && (value == "verify-full" || value == "verify-ca") {
+            out.push_str("sslmode=require");
+        } else {
+            out.push_str("sslmode=");
+            out.push_str(value);
+        }
+        rest = &tail[value_len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn check_schema(schema: &str) -> Result<(), DatabaseError> {
@@ -292,7 +323,8 @@ impl ServerCertVerifier for Unauthenticated {
 /// its `sslmode` is honoured: `disable` (plain TCP), `prefer` (the
 /// default: TLS when the server offers it, unauthenticated, as libpq) or
 /// `require` (TLS through rustls, the server's certificate verified
-/// against the system's roots and its name).
+/// against the system's roots and its name); `verify-full` and
+/// `verify-ca` are read as `require`.
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")]
@@ -418,6 +450,39 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, DatabaseError::InvalidSchema(_)), "{err:?}");
+    }
+
+    #[test]
+    fn verify_modes_are_read_as_require() {
+        for (url, read) in [
+            (
+                "postgres://h/db?sslmode=verify-full",
+                "postgres://h/db?sslmode=require",
+            ),
+            (
+                "postgres://h/db?application_name=x&sslmode=verify-ca&connect_timeout=5",
+                "postgres://h/db?application_name=x&sslmode=require&connect_timeout=5",
+            ),
+            (
+                "host=h sslmode=verify-full user=u",
+                "host=h sslmode=require user=u",
+            ),
+            ("sslmode=verify-ca", "sslmode=require"),
+            (
+                "postgres://h/db?sslmode=prefer",
+                "postgres://h/db?sslmode=prefer",
+            ),
+            (
+                "postgres://h/db?sslmode=verify-nothing",
+                "postgres://h/db?sslmode=verify-nothing",
+            ),
+            (
+                "postgres://h/db?xsslmode=verify-full",
+                "postgres://h/db?xsslmode=verify-full",
+            ),
+        ] {
+            assert_eq!(verified_modes_as_require(url), read, "{url}");
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub const AUDIO_CHUNK: usize = 256 * 1024;
 
 /// An [`EventLog`] on PostgreSQL, shared by every replica of the service
 /// on the same database (and schema). It keeps the rules of the embedded
-/// log (it passes [`recall_service::conformance::events`]):
+/// log (it passes `recall_service::conformance::events`):
 ///
 /// * A body is received into memory, checked, and stored with its
 ///   conversation in one transaction before [`StagedBody::append`]
@@ -40,6 +40,11 @@ pub const AUDIO_CHUNK: usize = 256 * 1024;
 ///   on its table); [`quarantine_usage`](EventLog::quarantine_usage)
 ///   answers from what this process last saw, refreshed by each of its
 ///   quarantine writes, and counts evictions since this process started.
+///
+/// * Replicas can share the pending events out:
+///   [`claim`](Self::claim) leases each to one worker for a while
+///   (marking it done or failed, or [`release`](Self::release), ends the
+///   lease).
 ///
 /// Needs a [`Database`] whose schema is migrated
 /// ([`Database::migrate`]).
@@ -156,6 +161,86 @@ impl PgEventLog {
         self
     }
 
+    /// Claims for `worker` at most `limit` pending events that no other
+    /// worker holds (or whose lease ran out), oldest first, each for
+    /// `lease`: replicas claiming at once never get the same event.
+    /// Marking an event done or failed, or releasing it, ends its claim.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub async fn claim(
+        &self,
+        worker: &str,
+        limit: usize,
+        lease: std::time::Duration,
+    ) -> io::Result<Vec<StoredEvent>> {
+        let client = self.db.client().await.map_err(io_error)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                "WITH next AS (
+                     SELECT conversation_id, kind FROM events
+                     WHERE state = 'pending'
+                       AND (claimed_until IS NULL OR claimed_until < clock_timestamp())
+                     ORDER BY received_nanos, conversation_id, kind
+                     LIMIT $2
+                     FOR UPDATE SKIP LOCKED
+                 )
+                 UPDATE events e
+                 SET claimed_by = $1, claimed_until = clock_timestamp() + make_interval(secs => $3)
+                 FROM next
+                 WHERE e.conversation_id = next.conversation_id AND e.kind = next.kind
+                 RETURNING e.conversation_id, e.kind, e.received_nanos",
+                &[&worker, &limit, &lease.as_secs_f64()],
+            )
+            .await
+            .map_err(io_error)?;
+        let mut claimed = rows
+            .iter()
+            .map(|r| {
+                Ok(StoredEvent {
+                    conversation: ConversationId::parse(r.get::<_, &str>(0))
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
+                    kind: WebhookType::parse(r.get(1)),
+                    state: EventState::Pending,
+                    received_nanos: u128::try_from(r.get::<_, i64>(2)).unwrap_or(0),
+                })
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        claimed.sort_by(|a, b| {
+            (a.received_nanos, &a.conversation, a.kind.as_str()).cmp(&(
+                b.received_nanos,
+                &b.conversation,
+                b.kind.as_str(),
+            ))
+        });
+        Ok(claimed)
+    }
+
+    /// Hands back an event `worker` claimed and did not finish, so that
+    /// any worker may claim it at once; `false` when `worker` does not
+    /// hold it.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub async fn release(
+        &self,
+        conversation: &ConversationId,
+        kind: &WebhookType,
+        worker: &str,
+    ) -> io::Result<bool> {
+        let client = self.db.client().await.map_err(io_error)?;
+        let released = client
+            .execute(
+                "UPDATE events SET claimed_by = NULL, claimed_until = NULL \
+                 WHERE conversation_id = $1 AND kind = $2 AND claimed_by = $3",
+                &[&conversation.as_str(), &kind.as_str(), &worker],
+            )
+            .await
+            .map_err(io_error)?;
+        Ok(released == 1)
+    }
+
     fn usage(&self) -> MutexGuard<'_, QuarantineUsage> {
         self.usage.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -187,7 +272,8 @@ impl PgEventLog {
         let client = self.db.client().await.map_err(io_error)?;
         let changed = client
             .execute(
-                "UPDATE events SET state = $3, failure = $4, record = coalesce($5, record) \
+                "UPDATE events SET state = $3, failure = $4, record = coalesce($5, record), \
+                 claimed_by = NULL, claimed_until = NULL \
                  WHERE conversation_id = $1 AND kind = $2",
                 &[
                     &conversation.as_str(),
@@ -361,7 +447,7 @@ impl EventLog for PgEventLog {
             return Ok(None);
         };
         // A body can be large (audio): parsed off the async threads.
-        tokio::task::spawn_blocking(move || parse_stored_event(&body[..]))
+        recall_memory::spawn_blocking(move || parse_stored_event(&body[..]))
             .await
             .map_err(|e| StoredEventError::Io(join_error(e)))?
             .map(Some)
@@ -452,7 +538,7 @@ impl EventLog for PgEventLog {
             .event_body(conversation, WebhookType::PostCallAudio.as_str())
             .await?
             .ok_or_else(|| not_found("no post_call_audio event stored"))?;
-        let audio = tokio::task::spawn_blocking(move || {
+        let audio = recall_memory::spawn_blocking(move || {
             let mut audio = Vec::new();
             decode_audio(&body[..], &mut audio).map(|_| audio)
         })
@@ -678,7 +764,7 @@ impl StagedBody for Staged {
     async fn append(self: Box<Self>) -> io::Result<Appended> {
         let Staged { log, body } = *self;
         let (checked, body) =
-            tokio::task::spawn_blocking(move || (check_envelope(&body[..]), body))
+            recall_memory::spawn_blocking(move || (check_envelope(&body[..]), body))
                 .await
                 .map_err(join_error)?;
         match checked {

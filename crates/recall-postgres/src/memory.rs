@@ -28,7 +28,7 @@ const MAX_FACTS: i64 = 100;
 
 /// A [`MemoryStore`] on PostgreSQL, shared by every replica on the same
 /// database (and schema). It keeps the port's rules (it passes
-/// [`recall_memory::conformance`]):
+/// `recall_memory::conformance`):
 ///
 /// * Writes of one caller take turns (a transaction-level advisory lock
 ///   on the caller), so supersession and idempotency hold across

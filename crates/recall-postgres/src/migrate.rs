@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../migrations/0001_event_log.sql")),
     (2, include_str!("../migrations/0002_calls.sql")),
     (3, include_str!("../migrations/0003_memories.sql")),
+    (4, include_str!("../migrations/0004_event_claims.sql")),
 ];
 
 /// The newest schema version this build knows.
@@ -23,6 +24,9 @@ const LOCK_CLASS: &str = "recall.migrate";
 
 pub(crate) async fn run(client: &mut Object, schema: Option<&str>) -> Result<i32, DatabaseError> {
     let tx = client.transaction().await?;
+    // Waiting for another replica's migration, or a long migration, is
+    // not a statement to cut short.
+    tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtext($1), hashtext(coalesce($2, current_schema(), '')))",
         &[&LOCK_CLASS, &schema],

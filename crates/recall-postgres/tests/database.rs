@@ -46,6 +46,74 @@ async fn replicas_migrating_at_once_both_succeed_and_record_each_version_once() 
 }
 
 #[tokio::test]
+async fn a_replica_waiting_for_another_migration_is_not_cut_short_by_the_statement_timeout() {
+    with_fresh_schema(|db| async move {
+        let impatient = Database::builder(url().0)
+            .schema(db.schema().unwrap())
+            .statement_timeout(std::time::Duration::from_millis(50))
+            .connect()
+            .await
+            .unwrap();
+        // Another replica holds the migration lock for a while.
+        let mut holder = db.client().await.unwrap();
+        let tx = holder.transaction().await.unwrap();
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('recall.migrate'), hashtext($1))",
+            &[&db.schema().unwrap()],
+        )
+        .await
+        .unwrap();
+        let waiting = tokio::spawn(async move { impatient.migrate().await });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "the replica waits for the lock");
+        tx.commit().await.unwrap();
+        assert_eq!(waiting.await.unwrap().unwrap(), SCHEMA_VERSION);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_schema_at_an_older_version_gets_only_the_migrations_it_lacks() {
+    with_fresh_schema(|db| async move {
+        // The schema as the first release left it: version 3, with data.
+        let schema = db.schema().unwrap().to_owned();
+        let client = db.client().await.unwrap();
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA \"{schema}\";
+                 CREATE TABLE schema_version (version integer PRIMARY KEY,
+                     applied_at timestamptz NOT NULL DEFAULT now());
+                 INSERT INTO schema_version (version) VALUES (1), (2), (3);"
+            ))
+            .await
+            .unwrap();
+        for sql in [
+            include_str!("../migrations/0001_event_log.sql"),
+            include_str!("../migrations/0002_calls.sql"),
+            include_str!("../migrations/0003_memories.sql"),
+        ] {
+            client.batch_execute(sql).await.unwrap();
+        }
+        client
+            .batch_execute(
+                "INSERT INTO conversations (conversation_id) VALUES ('conv_old');
+                 INSERT INTO events (conversation_id, kind, body, received_nanos)
+                 VALUES ('conv_old', 'post_call_transcription', '\\x7b7d', 1)",
+            )
+            .await
+            .unwrap();
+        assert_eq!(db.migrate().await.unwrap(), SCHEMA_VERSION);
+        let kept: i64 = client
+            .query_one("SELECT count(*) FROM events WHERE claimed_by IS NULL", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(kept, 1, "the old event is kept, unclaimed");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_schema_migrated_by_a_newer_build_is_refused() {
     with_schema(|db| async move {
         assert_eq!(db.schema_version().await.unwrap(), Some(SCHEMA_VERSION));
@@ -162,11 +230,14 @@ async fn sslmodes_are_honoured_and_require_verifies_the_certificate() {
     // The local test server's certificate is self-signed: verified TLS must
     // refuse it. (A server whose certificate the system trusts connects,
     // encrypted.)
-    match Database::connect(with_sslmode(&base, "require")).await {
-        Err(e) => {
-            let chain = recall_memory::ErrorChain(&e).to_string();
-            assert!(chain.contains("certificate"), "{chain}");
+    // libpq's verify-full is read as require: verified too.
+    for mode in ["require", "verify-full"] {
+        match Database::connect(with_sslmode(&base, mode)).await {
+            Err(e) => {
+                let chain = recall_memory::ErrorChain(&e).to_string();
+                assert!(chain.contains("certificate"), "{mode}: {chain}");
+            }
+            Ok(db) => assert!(encrypted(&db).await, "sslmode={mode} encrypts"),
         }
-        Ok(db) => assert!(encrypted(&db).await, "sslmode=require encrypts"),
     }
 }

@@ -168,3 +168,65 @@ async fn the_quarantine_keeps_within_its_caps_oldest_out_first() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn replicas_claiming_at_once_share_the_pending_events_out() {
+    with_schema(|db| async move {
+        let (a, b) = (
+            PgEventLog::open(db.clone()).await.unwrap(),
+            replica(&db).await,
+        );
+        for n in 0..10 {
+            let body = json!({"type": "post_call_transcription",
+                "data": {"conversation_id": format!("conv_claim_{n}"), "agent_id": "a"}});
+            assert_eq!(ingest(&a, body.to_string().as_bytes()).await, Ok(false));
+        }
+        let lease = std::time::Duration::from_secs(60);
+        let (x, y) = tokio::join!(a.claim("worker_a", 6, lease), b.claim("worker_b", 6, lease));
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!(x.len() + y.len(), 10, "{x:?} {y:?}");
+        let mut all: Vec<String> = x
+            .iter()
+            .chain(&y)
+            .map(|e| e.conversation.as_str().to_owned())
+            .collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 10, "no event is claimed twice");
+        assert!(
+            x.windows(2)
+                .all(|w| w[0].received_nanos <= w[1].received_nanos)
+        );
+        assert!(a.claim("worker_c", 10, lease).await.unwrap().is_empty());
+
+        // Done ends a claim for good; a release hands the event back at once.
+        let (done, handed_back) = (&x[0], &x[1]);
+        a.mark_done(&done.conversation, &done.kind, "{}")
+            .await
+            .unwrap();
+        assert!(
+            !a.release(&handed_back.conversation, &handed_back.kind, "worker_b")
+                .await
+                .unwrap()
+        );
+        assert!(
+            a.release(&handed_back.conversation, &handed_back.kind, "worker_a")
+                .await
+                .unwrap()
+        );
+        let again = b.claim("worker_c", 10, lease).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].conversation, handed_back.conversation);
+
+        // A lease that runs out lets another worker claim the event.
+        let short = std::time::Duration::from_millis(50);
+        a.release(&again[0].conversation, &again[0].kind, "worker_c")
+            .await
+            .unwrap();
+        assert_eq!(a.claim("worker_d", 10, short).await.unwrap().len(), 1);
+        assert!(b.claim("worker_e", 10, lease).await.unwrap().is_empty());
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        assert_eq!(b.claim("worker_e", 10, lease).await.unwrap().len(), 1);
+    })
+    .await;
+}

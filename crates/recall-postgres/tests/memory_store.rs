@@ -5,7 +5,8 @@ mod common;
 
 use common::with_schema;
 use recall_memory::{
-    AddOutcome, Fact, FactKey, IdempotencyKey, MemoryStore, NewMemory, SearchQuery,
+    AddOutcome, Embedding, Fact, FactKey, IdempotencyKey, MemoryStore, ModelTag, NewMemory,
+    SearchQuery,
 };
 use recall_model::{MemorySector, PhoneNumber, UnixTimestamp};
 use recall_postgres::{ALL_CANDIDATES, PgMemoryStore};
@@ -109,6 +110,55 @@ async fn a_large_caller_still_finds_an_old_memory_by_its_words() {
         assert_eq!(
             found[0].memory.content,
             format!("Caller asked about parcel delivery number {last}")
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_large_caller_still_finds_an_old_memory_by_its_meaning() {
+    with_schema(|db| async move {
+        let store = PgMemoryStore::new(db);
+        let user = caller();
+        let model = ModelTag::of("recall-postgres/test-topics");
+        let topic = |hot: usize| {
+            let mut values = vec![0.05_f32; 8];
+            values[hot] = 1.0;
+            Embedding::new(model, values).unwrap()
+        };
+        let start = UnixTimestamp::from_secs(1_700_000_000).unwrap();
+        let mut batch = vec![
+            NewMemory::new(
+                "Caller's dog Biscuit is recovering from surgery",
+                MemorySector::Episodic,
+            )
+            .occurred_at(start)
+            .embedding(topic(0)),
+        ];
+        for i in 0..(ALL_CANDIDATES + 60) {
+            batch.push(
+                NewMemory::new(
+                    format!("Caller asked about parcel delivery number {i}"),
+                    MemorySector::Episodic,
+                )
+                .occurred_at(start.plus_secs(86_400 + i * 60))
+                .embedding(topic(1 + (i as usize) % 7)),
+            );
+        }
+        store.add_batch(&user, batch).await.unwrap();
+        // No word of the question is in the memory: only its meaning is.
+        let found = store
+            .search(
+                &user,
+                &SearchQuery::new("how is the poorly pooch", 3)
+                    .vector(topic(0))
+                    .at(start.plus_secs(200 * 86_400)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            found[0].memory.content,
+            "Caller's dog Biscuit is recovering from surgery"
         );
     })
     .await;
