@@ -52,6 +52,8 @@ pub const AUDIO_CHUNK: usize = 256 * 1024;
 pub struct PgEventLog {
     db: Database,
     usage: Arc<Mutex<QuarantineUsage>>,
+    /// This process's name in claims (`claimed_by`).
+    worker: Arc<str>,
 }
 
 /// A database error as the event log port gives errors: its kind says
@@ -133,6 +135,7 @@ impl PgEventLog {
         let log = Self {
             db,
             usage: Arc::new(Mutex::new(QuarantineUsage::new())),
+            worker: Arc::from(format!("recall-{}", uuid::Uuid::new_v4().simple())),
         };
         let client = log.db.client().await?;
         let row = client
@@ -710,6 +713,68 @@ impl EventLog for PgEventLog {
         mirror.files = to_u64(usage.get(0));
         mirror.bytes = to_u64(usage.get(1));
         Ok(removed)
+    }
+
+    async fn unfinished(&self) -> io::Result<Vec<StoredEvent>> {
+        let client = self.db.client().await.map_err(io_error)?;
+        let rows = client
+            .query(
+                "SELECT conversation_id, kind, state, received_nanos FROM events \
+                 WHERE state = 'pending' \
+                 UNION ALL SELECT conversation_id, kind, state, received_nanos FROM events \
+                 WHERE state = 'failed'",
+                &[],
+            )
+            .await
+            .map_err(io_error)?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredEvent {
+                    conversation: ConversationId::parse(r.get(0))
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
+                    kind: WebhookType::parse(r.get(1)),
+                    state: state_of(r.get(2))?,
+                    received_nanos: u128::try_from(r.get::<_, i64>(3)).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    async fn claim(
+        &self,
+        conversation: &ConversationId,
+        kind: &WebhookType,
+        lease: std::time::Duration,
+    ) -> io::Result<bool> {
+        let client = self.db.client().await.map_err(io_error)?;
+        // Ours already, free, or abandoned: a single UPDATE, so that two
+        // replicas claiming at once cannot both win.
+        let taken = client
+            .execute(
+                "UPDATE events SET claimed_by = $3, \
+                 claimed_until = clock_timestamp() + make_interval(secs => $4) \
+                 WHERE conversation_id = $1 AND kind = $2 AND state = 'pending' \
+                 AND (claimed_until IS NULL OR claimed_until < clock_timestamp() OR claimed_by = $3)",
+                &[
+                    &conversation.as_str(),
+                    &kind.as_str(),
+                    &&*self.worker,
+                    &lease.as_secs_f64(),
+                ],
+            )
+            .await
+            .map_err(io_error)?;
+        Ok(taken == 1)
+    }
+
+    async fn release(&self, conversation: &ConversationId, kind: &WebhookType) -> io::Result<()> {
+        PgEventLog::release(self, conversation, kind, &self.worker)
+            .await
+            .map(drop)
     }
 
     fn quarantine_usage(&self) -> QuarantineUsage {

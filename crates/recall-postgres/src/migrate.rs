@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("../migrations/0002_calls.sql")),
     (3, include_str!("../migrations/0003_memories.sql")),
     (4, include_str!("../migrations/0004_event_claims.sql")),
+    (5, include_str!("../migrations/0005_failed_events.sql")),
 ];
 
 /// The newest schema version this build knows.

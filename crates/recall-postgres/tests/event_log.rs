@@ -230,3 +230,74 @@ async fn replicas_claiming_at_once_share_the_pending_events_out() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_event_is_claimed_by_one_replica_until_done_released_or_abandoned() {
+    with_schema(|db| async move {
+        let a = PgEventLog::open(db.clone()).await.unwrap();
+        let b = replica(&db).await;
+        assert!(EventLog::shared(&a), "replicas share the log");
+        let body = json!({"type": "post_call_transcription", "event_timestamp": 1,
+            "data": {"agent_id": "agent_1", "conversation_id": "conv_claimed", "status": "done"}});
+        ingest(&a, body.to_string().as_bytes()).await.unwrap();
+        let conversation = recall_model::ConversationId::parse("conv_claimed").unwrap();
+        let kind = recall_model::WebhookType::PostCallTranscription;
+        let lease = std::time::Duration::from_secs(60);
+
+        assert!(
+            EventLog::claim(&a, &conversation, &kind, lease)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !EventLog::claim(&b, &conversation, &kind, lease)
+                .await
+                .unwrap()
+        );
+        // The holder keeps it while it retries.
+        assert!(
+            EventLog::claim(&a, &conversation, &kind, lease)
+                .await
+                .unwrap()
+        );
+        EventLog::release(&a, &conversation, &kind).await.unwrap();
+        assert!(
+            EventLog::claim(&b, &conversation, &kind, lease)
+                .await
+                .unwrap()
+        );
+
+        // A lease that runs out frees the event for the others.
+        let short = std::time::Duration::from_millis(50);
+        assert!(
+            EventLog::claim(&b, &conversation, &kind, short)
+                .await
+                .unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        assert!(
+            EventLog::claim(&a, &conversation, &kind, lease)
+                .await
+                .unwrap()
+        );
+
+        // Done is done: nobody claims it again.
+        a.mark_done(&conversation, &kind, "{}").await.unwrap();
+        assert!(
+            !EventLog::claim(&b, &conversation, &kind, lease)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !EventLog::claim(&a, &conversation, &kind, lease)
+                .await
+                .unwrap()
+        );
+        let unfinished = b.unfinished().await.unwrap();
+        assert!(
+            unfinished.iter().all(|e| e.conversation != conversation),
+            "{unfinished:?}"
+        );
+    })
+    .await;
+}

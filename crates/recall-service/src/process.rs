@@ -51,6 +51,17 @@ pub(crate) enum Step {
     Failed(String),
 }
 
+/// How long a replica sharing the event log holds an event it is
+/// processing: if it dies, another takes the event over after this.
+/// Processing one event takes well under a second; a lease that runs out
+/// early costs only repeated work, which idempotent writes absorb.
+pub(crate) const CLAIM_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How often a replica sharing the event log looks for pending events it
+/// was not told of: acknowledged by a replica that died, or left to retry
+/// by one whose lease ran out.
+pub(crate) const SHARED_RESCAN: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn io_retry(e: &io::Error) -> Step {
     Step::Retry(format!("payload store: {e}"))
 }
@@ -106,12 +117,25 @@ impl Service {
                 }
                 service.run_pass(true, Some(&stopped)).await;
                 let next_due = service.next_due();
+                let shared = service.payloads().shared();
+                let rescan = async {
+                    if shared {
+                        tokio::time::sleep(SHARED_RESCAN).await;
+                    } else {
+                        std::future::pending::<()>().await;
+                    }
+                };
                 tokio::select! {
                     changed = stopped.changed() => {
                         if changed.is_err() { break; }
                     }
                     () = service.inner.wake.notified() => {}
                     () = sleep_until(next_due) => {}
+                    () = rescan => {
+                        if let Err(e) = service.scan_pending().await {
+                            tracing::warn!(error = %e, "could not look for pending events");
+                        }
+                    }
                 }
             }
             tracing::debug!("processing worker stopped");
@@ -212,22 +236,19 @@ impl Service {
         let payloads = self.payloads();
         let mut found = Vec::new();
         let mut failed = Vec::new();
-        for c in payloads.conversations().await? {
-            for event in payloads.events(&c).await? {
-                if !is_processed_type(&event.kind) {
-                    continue;
+        for event in payloads.unfinished().await? {
+            if !is_processed_type(&event.kind) {
+                continue;
+            }
+            match event.state {
+                EventState::Pending => found.push(event),
+                EventState::Failed => {
+                    let c = &event.conversation;
+                    let reason = payloads.failure_reason(c, &event.kind).await?;
+                    let key = (c.clone(), event.kind.as_str().to_owned());
+                    failed.push((key, reason.unwrap_or_default()));
                 }
-                match event.state {
-                    EventState::Pending => found.push(event),
-                    EventState::Failed => {
-                        let reason = payloads
-                            .failure_reason(&c, &event.kind)
-                            .await?
-                            .unwrap_or_default();
-                        failed.push(((c.clone(), event.kind.as_str().to_owned()), reason));
-                    }
-                    EventState::Done => {}
-                }
+                EventState::Done => {}
             }
         }
         self.failed().extend(failed);
@@ -266,6 +287,23 @@ impl Service {
                 break;
             }
             let kind = WebhookType::parse(&key.1);
+            let payloads = self.payloads();
+            if payloads.shared() {
+                match payloads.claim(&key.0, &kind, CLAIM_LEASE).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // Done, or being processed by another replica,
+                        // which hands it back if it dies.
+                        tracing::debug!(conversation = %key.0, event_type = %kind, "event held elsewhere");
+                        self.pending().remove(&key);
+                        continue;
+                    }
+                    Err(e) => {
+                        self.settle(&key, io_retry(&e), &mut report);
+                        continue;
+                    }
+                }
+            }
             let step = self.process_one(&key.0, &kind).await;
             let outage = matches!(step, Step::StoreDown(_));
             self.settle(&key, step, &mut report);

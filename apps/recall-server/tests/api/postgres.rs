@@ -381,3 +381,66 @@ async fn an_embedded_deployment_moves_to_postgres_whole_and_once() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_event_acknowledged_by_a_replica_that_died_is_taken_over() {
+    with_schema(|schema| async move {
+        let (dir_a, dir_b, dir_dead) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let a = replica(&schema, &dir_a).await;
+        let b = replica(&schema, &dir_b).await;
+        // A third replica acknowledges an event, then dies before its
+        // worker ran: it only ever stored the event.
+        let options = Options::new(dir_dead.path())
+            .var("RECALL_STORE", "postgres")
+            .var("DATABASE_URL", &url().0)
+            .var("RECALL_DATABASE_SCHEMA", &schema);
+        let dead = recall_server::open_service(&options.config().unwrap(), None)
+            .await
+            .unwrap();
+        let caller = "+14155550103";
+        let ack = dead
+            .ingest_bytes(&transcription("conv_orphan", caller, "Ingrid"))
+            .await
+            .unwrap();
+        assert!(!ack.duplicate);
+        drop(dead);
+
+        // A and B look for such events on their own; one of them takes it.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let greeting = b.greet(caller).await;
+            if greeting["dynamic_variables"]["user_name"] == "Ingrid" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never taken over: {greeting}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // Exactly once: as many memories as one processing writes.
+        let found = a
+            .search(&json!({"query": "roses", "user_id": caller, "agent_id": "agent_1"}))
+            .await;
+        let found: Value = found.json().await.unwrap();
+        let once = found["memories"].as_array().map(Vec::len).unwrap_or(0);
+        assert!(once > 0, "{found}");
+        a.settle().await;
+        b.settle().await;
+        let again: Value = (b
+            .search(&json!({"query": "roses", "user_id": caller, "agent_id": "agent_1"})))
+        .await
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(
+            again["memories"].as_array().map(Vec::len),
+            Some(once),
+            "{again}"
+        );
+        a.stop().await;
+        b.stop().await;
+    })
+    .await;
+}

@@ -152,6 +152,49 @@ pub trait EventLog: Send + Sync + fmt::Debug + 'static {
 
     /// What the quarantine holds now, and its caps.
     fn quarantine_usage(&self) -> QuarantineUsage;
+
+    /// Every event not processed yet (pending or failed), in no order:
+    /// what the worker loads at start. By default, a scan of every
+    /// conversation; a log that can find them directly should.
+    async fn unfinished(&self) -> io::Result<Vec<StoredEvent>> {
+        let mut found = Vec::new();
+        for conversation in self.conversations().await? {
+            let events = self.events(&conversation).await?;
+            found.extend(events.into_iter().filter(|e| e.state != EventState::Done));
+        }
+        Ok(found)
+    }
+
+    /// Whether other processes append to and process this log too (the
+    /// replicas of a deployment on one database). Their worker then looks
+    /// for pending events every little while, since a replica that died
+    /// may have left some, and [`claim`](Self::claim)s each before
+    /// processing it. A log of one process is not shared (the default).
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Takes a pending event for this process for `lease`: `false` when it
+    /// is done, failed, gone, or held by another process whose lease has
+    /// not run out. Marking it done or failed, or
+    /// [`release`](Self::release), ends the claim; a process that dies
+    /// holding one loses it when the lease runs out. A log that is not
+    /// [`shared`](Self::shared) has no one to share with: every claim
+    /// succeeds (the default).
+    async fn claim(
+        &self,
+        _conversation: &ConversationId,
+        _kind: &WebhookType,
+        _lease: std::time::Duration,
+    ) -> io::Result<bool> {
+        Ok(true)
+    }
+
+    /// Gives back a claim this process holds without finishing the event
+    /// (its processing is to be retried), so that any process may take it.
+    async fn release(&self, _conversation: &ConversationId, _kind: &WebhookType) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A reader of a call's decoded audio, or of a stored event's body.
