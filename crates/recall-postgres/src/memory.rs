@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{GenericClient, Transaction};
 use recall_memory::rank::{Candidate, CandidateNeeds, rank};
 use recall_memory::{
     AddOutcome, Embedding, EmbeddingBacklog, EmbeddingTask, Fact, FactKey, IdempotencyKey,
@@ -13,8 +13,8 @@ use recall_memory::{
 use recall_model::{
     AgentId, ConversationId, DecayLambda, MemorySector, PhoneNumber, Salience, UnixTimestamp,
 };
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{IsolationLevel, Row};
 
 use crate::{Database, DatabaseError};
 
@@ -341,10 +341,10 @@ impl PgMemoryStore {
         Ok(out)
     }
 
-    /// The candidates of a search, read in the transaction's snapshot.
+    /// The candidates of a search.
     async fn candidates(
         &self,
-        tx: &Transaction<'_>,
+        tx: &impl GenericClient,
         user: &PhoneNumber,
         query: &SearchQuery,
     ) -> Result<Vec<Candidate>, MemoryError> {
@@ -355,38 +355,37 @@ impl PgMemoryStore {
             &filter.min_salience,
             &filter.agent,
         ];
-        let count: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM memories WHERE user_id = $1",
-                &[&user.as_str()],
-            )
-            .await
-            .map_err(unavailable)?
-            .get(0);
+        let count: i64 = cached_one(
+            tx,
+            "SELECT count(*) FROM memories WHERE user_id = $1",
+            &[&user.as_str()],
+        )
+        .await?
+        .get(0);
         if count == 0 {
             return Ok(Vec::new());
         }
         let rows = if count <= ALL_CANDIDATES {
-            tx.query(
+            cached(
+                tx,
                 &format!(
                     "SELECT {MEMORY_COLUMNS}, embedding FROM memories \
                      WHERE user_id = $1 AND {FILTER} ORDER BY seq"
                 ),
                 &base,
             )
-            .await
-            .map_err(unavailable)?
+            .await?
         } else {
             let seqs = self.candidate_seqs(tx, &base, query).await?;
-            tx.query(
+            cached(
+                tx,
                 &format!(
                     "SELECT {MEMORY_COLUMNS}, embedding FROM memories \
                      WHERE user_id = $1 AND seq = ANY($2) ORDER BY seq"
                 ),
                 &[&user.as_str(), &seqs],
             )
-            .await
-            .map_err(unavailable)?
+            .await?
         };
         rows.iter()
             .map(|r| {
@@ -401,7 +400,7 @@ impl PgMemoryStore {
     /// The rows a large caller offers, without repeats.
     async fn candidate_seqs(
         &self,
-        tx: &Transaction<'_>,
+        tx: &impl GenericClient,
         base: &[&(dyn ToSql + Sync); 4],
         query: &SearchQuery,
     ) -> Result<Vec<i64>, MemoryError> {
@@ -418,7 +417,8 @@ impl PgMemoryStore {
         if let Some(words) = word_query(&query.text) {
             let [user, sector, salience, agent] = *base;
             add(first(
-                tx.query(
+                cached(
+                    tx,
                     &format!(
                         "SELECT seq FROM memories, to_tsquery('simple', $5) q \
                          WHERE user_id = $1 AND {FILTER} AND words @@ q \
@@ -426,29 +426,27 @@ impl PgMemoryStore {
                     ),
                     &[user, sector, salience, agent, &words, &PER_SOURCE],
                 )
-                .await
-                .map_err(unavailable)?,
+                .await?,
             ));
         }
         if let Some(vector) = &query.vector {
             // Exact: every stored embedding of the caller compared here.
             let probe = vector.probe();
-            let rows = tx
-                .query(
-                    &format!(
-                        "SELECT seq, embedding FROM memories \
+            let rows = cached(
+                tx,
+                &format!(
+                    "SELECT seq, embedding FROM memories \
                          WHERE user_id = $1 AND {FILTER} AND embedding_model = $5"
-                    ),
-                    &[
-                        base[0],
-                        base[1],
-                        base[2],
-                        base[3],
-                        &i64::from(vector.model().get()),
-                    ],
-                )
-                .await
-                .map_err(unavailable)?;
+                ),
+                &[
+                    base[0],
+                    base[1],
+                    base[2],
+                    base[3],
+                    &i64::from(vector.model().get()),
+                ],
+            )
+            .await?;
             let mut scored: Vec<(f32, i64)> = rows
                 .iter()
                 .filter_map(|r| Some((probe.cosine(r.get(1))?, r.get::<_, i64>(0))))
@@ -473,7 +471,8 @@ impl PgMemoryStore {
         }
         for (order, from, to) in spans {
             add(first(
-                tx.query(
+                cached(
+                    tx,
                     &format!(
                         "SELECT seq FROM memories WHERE user_id = $1 AND {FILTER} \
                          AND fact_key IS NULL AND created_at >= $5 AND created_at < $6 \
@@ -481,23 +480,46 @@ impl PgMemoryStore {
                     ),
                     &[base[0], base[1], base[2], base[3], &from, &to, &PER_SOURCE],
                 )
-                .await
-                .map_err(unavailable)?,
+                .await?,
             ));
         }
         add(first(
-            tx.query(
+            cached(
+                tx,
                 &format!(
                     "SELECT seq FROM memories WHERE user_id = $1 AND {FILTER} \
                      AND fact_key IS NOT NULL ORDER BY seq DESC LIMIT $5"
                 ),
                 &[base[0], base[1], base[2], base[3], &MAX_FACTS],
             )
-            .await
-            .map_err(unavailable)?,
+            .await?,
         ));
         Ok(seqs)
     }
+}
+
+/// Runs `sql`, prepared once per connection (a round trip saved on every
+/// later call).
+async fn cached(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, MemoryError> {
+    let statement = client.prepare_cached(sql).await.map_err(unavailable)?;
+    client.query(&statement, params).await.map_err(unavailable)
+}
+
+/// [`cached`], for a statement answering one row.
+async fn cached_one(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Row, MemoryError> {
+    let statement = client.prepare_cached(sql).await.map_err(unavailable)?;
+    client
+        .query_one(&statement, params)
+        .await
+        .map_err(unavailable)
 }
 
 /// A rejection of the `i`th memory of a batch names it.
@@ -550,17 +572,12 @@ impl MemoryStore for PgMemoryStore {
         user: &PhoneNumber,
         query: &SearchQuery,
     ) -> Result<Vec<ScoredMemory>, MemoryError> {
-        let mut client = self.db.client().await.map_err(unavailable)?;
-        // One snapshot for every source of candidates.
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(unavailable)?;
-        let candidates = self.candidates(&tx, user, query).await?;
-        tx.commit().await.map_err(unavailable)?;
+        // No transaction: the count only picks how candidates are found,
+        // and a memory written between two reads is found or not, as it
+        // would be a moment earlier or later. Statements are prepared once
+        // per connection.
+        let client = self.db.client().await.map_err(unavailable)?;
+        let candidates = self.candidates(&client, user, query).await?;
         Ok(rank(query, candidates))
     }
 
@@ -575,25 +592,24 @@ impl MemoryStore for PgMemoryStore {
         let (after_at, after_seq) = (after.map(|a| a.0), after.map(|a| a.1));
         let fetch = limit as i64 + 1;
         let client = self.db.client().await.map_err(unavailable)?;
-        let rows = client
-            .query(
-                &format!(
-                    "SELECT {MEMORY_COLUMNS}, seq FROM memories WHERE user_id = $1 AND {FILTER} \
+        let rows = cached(
+            &client,
+            &format!(
+                "SELECT {MEMORY_COLUMNS}, seq FROM memories WHERE user_id = $1 AND {FILTER} \
                      AND ($5::bigint IS NULL OR (created_at, seq) < ($5, $6::bigint)) \
                      ORDER BY created_at DESC, seq DESC LIMIT $7"
-                ),
-                &[
-                    &user.as_str(),
-                    &filter.sector,
-                    &filter.min_salience,
-                    &filter.agent,
-                    &after_at,
-                    &after_seq,
-                    &fetch,
-                ],
-            )
-            .await
-            .map_err(unavailable)?;
+            ),
+            &[
+                &user.as_str(),
+                &filter.sector,
+                &filter.min_salience,
+                &filter.agent,
+                &after_at,
+                &after_seq,
+                &fetch,
+            ],
+        )
+        .await?;
         let more = rows.len() > limit;
         let rows = &rows[..rows.len().min(limit)];
         let next_cursor = if more {
@@ -697,42 +713,32 @@ impl MemoryStore for PgMemoryStore {
     }
 
     async fn profile(&self, user: &PhoneNumber) -> Result<UserProfile, MemoryError> {
-        let mut client = self.db.client().await.map_err(unavailable)?;
-        // The count and the facts from one snapshot.
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(unavailable)?;
-        let count: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM memories WHERE user_id = $1",
-                &[&user.as_str()],
-            )
-            .await
-            .map_err(unavailable)?
-            .get(0);
-        let rows = tx
-            .query(
-                "SELECT fact_key, fact_value, fact_is_name, created_at FROM memories \
-                 WHERE user_id = $1 AND fact_key IS NOT NULL",
-                &[&user.as_str()],
-            )
-            .await
-            .map_err(unavailable)?;
-        tx.commit().await.map_err(unavailable)?;
+        // The count and the facts in one statement (one snapshot, one
+        // round trip): a caller without facts still gets the count's row.
+        let client = self.db.client().await.map_err(unavailable)?;
+        let rows = cached(
+            &client,
+            "SELECT c.n, m.fact_key, m.fact_value, m.fact_is_name, m.created_at \
+             FROM (SELECT count(*) AS n FROM memories WHERE user_id = $1) c \
+             LEFT JOIN memories m ON m.user_id = $1 AND m.fact_key IS NOT NULL",
+            &[&user.as_str()],
+        )
+        .await?;
+        let count: i64 = rows.first().map_or(0, |r| r.get(0));
+        let rows: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.get::<_, Option<&str>>(1).is_some())
+            .collect();
         let mut facts = Vec::with_capacity(rows.len());
-        for row in &rows {
+        for row in rows {
             facts.push((
                 Fact {
-                    key: FactKey::new(row.get::<_, String>(0))
+                    key: FactKey::new(row.get::<_, String>(1))
                         .map_err(|e| corrupt("fact key", e))?,
-                    value: row.get::<_, Option<String>>(1).unwrap_or_default(),
-                    is_name: row.get::<_, Option<bool>>(2).unwrap_or(false),
+                    value: row.get::<_, Option<String>>(2).unwrap_or_default(),
+                    is_name: row.get::<_, Option<bool>>(3).unwrap_or(false),
                 },
-                UnixTimestamp::from_secs(row.get(3)).map_err(|e| corrupt("time", e))?,
+                UnixTimestamp::from_secs(row.get(4)).map_err(|e| corrupt("time", e))?,
             ));
         }
         Ok(UserProfile::from_facts(
