@@ -14,7 +14,7 @@ use recall_model::{ConversationId, PhoneNumber};
 use recall_server::config::{Config, EnvVars};
 use recall_server::import::{
     CHECKPOINT_FILE, Counts, ElevenLabsClient, ImportOptions, Importer, Progress, RetryPolicy,
-    Summary,
+    Summary, parse_when,
 };
 use recall_service::Service;
 
@@ -192,7 +192,7 @@ async fn importing_again_adds_nothing_and_fetches_nothing_again() {
     let env = env().await;
     let emu = Emulator::start(workspace(), faults_gone());
     env.import(&emu, &env.options()).await.unwrap();
-    let before: Vec<Vec<String>> = futures_join(&env, 3).await;
+    let before: Vec<Vec<String>> = all_memories(&env, 3).await;
     let details_before = emu.hits().details_total();
 
     let again = env.import(&emu, &env.options()).await.unwrap();
@@ -200,7 +200,7 @@ async fn importing_again_adds_nothing_and_fetches_nothing_again() {
     assert_eq!(again.skipped_duplicate, 3, "{again:?}");
     assert_eq!(again.processed.unwrap().memories_written, 0);
     assert_eq!(
-        futures_join(&env, 3).await,
+        all_memories(&env, 3).await,
         before,
         "no memory added or changed"
     );
@@ -209,7 +209,7 @@ async fn importing_again_adds_nothing_and_fetches_nothing_again() {
     assert_eq!(emu.hits().details_total() - details_before, 3);
 }
 
-async fn futures_join(env: &Env, callers: usize) -> Vec<Vec<String>> {
+async fn all_memories(env: &Env, callers: usize) -> Vec<Vec<String>> {
     let mut all = Vec::new();
     for i in 0..callers {
         let mut found = memories(env.store.as_ref(), &number(i)).await;
@@ -544,4 +544,95 @@ fn the_binary_resumes_after_being_killed_and_never_prints_the_key() {
             );
         }
     });
+}
+
+fn recall_command(dir: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_recall"));
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("RECALL_DATA_DIR", dir.join("data"));
+    command
+}
+
+#[test]
+fn the_command_names_the_missing_key_and_a_bad_base_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = recall_command(dir.path()).arg("import").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ELEVENLABS_API_KEY"), "{stderr}");
+
+    let out = recall_command(dir.path())
+        .arg("import")
+        .env("ELEVENLABS_API_KEY", KEY)
+        .env("ELEVENLABS_API_URL", "api.elevenlabs.io")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ELEVENLABS_API_URL"), "{stderr}");
+    assert!(
+        stderr.contains("residency"),
+        "says what is allowed: {stderr}"
+    );
+    assert!(!stderr.contains(KEY));
+
+    let out = recall_command(dir.path())
+        .args(["import", "--since", "last tuesday"])
+        .env("ELEVENLABS_API_KEY", KEY)
+        .env("ELEVENLABS_API_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--since") && stderr.contains("90d"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn since_and_until_take_dates_times_and_durations() {
+    let now = 1_769_904_000; // 2026-02-01T00:00:00Z
+    assert_eq!(parse_when("90d", now, false), Ok(now - 90 * 86_400));
+    assert_eq!(parse_when("12h", now, false), Ok(now - 12 * 3_600));
+    assert_eq!(parse_when("30m", now, false), Ok(now - 1_800));
+    assert_eq!(parse_when("2w", now, false), Ok(now - 14 * 86_400));
+    assert_eq!(parse_when("2026-01-31", now, false), Ok(now - 86_400));
+    assert_eq!(parse_when("2026-01-31", now, true), Ok(now));
+    assert_eq!(
+        parse_when("2026-01-31T12:00:00Z", now, false),
+        Ok(now - 43_200)
+    );
+    assert_eq!(parse_when("1769904000", now, false), Ok(now));
+    for bad in [
+        "",
+        "9 0",
+        "d",
+        "90y",
+        "2026-13-01",
+        "-5d",
+        "99999999999999999999d",
+    ] {
+        let error = parse_when(bad, now, false).unwrap_err();
+        assert!(error.contains("allowed"), "{bad}: {error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_must_not_be_empty() {
+    let env = env().await;
+    let emu = Emulator::start(workspace(), Faults::default());
+    let options = ImportOptions {
+        since: Some("2026-02-01".into()),
+        until: Some("2026-01-01".into()),
+        ..env.options()
+    };
+    let error = env.import(&emu, &options).await.unwrap_err().to_string();
+    assert!(
+        error.contains("--since") && error.contains("--until"),
+        "{error}"
+    );
+    assert_eq!(emu.hits().list, 0);
 }
