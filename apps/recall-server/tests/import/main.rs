@@ -526,6 +526,10 @@ fn the_binary_resumes_after_being_killed_and_never_prints_the_key() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("import (resumed): listed "), "{stdout}");
+    assert!(
+        stderr.contains("resuming from"),
+        "plain lines off a terminal: {stderr}"
+    );
     assert!(!stdout.contains(KEY) && !stderr.contains(KEY));
     // Each conversation's details fetched at most once more than needed:
     // the pages done before the kill are not listed again.
@@ -635,4 +639,62 @@ async fn the_window_must_not_be_empty() {
         "{error}"
     );
     assert_eq!(emu.hits().list, 0);
+}
+
+#[test]
+fn ctrl_c_stops_the_binary_with_a_summary_and_the_checkpoint_to_resume() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let all: Vec<Conversation> = (0..30)
+        .map(|i| {
+            Conversation::call(
+                &format!("conv_{i:02}"),
+                "agent_a",
+                T0 + i as i64,
+                &number(i),
+            )
+        })
+        .collect();
+    let emu = runtime.block_on(async {
+        Emulator::start(
+            all,
+            Faults {
+                detail_delay: Duration::from_millis(40),
+                ..Faults::default()
+            },
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let child = recall_command(dir.path())
+        .env("ELEVENLABS_API_KEY", KEY)
+        .env("ELEVENLABS_API_URL", &emu.url)
+        .args(["import", "--page-size", "3", "--concurrency", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let checkpoint = dir.path().join("data").join(CHECKPOINT_FILE);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !(checkpoint.exists() && emu.hits().details_total() >= 7) {
+        assert!(std::time::Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("import interrupted: listed "), "{stderr}");
+    assert!(
+        stderr.contains("run the same command again to resume"),
+        "{stderr}"
+    );
+    assert!(checkpoint.exists(), "kept for the next run");
+    assert!(emu.hits().details_total() < 30);
 }
