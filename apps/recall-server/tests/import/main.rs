@@ -698,3 +698,61 @@ fn ctrl_c_stops_the_binary_with_a_summary_and_the_checkpoint_to_resume() {
     assert!(checkpoint.exists(), "kept for the next run");
     assert!(emu.hits().details_total() < 30);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_process_the_server_turns_the_import_into_memories_at_its_next_start() {
+    let env = env().await;
+    let emu = Emulator::start(workspace(), faults_gone());
+    let options = ImportOptions {
+        process: false,
+        ..env.options()
+    };
+    let summary = env.import(&emu, &options).await.unwrap();
+    assert_eq!(summary.imported, 3);
+    assert!(summary.processed.is_none());
+    assert!(memories(env.store.as_ref(), &number(0)).await.is_empty());
+
+    // The server starts on the same data directory and store.
+    let mut config = config(env.dir.path(), "memory");
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    let app = recall_server::Application::build_with_store(config, Some(env.store.clone()))
+        .await
+        .unwrap();
+    let handle = app.handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    for i in 0..3 {
+        while memories(env.store.as_ref(), &number(i)).await.is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "caller {i} never remembered"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    handle.stop(true).await;
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_of_another_import_is_not_resumed() {
+    let env = env().await;
+    let emu = Emulator::start(workspace(), faults_gone());
+    let checkpoint = env.dir.path().join(CHECKPOINT_FILE);
+    // An import of agent_b was interrupted after its first page.
+    std::fs::write(
+        &checkpoint,
+        serde_json::json!({
+            "base_url": emu.url, "agents": ["agent_b"], "since": null, "until": null,
+            "after_unix": null, "before_unix": T0 + 1_000_000, "agent_index": 0,
+            "cursor": "cur_2", "pages": 1
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let summary = env.import(&emu, &env.options()).await.unwrap();
+    assert!(!summary.resumed);
+    assert_eq!(summary.listed, 7, "from the first page: {summary:?}");
+    assert_eq!(summary.imported, 3);
+    assert!(!checkpoint.exists());
+}
