@@ -390,7 +390,21 @@ impl<'a> Importer<'a> {
                 "{}; processing the stored events into memories",
                 summary.line()
             ));
-            summary.processed = Some(self.service.process_pending().await);
+            let processing = self.service.process_pending();
+            tokio::pin!(processing);
+            let report = loop {
+                tokio::select! {
+                    report = &mut processing => break report,
+                    () = tokio::time::sleep(std::time::Duration::from_millis(250)) => {
+                        self.progress.status(|| format!(
+                            "{}; processing into memories: {} events left",
+                            summary.line(),
+                            self.service.pending_count()
+                        ));
+                    }
+                }
+            };
+            summary.processed = Some(report);
         }
         if let Some(path) = checkpoint_path {
             match std::fs::remove_file(path) {

@@ -67,15 +67,20 @@ impl Progress {
 
     /// The counts changed.
     pub fn update(&self, counts: &Summary) {
+        self.status(|| counts.line());
+    }
+
+    /// The live line is now `line()` (computed only when shown).
+    pub fn status(&self, line: impl FnOnce() -> String) {
         match &self.kind {
-            Kind::Bar(bar) => bar.set_message(counts.line()),
+            Kind::Bar(bar) => bar.set_message(line()),
             Kind::Lines { last, every } => {
                 let mut last = last
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if last.elapsed() >= *every {
                     *last = Instant::now();
-                    eprintln!("recall import: {}", counts.line());
+                    eprintln!("recall import: {}", line());
                 }
             }
             Kind::Silent => {}
