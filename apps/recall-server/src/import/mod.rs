@@ -10,9 +10,10 @@
 //! processing into memories. With `--audio` the recording is stored as a
 //! `post_call_audio` event would be.
 //!
-//! Progress is kept in a checkpoint file (the listing cursor reached and
-//! the time window) written after each page, so an interrupted import
-//! resumes where it stopped; idempotency comes from duplicate detection.
+//! Progress is kept in a checkpoint file (the listing cursor reached, the
+//! oldest call imported and the time window) written after each page, so
+//! an interrupted import resumes where it stopped, by cursor, or by time
+//! when the cursor has expired; idempotency comes from duplicate detection.
 
 mod client;
 mod progress;
@@ -192,6 +193,15 @@ struct Checkpoint {
     cursor: Option<String>,
     /// Pages fully imported.
     pages: u64,
+    /// The earliest call start among the current agent's pages fully
+    /// imported: the listing is newest first, so when a saved cursor is
+    /// refused (expired), listing again before this time resumes there.
+    #[serde(default)]
+    reached_unix: Option<i64>,
+    /// The window's end used by the current agent's listing, when it was
+    /// narrowed to `reached_unix` after a refused cursor.
+    #[serde(default)]
+    list_before_unix: Option<i64>,
 }
 
 impl Checkpoint {
@@ -300,6 +310,8 @@ impl<'a> Importer<'a> {
             agent_index: 0,
             cursor: None,
             pages: 0,
+            reached_unix: None,
+            list_before_unix: None,
         };
         if let Some(after) = fresh.after_unix
             && after >= fresh.before_unix
@@ -341,11 +353,29 @@ impl<'a> Importer<'a> {
             let mut query = ListQuery {
                 agent_id: agents[state.agent_index].clone(),
                 after_unix: state.after_unix,
-                before_unix: Some(state.before_unix),
+                before_unix: Some(state.list_before_unix.unwrap_or(state.before_unix)),
                 page_size: options.page_size.clamp(1, MAX_PAGE_SIZE),
                 cursor: state.cursor.clone(),
             };
-            let mut page = self.client.list(&query).await?;
+            let mut page = match self.client.list(&query).await {
+                Err(ApiError::Status { status, .. }) if resumed && query.cursor.is_some() => {
+                    // A saved cursor may expire: list again, newest first,
+                    // from the oldest call already imported (duplicates are
+                    // skipped without being fetched).
+                    let before = state
+                        .reached_unix
+                        .map_or(state.before_unix, |t| t.saturating_add(1))
+                        .min(state.before_unix);
+                    self.progress.note(&format!(
+                        "the saved listing cursor was refused ({status}): resuming from the calls started before {before}"
+                    ));
+                    query.cursor = None;
+                    query.before_unix = Some(before);
+                    state.list_before_unix = Some(before);
+                    self.client.list(&query).await?
+                }
+                listed => listed?,
+            };
             loop {
                 let next = match &page.next_cursor {
                     Some(cursor) if page.has_more && Some(cursor) != query.cursor.as_ref() => {
@@ -366,8 +396,19 @@ impl<'a> Importer<'a> {
                 done?;
                 state.pages += 1;
                 state.cursor = next.as_ref().and_then(|q| q.cursor.clone());
+                let oldest = page
+                    .conversations
+                    .iter()
+                    .filter_map(|c| c.start_time_unix_secs)
+                    .min();
+                state.reached_unix = match (state.reached_unix, oldest) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 if state.cursor.is_none() {
                     state.agent_index += 1;
+                    state.reached_unix = None;
+                    state.list_before_unix = None;
                 }
                 if let Some(path) = checkpoint_path {
                     state.write(path)?;

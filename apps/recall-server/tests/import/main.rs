@@ -756,3 +756,40 @@ async fn a_checkpoint_of_another_import_is_not_resumed() {
     assert_eq!(summary.imported, 3);
     assert!(!checkpoint.exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_cursor_resumes_by_time_from_the_oldest_call_imported() {
+    let env = env().await;
+    let emu = Emulator::start(workspace(), faults_gone());
+    let checkpoint = env.dir.path().join(CHECKPOINT_FILE);
+    // Interrupted after the calls started at T0 + 500 and later (newest
+    // first: gone, live, withheld, web), with a cursor the API no longer
+    // accepts.
+    std::fs::write(
+        &checkpoint,
+        serde_json::json!({
+            "base_url": emu.url, "agents": [], "since": null, "until": null,
+            "after_unix": null, "before_unix": T0 + 1_000_000, "agent_index": 0,
+            "cursor": "expired", "pages": 2, "reached_unix": T0 + 500
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let summary = env.import(&emu, &env.options()).await.unwrap();
+    assert!(summary.resumed);
+    // The web call (T0 + 500) again, then the three calls before it.
+    assert_eq!(summary.listed, 4, "{summary:?}");
+    assert_eq!(summary.imported, 3, "{summary:?}");
+    assert_eq!(summary.skipped_withheld_caller, 1, "{summary:?}");
+    let queries = emu.hits().list_queries;
+    assert_eq!(
+        queries[0].get("cursor").map(String::as_str),
+        Some("expired")
+    );
+    assert_eq!(queries[1].get("cursor"), None);
+    assert_eq!(
+        queries[1].get("call_start_before_unix"),
+        Some(&(T0 + 501).to_string())
+    );
+    assert!(!checkpoint.exists());
+}
