@@ -115,6 +115,7 @@ settings! {
     search_data_key: WebhookKey = "ELEVENLABS_SEARCH_DATA_KEY";
     admin_token: Secrets = "RECALL_ADMIN_TOKEN";
     elevenlabs_api_key: Option<RedactedText> = "ELEVENLABS_API_KEY";
+    elevenlabs_api_url: String = "ELEVENLABS_API_URL", "https://api.elevenlabs.io";
     log_format: LogFormat = "RECALL_LOG_FORMAT", "auto";
     log_filter: String = "RECALL_LOG", "info";
     post_call_max_bytes: Num<1024, { 4 << 30 }> = "RECALL_POST_CALL_MAX_BYTES", "67108864";
@@ -416,6 +417,7 @@ impl Config {
             let problem = got(&self.log_filter, allowed);
             return Err(ConfigError::setting("log_filter", &problem));
         }
+        self.elevenlabs_api_url = elevenlabs_api_url(&self.elevenlabs_api_url)?;
         if self.store == Store::OpenMemory {
             self.openmemory_url = openmemory_url(&self.openmemory_url)?;
         }
@@ -580,6 +582,26 @@ pub(crate) fn toml_error(text: &str, e: &toml::de::Error) -> String {
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     format!("line {line}, column {column}: {}", e.message().trim())
+}
+
+/// The ElevenLabs API base URL: http(s), no query, without a trailing `/`.
+fn elevenlabs_api_url(text: &str) -> Result<String, ConfigError> {
+    let text = text.trim();
+    let allowed = "the API's base URL, such as https://api.elevenlabs.io or https://api.eu.residency.elevenlabs.io";
+    match url::Url::parse(text) {
+        Ok(url)
+            if matches!(url.scheme(), "http" | "https")
+                && url.host().is_some()
+                && url.query().is_none()
+                && url.fragment().is_none() =>
+        {
+            Ok(text.trim_end_matches('/').to_owned())
+        }
+        _ => Err(ConfigError::setting(
+            "elevenlabs_api_url",
+            &got(text, allowed),
+        )),
+    }
 }
 
 fn openmemory_url(text: &str) -> Result<String, ConfigError> {

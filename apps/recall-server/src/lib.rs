@@ -19,6 +19,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod import;
 pub mod metrics;
 pub mod net;
 pub mod routes;

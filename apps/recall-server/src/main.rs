@@ -29,6 +29,7 @@ use recall_signature::{Secret, sign};
         recall replay --failed                  retry the events whose processing failed\n  \
         recall forget +16129782029              erase a caller\n  \
         recall reindex                          rebuild the call index and the memories' embeddings\n  \
+        recall import --since 90d               backfill memories from the ElevenLabs Conversations API\n  \
         recall check-config                     show the effective configuration\n  \
         recall migrate                          apply the PostgreSQL migrations (store = postgres)\n  \
         recall migrate-store --from embedded --to postgres\n  \
@@ -82,6 +83,14 @@ enum Command {
     },
     /// Print the effective configuration, secrets redacted, and check it.
     CheckConfig,
+    /// Backfill memories from the ElevenLabs Conversations API: every
+    /// finished conversation goes through the same ingest as the post-call
+    /// webhook (a conversation already received is a duplicate), then is
+    /// processed into memories. Needs ELEVENLABS_API_KEY; a data-residency
+    /// workspace also needs ELEVENLABS_API_URL. Resumable: an interrupted
+    /// import continues from <data_dir>/import-checkpoint.json. Run it
+    /// while the server is stopped (one process per event log).
+    Import(ImportArgs),
     /// Rebuild the call index (<data_dir>/calls.db) behind the operator API
     /// and dashboard from the stored post-call events, and embed every
     /// memory whose embedding is missing or of another model.
@@ -105,6 +114,41 @@ enum Command {
         #[arg(long, value_name = "STORE")]
         to: String,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct ImportArgs {
+    /// Only this agent's conversations (repeat for several).
+    #[arg(long = "agent", value_name = "AGENT_ID")]
+    agents: Vec<String>,
+    /// Only calls started at or after this: a date (2026-01-31, UTC), a
+    /// date and time (RFC 3339), or a duration ago (90d, 12h, 30m, 2w).
+    #[arg(long, value_name = "WHEN")]
+    since: Option<String>,
+    /// Only calls started before this (same forms; a date includes that
+    /// whole day). Default: when the import started.
+    #[arg(long, value_name = "WHEN")]
+    until: Option<String>,
+    /// List and fetch, then print the counts; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Also fetch each call's recording and store it as the post_call_audio
+    /// webhook would.
+    #[arg(long)]
+    audio: bool,
+    /// Conversations fetched at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64), value_name = "N")]
+    concurrency: u16,
+    /// Conversations per listed page (at most 100).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100), value_name = "N")]
+    page_size: u32,
+    /// Only store the events; the server processes them into memories at
+    /// its next start.
+    #[arg(long)]
+    no_process: bool,
+    /// Ignore the checkpoint of an interrupted import and start over.
+    #[arg(long)]
+    restart: bool,
 }
 
 fn main() -> ExitCode {
@@ -287,6 +331,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             println!("the counts match: the target holds every event and memory of the source");
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Import(args)) => import(&load(cli)?, args),
         Some(Command::CheckConfig) => {
             let mut config = load(cli)?;
             config.load_generated_secrets()?;
@@ -310,6 +355,83 @@ fn with_store(config: &Config, name: &str, flag: &str) -> anyhow::Result<Config>
     let mut config = config.clone();
     config.store = Store::parse(name).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
     Ok(config)
+}
+
+fn import(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode> {
+    use recall_server::import::{
+        CHECKPOINT_FILE, Counts, ElevenLabsClient, ImportOptions, Importer, Progress, RetryPolicy,
+    };
+    let Some(key) = &config.elevenlabs_api_key else {
+        anyhow::bail!(
+            "`recall import` needs the ElevenLabs API key: set ELEVENLABS_API_KEY (setting `elevenlabs_api_key`)"
+        );
+    };
+    // Only warnings from the service: the progress line says the rest.
+    let _log_writer = recall_server::telemetry::init_stderr(config.log_format, "warn");
+    let options = ImportOptions {
+        agents: args.agents.clone(),
+        since: args.since.clone(),
+        until: args.until.clone(),
+        dry_run: args.dry_run,
+        audio: args.audio,
+        concurrency: usize::from(args.concurrency),
+        page_size: args.page_size,
+        process: !args.no_process,
+        checkpoint: Some(config.data_dir.join(CHECKPOINT_FILE)),
+        restart: args.restart,
+    };
+    let client = ElevenLabsClient::new(
+        &config.elevenlabs_api_url,
+        key.expose(),
+        RetryPolicy::default(),
+    )?;
+    let progress = Progress::auto();
+    let counts = Counts::default();
+    runtime()?.block_on(async {
+        let service = recall_server::open_service(config, None).await?;
+        let importer = Importer::new(&service, &client, &options, &progress, &counts);
+        let outcome = tokio::select! {
+            outcome = importer.run() => Some(outcome),
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        progress.finish();
+        let prefix = if options.dry_run { "import (dry run)" } else { "import" };
+        match outcome {
+            None => {
+                eprintln!(
+                    "{prefix} interrupted: {}; run the same command again to resume",
+                    counts.snapshot().line()
+                );
+                Ok(ExitCode::from(130))
+            }
+            Some(Err(error)) => {
+                eprintln!("{prefix} stopped: {}", counts.snapshot().line());
+                Err(error)
+            }
+            Some(Ok(summary)) => {
+                let resumed = if summary.resumed { " (resumed)" } else { "" };
+                let mut line = format!("{prefix}{resumed}: {}", summary.line());
+                let mut ok = summary.failed == 0;
+                if let Some(p) = &summary.processed {
+                    line.push_str(&format!(
+                        "; processed {} events ({} failed, {} to retry): {} memories written, {} unchanged",
+                        p.processed, p.failed, p.retrying, p.memories_written, p.memories_unchanged
+                    ));
+                    ok &= p.failed + p.retrying == 0;
+                } else if !options.dry_run {
+                    line.push_str("; not processed yet: the server processes them at its next start");
+                }
+                println!("{line}");
+                if summary.failed > 0 {
+                    eprintln!(
+                        "{} conversations failed (see above); run the import again to retry them",
+                        summary.failed
+                    );
+                }
+                Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            }
+        }
+    })
 }
 
 fn configured_post_call_secret(config: &Config) -> anyhow::Result<Secret> {
