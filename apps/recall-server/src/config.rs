@@ -148,6 +148,7 @@ settings! {
     database_schema: String = "RECALL_DATABASE_SCHEMA", "public";
     database_pool_size: Num<1, 1024> = "RECALL_DATABASE_POOL_SIZE", "16";
     database_statement_timeout_ms: Num<1, 600_000> = "RECALL_DATABASE_STATEMENT_TIMEOUT_MS", "5000";
+    database_ca_file: Option<PathBuf> = "RECALL_DATABASE_CA_FILE";
 }
 
 /// Looks a setting up by key.

@@ -153,7 +153,11 @@ pub async fn open_service(
 pub async fn connect_database(config: &Config) -> anyhow::Result<Database> {
     let url = (config.database_url.as_ref())
         .context("invalid setting `database_url` (DATABASE_URL): not set")?;
-    Database::builder(url.expose())
+    let mut database = Database::builder(url.expose());
+    if let Some(ca) = &config.database_ca_file {
+        database = database.root_certificates(ca);
+    }
+    database
         .schema(&config.database_schema)
         .pool_size(config.database_pool_size.size())
         .statement_timeout(config.database_statement_timeout_ms.millis())

@@ -35,6 +35,14 @@ pub enum DatabaseError {
     /// The TLS client could not be configured.
     #[error("TLS setup: {0}")]
     Tls(#[source] rustls::Error),
+    /// The file of root certificates could not be read, or holds none.
+    #[error("root certificates {path}: {reason}")]
+    RootCertificates {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The connection pool could not be built.
     #[error("building the connection pool: {0}")]
     Build(#[source] deadpool_postgres::BuildError),
@@ -94,9 +102,19 @@ pub struct DatabaseBuilder {
     statement_timeout: Option<Duration>,
     acquire_timeout: Duration,
     schema: Option<String>,
+    root_certificates: Option<std::path::PathBuf>,
 }
 
 impl DatabaseBuilder {
+    /// Verifies the server's certificate against the PEM certificates in
+    /// `path` instead of the system's roots (a managed database's own
+    /// authority, such as Amazon RDS's or Cloud SQL's), for
+    /// `sslmode=require`, `verify-ca` and `verify-full`.
+    pub fn root_certificates(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.root_certificates = Some(path.into());
+        self
+    }
+
     /// At most `size` connections (at least 1).
     pub fn pool_size(mut self, size: usize) -> Self {
         self.pool_size = size.max(1);
@@ -156,7 +174,7 @@ impl DatabaseBuilder {
         if config.get_application_name().is_none() {
             config.application_name("recall");
         }
-        let tls = tls_connector(config.get_ssl_mode())?;
+        let tls = tls_connector(config.get_ssl_mode(), self.root_certificates.as_deref())?;
         let manager = Manager::from_config(
             config,
             tls,
@@ -231,7 +249,10 @@ fn check_schema(schema: &str) -> Result<(), DatabaseError> {
 /// certificate against the system's roots (and its name); `prefer` takes
 /// the encryption a server offers without authenticating it, as libpq
 /// does; `disable` never starts TLS.
-fn tls_connector(mode: SslMode) -> Result<MakeRustlsConnect, DatabaseError> {
+fn tls_connector(
+    mode: SslMode,
+    root_certificates: Option<&std::path::Path>,
+) -> Result<MakeRustlsConnect, DatabaseError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
@@ -240,6 +261,9 @@ fn tls_connector(mode: SslMode) -> Result<MakeRustlsConnect, DatabaseError> {
         SslMode::Prefer => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(Unauthenticated { provider }))
+            .with_no_client_auth(),
+        _ if let Some(path) = root_certificates => builder
+            .with_root_certificates(roots_from(path)?)
             .with_no_client_auth(),
         _ => {
             let mut roots = rustls::RootCertStore::empty();
@@ -258,6 +282,25 @@ fn tls_connector(mode: SslMode) -> Result<MakeRustlsConnect, DatabaseError> {
         }
     };
     Ok(MakeRustlsConnect::new(config))
+}
+
+/// The PEM certificates of `path` as the only roots.
+fn roots_from(path: &std::path::Path) -> Result<rustls::RootCertStore, DatabaseError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let failed = |reason: String| DatabaseError::RootCertificates {
+        path: path.to_owned(),
+        reason,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| failed(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(failed("no usable PEM certificate in it".into()));
+    }
+    Ok(roots)
 }
 
 /// `sslmode=prefer`: encryption without authentication (libpq's
@@ -367,6 +410,7 @@ impl Database {
             statement_timeout: None,
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             schema: None,
+            root_certificates: None,
         }
     }
 
@@ -488,7 +532,7 @@ mod tests {
     #[test]
     fn every_sslmode_gets_a_connector() {
         for mode in [SslMode::Disable, SslMode::Prefer, SslMode::Require] {
-            assert!(tls_connector(mode).is_ok());
+            assert!(tls_connector(mode, None).is_ok());
         }
     }
 }

@@ -241,3 +241,89 @@ async fn sslmodes_are_honoured_and_require_verifies_the_certificate() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_root_certificate_file_replaces_the_system_roots() {
+    let file = std::env::temp_dir().join(format!("recall-roots-{}.pem", std::process::id()));
+    std::fs::write(&file, "not a certificate\n").unwrap();
+    let refused = Database::builder(with_sslmode(&url().0, "require"))
+        .root_certificates(&file)
+        .connect()
+        .await;
+    std::fs::remove_file(&file).unwrap();
+    match refused {
+        Err(DatabaseError::RootCertificates { path, reason }) => {
+            assert_eq!(path, file);
+            assert!(reason.contains("no usable PEM certificate"), "{reason}");
+        }
+        other => panic!("a file without certificates is refused: {other:?}"),
+    }
+
+    // The local server's own (self-signed) certificate as the root: the
+    // server is verified, by its name (`localhost`), where the system's
+    // roots refuse it.
+    let snakeoil = std::path::Path::new("/etc/ssl/certs/ssl-cert-snakeoil.pem");
+    let Some(server) = server().await else {
+        return;
+    };
+    let base = url().0;
+    let tls: String = (server
+        .client()
+        .await
+        .unwrap()
+        .query_one("SHOW ssl", &[])
+        .await)
+        .unwrap()
+        .get(0);
+    if tls != "on" || !snakeoil.exists() || base.contains("sslmode=") || !base.contains("127.0.0.1")
+    {
+        eprintln!("skipping the TLS half: no local TLS server with the snakeoil certificate");
+        return;
+    }
+    let by_name = with_sslmode(&base.replace("127.0.0.1", "localhost"), "require");
+    // Another authority as the only root: the same server is refused, so
+    // the file replaces the system's roots rather than adding to them.
+    let other = std::fs::read_dir("/etc/ssl/certs")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "pem") && !p.ends_with("ssl-cert-snakeoil.pem")
+        });
+    if let Some(other) = other {
+        let refused = Database::builder(&by_name)
+            .root_certificates(&other)
+            .connect()
+            .await;
+        let refused = refused
+            .err()
+            .map(|e| recall_memory::ErrorChain(&e).to_string());
+        assert!(
+            refused
+                .as_deref()
+                .is_some_and(|e| e.contains("certificate")),
+            "{other:?}: {refused:?}"
+        );
+    }
+    let own = Database::builder(&by_name)
+        .root_certificates(snakeoil)
+        .connect()
+        .await
+        .expect("the server's certificate verifies against the given root");
+    assert!(encrypted(&own).await);
+    // The name is still checked.
+    let by_address = Database::builder(with_sslmode(&base, "require"))
+        .root_certificates(snakeoil)
+        .connect()
+        .await;
+    let refused = by_address
+        .err()
+        .map(|e| recall_memory::ErrorChain(&e).to_string());
+    assert!(
+        refused
+            .as_deref()
+            .is_some_and(|e| e.contains("not valid for name")),
+        "{refused:?}"
+    );
+}
