@@ -149,6 +149,7 @@ settings! {
     database_pool_size: Num<1, 1024> = "RECALL_DATABASE_POOL_SIZE", "16";
     database_statement_timeout_ms: Num<1, 600_000> = "RECALL_DATABASE_STATEMENT_TIMEOUT_MS", "5000";
     database_ca_file: Option<PathBuf> = "RECALL_DATABASE_CA_FILE";
+    claim_lease_secs: Num<1, 3600> = "RECALL_CLAIM_LEASE_SECS", "60";
 }
 
 /// Looks a setting up by key.
@@ -456,6 +457,7 @@ impl Config {
             search_max_k: self.search_max_k.size(),
             retry_initial: self.retry_initial_ms.millis(),
             retry_max: self.retry_max_secs.secs(),
+            claim_lease: self.claim_lease_secs.secs(),
             ..defaults
         };
         self.service.validate().map_err(|e| {
@@ -509,7 +511,9 @@ impl Config {
         for (setting, value) in SETTINGS.iter().zip(self.shown()) {
             let unused = match setting.key {
                 "embedded_db_path" => self.store != Store::Embedded,
-                key if key.starts_with("database_") => self.store != Store::Postgres,
+                key if key.starts_with("database_") || key == "claim_lease_secs" => {
+                    self.store != Store::Postgres
+                }
                 key => key.starts_with("openmemory_") && self.store != Store::OpenMemory,
             };
             if unused {

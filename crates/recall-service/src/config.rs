@@ -76,6 +76,10 @@ pub struct ServiceConfig {
     /// The longest digest of the caller's own words kept for a call that
     /// has no summary, in characters. Default 600.
     pub caller_digest_max_chars: usize,
+    /// How long a replica sharing the event log holds an event it is
+    /// processing; when it dies, another takes the event over after this.
+    /// Default 60 s.
+    pub claim_lease: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -96,6 +100,7 @@ impl Default for ServiceConfig {
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(300),
             caller_digest_max_chars: 600,
+            claim_lease: Duration::from_secs(60),
         }
     }
 }
@@ -213,6 +218,9 @@ impl ServiceConfig {
                 "caller_digest_max_chars",
                 "must be greater than zero",
             ));
+        }
+        if self.claim_lease.is_zero() {
+            return Err(ConfigError::new("claim_lease", "must be greater than zero"));
         }
         Ok(())
     }

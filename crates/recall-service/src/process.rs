@@ -51,12 +51,6 @@ pub(crate) enum Step {
     Failed(String),
 }
 
-/// How long a replica sharing the event log holds an event it is
-/// processing: if it dies, another takes the event over after this.
-/// Processing one event takes well under a second; a lease that runs out
-/// early costs only repeated work, which idempotent writes absorb.
-pub(crate) const CLAIM_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// How often a replica sharing the event log looks for pending events it
 /// was not told of: acknowledged by a replica that died, or left to retry
 /// by one whose lease ran out.
@@ -289,7 +283,10 @@ impl Service {
             let kind = WebhookType::parse(&key.1);
             let payloads = self.payloads();
             if payloads.shared() {
-                match payloads.claim(&key.0, &kind, CLAIM_LEASE).await {
+                match payloads
+                    .claim(&key.0, &kind, self.config().claim_lease)
+                    .await
+                {
                     Ok(true) => {}
                     Ok(false) => {
                         // Done, or being processed by another replica,

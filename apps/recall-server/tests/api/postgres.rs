@@ -444,3 +444,168 @@ async fn an_event_acknowledged_by_a_replica_that_died_is_taken_over() {
     })
     .await;
 }
+
+/// A `recall serve` process on PostgreSQL, on a free port.
+struct Serve {
+    child: std::process::Child,
+    address: String,
+}
+
+impl Serve {
+    /// Starts one and waits for its "recall is listening" line.
+    fn start(schema: &str, dir: &std::path::Path) -> Self {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_recall"))
+            .arg("serve")
+            .env_clear()
+            .env("RECALL_BIND", "127.0.0.1:0")
+            .env("RECALL_STORE", "postgres")
+            .env("DATABASE_URL", url().0)
+            .env("RECALL_DATABASE_SCHEMA", schema)
+            .env("RECALL_DATA_DIR", dir)
+            .env("RECALL_LOG_FORMAT", "json")
+            // A dead replica's events are taken over after 3 s, not 60.
+            .env("RECALL_CLAIM_LEASE_SECS", "3")
+            .env("ELEVENLABS_POST_CALL_KEY", crate::helpers::POST_CALL_KEY)
+            .env(
+                "ELEVENLABS_CLIENT_DATA_KEY",
+                crate::helpers::CLIENT_DATA_KEY,
+            )
+            .env(
+                "ELEVENLABS_SEARCH_DATA_KEY",
+                crate::helpers::SEARCH_DATA_KEY,
+            )
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let port = loop {
+            let line = lines
+                .next()
+                .expect("recall exits before listening")
+                .unwrap();
+            if line.contains("recall is listening") {
+                let log: Value = serde_json::from_str(&line).unwrap();
+                let port = log["fields"]["port"]
+                    .as_u64()
+                    .or_else(|| log["port"].as_u64());
+                break port.unwrap_or_else(|| panic!("no port in {line}"));
+            }
+        };
+        // Keep reading, so that the process never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// `kill -9`.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn three_processes_share_the_stream_and_survive_a_kill() {
+    use recall_signature::{Secret, sign};
+    with_schema(|schema| async move {
+        let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut replicas: Vec<Option<Serve>> = (0..3)
+            .map(|i| Some(Serve::start(&schema, dirs[i].path())))
+            .collect();
+        let client = reqwest::Client::new();
+        let secret = Secret::new(crate::helpers::POST_CALL_KEY).unwrap();
+        let callers: Vec<String> = (0..30).map(|i| format!("+1415555{i:04}")).collect();
+        let mut stored_by = Vec::new();
+        for (i, caller) in callers.iter().enumerate() {
+            if i == 12 {
+                // A replica dies mid-stream, with whatever it had in hand.
+                replicas[1].take().unwrap().kill();
+            }
+            if i == 20 {
+                replicas[1] = Some(Serve::start(&schema, dirs[3].path()));
+            }
+            // The load balancer skips a dead replica.
+            let target = (i % 3..i % 3 + 3)
+                .map(|r| r % 3)
+                .find(|r| replicas[*r].is_some())
+                .unwrap();
+            let body = transcription(&format!("conv_rr_{i}"), caller, &format!("Caller{i}"));
+            let signature = sign(&body, &secret, crate::helpers::now());
+            let address = &replicas[target].as_ref().unwrap().address;
+            let response = client
+                .post(format!("{address}/webhook/post-call"))
+                .header("ElevenLabs-Signature", signature)
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "event {i}");
+            stored_by.push(target);
+        }
+
+        // Every caller is greeted by name by a replica that did not store
+        // their call, and by no other name.
+        let deadline = Instant::now() + Duration::from_secs(90);
+        for (i, caller) in callers.iter().enumerate() {
+            let other = (stored_by[i] + 1) % 3;
+            let address = replicas[other].as_ref().unwrap().address.clone();
+            loop {
+                let greeting: Value = client
+                    .post(format!("{address}/webhook/client-data"))
+                    .header("X-Api-Key", crate::helpers::CLIENT_DATA_KEY)
+                    .json(&json!({"caller_id": caller, "agent_id": "agent_1",
+                                  "called_number": "+15550001111", "call_sid": "CA1"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let name = greeting["dynamic_variables"]["user_name"].clone();
+                if name == json!(format!("Caller{i}")) {
+                    break;
+                }
+                assert_eq!(name, json!(""), "caller {i} is greeted as someone else");
+                assert!(Instant::now() < deadline, "caller {i} never processed");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+
+        // Exactly once: every event done, and each caller holds what one
+        // processing writes (the calls are alike).
+        let db = Database::builder(url().0)
+            .schema(&schema)
+            .connect()
+            .await
+            .unwrap();
+        let client_db = db.client().await.unwrap();
+        let states = client_db
+            .query("SELECT state, count(*) FROM events GROUP BY state", &[])
+            .await
+            .unwrap();
+        let states: Vec<(String, i64)> = states.iter().map(|r| (r.get(0), r.get(1))).collect();
+        assert_eq!(states, [("done".to_owned(), 30)]);
+        let per_caller = client_db
+            .query(
+                "SELECT user_id, count(*) FROM memories GROUP BY user_id",
+                &[],
+            )
+            .await
+            .unwrap();
+        let counts: Vec<i64> = per_caller.iter().map(|r| r.get(1)).collect();
+        assert_eq!(counts.len(), 30);
+        assert!(counts.iter().all(|c| *c == counts[0]), "{counts:?}");
+    })
+    .await;
+}
