@@ -123,11 +123,6 @@ fn decode_cursor(cursor: &str) -> Result<(UnixTimestamp, u64), MemoryError> {
     Ok((at, seq))
 }
 
-fn new_id() -> MemoryId {
-    let id = format!("mem_{}", uuid::Uuid::new_v4().simple());
-    MemoryId::new(id).expect("a mem_ id of 36 ASCII characters is a valid key")
-}
-
 impl InMemoryStore {
     /// An empty, healthy store without added latency.
     pub fn new() -> Self {
@@ -239,21 +234,8 @@ impl InMemoryStore {
         }
         let now = UnixTimestamp::now();
         let vector = new.embedding.as_ref().map(Embedding::to_bytes);
-        let memory = Memory {
-            id: new_id(),
-            user_id: user.clone(),
-            decay_lambda: new.effective_decay(),
-            content: new.content,
-            sector: new.sector,
-            salience: new.salience,
-            tags: new.tags,
-            metadata: new.metadata,
-            agent_id: new.agent_id,
-            conversation_id: new.conversation_id,
-            fact: new.fact,
-            created_at: new.occurred_at.unwrap_or(now),
-            updated_at: now,
-        };
+        let key = new.idempotency_key.clone();
+        let memory = new.into_memory(user, now);
         let mut replaced = Vec::new();
         if let Some(fact) = &memory.fact {
             memories.entries.retain(|e| {
@@ -264,7 +246,7 @@ impl InMemoryStore {
                 !same
             });
         }
-        if let Some(key) = new.idempotency_key {
+        if let Some(key) = key {
             memories.keys.insert(key, memory.clone());
         }
         let seq = self.inner.next_seq.fetch_add(1, Ordering::SeqCst);
@@ -529,8 +511,10 @@ mod tests {
 
     #[test]
     fn ids_are_prefixed_and_unique() {
-        let a = new_id();
-        let b = new_id();
+        let user = PhoneNumber::parse("+16129782029").unwrap();
+        let new = || NewMemory::new("x", recall_model::MemorySector::Semantic);
+        let a = new().into_memory(&user, UnixTimestamp::now()).id;
+        let b = new().into_memory(&user, UnixTimestamp::now()).id;
         assert!(a.as_str().starts_with("mem_"));
         assert_eq!(a.as_str().len(), 36);
         assert_ne!(a, b);

@@ -218,6 +218,29 @@ impl NewMemory {
         self
     }
 
+    /// The memory this becomes for `user`, written at `now`, under a fresh
+    /// `mem_<uuid>` id: what every store keeps (the embedding and the
+    /// idempotency key are the store's to keep beside it).
+    pub fn into_memory(self, user: &PhoneNumber, now: UnixTimestamp) -> Memory {
+        let id = MemoryId::new(format!("mem_{}", uuid::Uuid::new_v4().simple()))
+            .expect("a mem_ id of 36 ASCII characters is a valid key");
+        Memory {
+            id,
+            user_id: user.clone(),
+            decay_lambda: self.effective_decay(),
+            content: self.content,
+            sector: self.sector,
+            salience: self.salience,
+            tags: self.tags,
+            metadata: self.metadata,
+            agent_id: self.agent_id,
+            conversation_id: self.conversation_id,
+            fact: self.fact,
+            created_at: self.occurred_at.unwrap_or(now),
+            updated_at: now,
+        }
+    }
+
     /// The effective decay rate: the one set, else the sector's default.
     pub fn effective_decay(&self) -> DecayLambda {
         self.decay_lambda

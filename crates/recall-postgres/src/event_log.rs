@@ -8,12 +8,13 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::Stream;
 use recall_model::{
-    ConversationId, FieldProblem, PhoneNumber, PostCallWebhookRequest, UnixTimestamp, WebhookType,
+    ConversationId, FieldProblem, PhoneNumber, PostCallWebhookRequest, WebhookType,
 };
 use recall_service::event_log::{
     Appended, AudioError, AudioReader, EnvelopeError, EventLog, EventState, QuarantineUsage,
     QuarantinedBody, RemovedConversation, StagedBody, StagedEvent, StoredAudio, StoredEvent,
     StoredEventError, check_envelope, decode_audio, mentions_number, parse_stored_event,
+    quarantine_id, quarantine_received,
 };
 use tokio_postgres::types::ToSql;
 use tokio_util::io::StreamReader;
@@ -97,27 +98,6 @@ fn now_nanos() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
-/// A quarantine id as every log makes them: `<unix s>-<ns>-<uuid>`, so
-/// that id order is arrival order.
-fn quarantine_id() -> String {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!(
-        "{}-{:09}-{}",
-        since_epoch.as_secs(),
-        since_epoch.subsec_nanos(),
-        uuid::Uuid::new_v4()
-    )
-}
-
-fn quarantine_received(id: &str) -> Option<UnixTimestamp> {
-    id.split('-')
-        .next()
-        .and_then(|t| t.parse::<i64>().ok())
-        .and_then(|t| UnixTimestamp::from_secs(t).ok())
 }
 
 fn to_u64(n: i64) -> u64 {

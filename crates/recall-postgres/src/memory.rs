@@ -152,11 +152,6 @@ fn memory_from_row(row: &Row) -> Result<Memory, MemoryError> {
     })
 }
 
-fn new_id() -> MemoryId {
-    MemoryId::new(format!("mem_{}", uuid::Uuid::new_v4().simple()))
-        .expect("a mem_ id of 36 ASCII characters is a valid key")
-}
-
 /// The prefix of every list cursor this store issues (a version, so a
 /// cursor of a future format is refused rather than misread).
 const CURSOR_PREFIX: &str = "pg1.";
@@ -240,21 +235,7 @@ async fn add_in(
     let embedding = new.embedding.as_ref().map(Embedding::to_bytes);
     let model = new.embedding.as_ref().map(|e| i64::from(e.model().get()));
     let idempotency_key: Option<IdempotencyKey> = new.idempotency_key.clone();
-    let memory = Memory {
-        id: new_id(),
-        user_id: user.clone(),
-        decay_lambda: new.effective_decay(),
-        content: new.content,
-        sector: new.sector,
-        salience: new.salience,
-        tags: new.tags,
-        metadata: new.metadata,
-        agent_id: new.agent_id,
-        conversation_id: new.conversation_id,
-        fact: new.fact,
-        created_at: new.occurred_at.unwrap_or(now),
-        updated_at: now,
-    };
+    let memory = new.into_memory(user, now);
     let mut replaced = Vec::new();
     if let Some(fact) = &memory.fact {
         for row in tx

@@ -523,8 +523,9 @@ pub struct QuarantinedBody {
 }
 
 /// A new quarantine id: seconds, then nanoseconds, so that id order is
-/// arrival order, then a uuid.
-pub(crate) fn quarantine_id() -> String {
+/// arrival order, then a uuid (`<unix s>-<ns>-<uuid>`, as every log makes
+/// them).
+pub fn quarantine_id() -> String {
     let since_epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -536,8 +537,8 @@ pub(crate) fn quarantine_id() -> String {
     )
 }
 
-/// When a quarantined body with this id arrived.
-pub(crate) fn quarantine_received(id: &str) -> Option<UnixTimestamp> {
+/// When a quarantined body with this [`quarantine_id`] arrived.
+pub fn quarantine_received(id: &str) -> Option<UnixTimestamp> {
     id.split('-')
         .next()
         .and_then(|t| t.parse::<i64>().ok())
