@@ -80,6 +80,10 @@ macro_rules! settings {
             /// retry), made of the settings above.
             #[serde(skip)]
             pub service: ServiceConfig,
+            /// Whether `admin_token` was generated on a first run (and is
+            /// kept in the generated-secrets file) rather than configured.
+            #[serde(skip)]
+            pub admin_token_generated: bool,
             /// The configuration file read, if any.
             #[serde(skip)]
             pub config_file: Option<PathBuf>,
@@ -528,6 +532,7 @@ impl Config {
                 Some((SecretSource::Generated, _)) => format!("; generated, kept in {generated}"),
                 Some((SecretSource::Configured, n)) => format!("; {n} secret(s) configured"),
                 None if setting.key != "admin_token" => String::new(),
+                None if self.admin_token_generated => format!("; generated, kept in {generated}"),
                 None if tokens == 0 => "; not set: /api and /dashboard are off".into(),
                 None => format!("; {tokens} token(s) configured"),
             };

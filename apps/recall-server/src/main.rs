@@ -456,28 +456,40 @@ fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     }
     runtime()?.block_on(async {
         let app = Application::build(config.clone()).await?;
-        print_secrets_notice(config, app.generated_secrets());
+        print_secrets_notice(app.config(), app.generated_secrets(), app.port());
         app.run_until_stopped().await?;
         anyhow::Ok(ExitCode::SUCCESS)
     })
 }
 
-fn print_secrets_notice(config: &Config, generated: bool) {
+fn print_secrets_notice(config: &Config, generated: bool, port: u16) {
     let any_generated = config
         .webhook_keys()
         .iter()
         .any(|(_, k)| k.source != SecretSource::Configured);
-    if !any_generated {
+    if !any_generated && !config.admin_token_generated {
         return;
     }
     let path = config.generated_secrets_path();
     let verb = if generated { "Generated" } else { "Using" };
-    eprintln!(
-        "\n{verb} webhook secrets in {path} (mode 0600). Read them with `cat {path}`:\n  \
-         post_call_key   -> the post-call webhook's secret in ElevenLabs; `recall sign FILE` uses it\n  \
-         client_data_key -> header `X-Api-Key` on the conversation-initiation webhook\n  \
-         search_data_key -> header `X-Api-Key` on the search tool\n\
-         Set ELEVENLABS_POST_CALL_KEY, ELEVENLABS_CLIENT_DATA_KEY and ELEVENLABS_SEARCH_DATA_KEY to use your own.\n",
-        path = path.display()
-    );
+    let mut lines = vec![
+        format!(
+            "{verb} secrets in {path} (mode 0600). Read them with `cat {path}`:",
+            path = path.display()
+        ),
+        "  post_call_key   -> the post-call webhook's secret in ElevenLabs; `recall sign FILE` uses it".into(),
+        "  client_data_key -> header `X-Api-Key` on the conversation-initiation webhook".into(),
+        "  search_data_key -> header `X-Api-Key` on the search tool".into(),
+    ];
+    if config.admin_token_generated {
+        let host = match config.bind.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        lines.push(format!(
+            "  admin_token     -> the dashboard: open http://{host}:{port}/dashboard and paste it to sign in"
+        ));
+    }
+    lines.push("Set ELEVENLABS_POST_CALL_KEY, ELEVENLABS_CLIENT_DATA_KEY, ELEVENLABS_SEARCH_DATA_KEY (and RECALL_ADMIN_TOKEN) to use your own.".into());
+    eprintln!("\n{}\n", lines.join("\n"));
 }

@@ -189,6 +189,7 @@ pub struct Application {
     server: Server,
     service: Service,
     generated_secrets: bool,
+    config: Config,
 }
 
 impl std::fmt::Debug for Application {
@@ -300,6 +301,7 @@ impl Application {
             server,
             service,
             generated_secrets,
+            config: config.clone(),
         })
     }
 
@@ -308,7 +310,12 @@ impl Application {
         self.port
     }
 
-    /// Whether this build generated the webhook secrets (a first run).
+    /// The configuration it runs with, first-run secrets filled in.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether this build generated secrets (a first run).
     pub fn generated_secrets(&self) -> bool {
         self.generated_secrets
     }
