@@ -296,22 +296,23 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let report = runtime()?.block_on(async {
                 let source = recall_server::open_service(&source, None).await?;
                 let target = recall_server::open_service(&target, None).await?;
+                let progress = recall_server::import::Progress::auto_for("recall migrate-store");
                 let report = source
                     .copy_to(&target, |r| {
-                        let last = r.conversations_done == r.conversations;
-                        if r.callers == 0 && (r.conversations_done % 100 == 0 || last) {
-                            eprintln!(
-                                "recall: {}/{} conversations ({} events copied, {} already there)",
+                        progress.status(|| {
+                            format!(
+                                "{}/{} conversations, {} events copied, {} already there; memories of {} callers",
                                 r.conversations_done,
                                 r.conversations,
                                 r.events_copied,
-                                r.events_present
-                            );
-                        } else if r.callers > 0 && r.callers % 100 == 0 {
-                            eprintln!("recall: memories of {} callers copied", r.callers);
-                        }
+                                r.events_present,
+                                r.callers
+                            )
+                        });
                     })
-                    .await?;
+                    .await;
+                progress.finish();
+                let report = report?;
                 let embedded = target.backfill_embeddings().await?;
                 anyhow::Ok((report, embedded))
             });

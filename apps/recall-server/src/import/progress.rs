@@ -21,6 +21,8 @@ enum Kind {
     Lines {
         last: Mutex<Instant>,
         every: Duration,
+        /// What each line starts with (the command).
+        label: &'static str,
     },
     Silent,
 }
@@ -29,10 +31,16 @@ impl Progress {
     /// A progress bar when standard error is a terminal, log lines every
     /// few seconds otherwise.
     pub fn auto() -> Self {
+        Self::auto_for("recall import")
+    }
+
+    /// As [`auto`](Self::auto), the plain lines starting with `label`
+    /// (another command's name, e.g. `recall migrate-store`).
+    pub fn auto_for(label: &'static str) -> Self {
         if std::io::stderr().is_terminal() {
             Self::bar()
         } else {
-            Self::lines(Duration::from_secs(5))
+            Self::lines_for(label, Duration::from_secs(5))
         }
     }
 
@@ -52,10 +60,15 @@ impl Progress {
     /// A plain line on standard error at most every `every`, and at each
     /// note.
     pub fn lines(every: Duration) -> Self {
+        Self::lines_for("recall import", every)
+    }
+
+    fn lines_for(label: &'static str, every: Duration) -> Self {
         Self {
             kind: Kind::Lines {
                 last: Mutex::new(Instant::now()),
                 every,
+                label,
             },
         }
     }
@@ -74,13 +87,13 @@ impl Progress {
     pub fn status(&self, line: impl FnOnce() -> String) {
         match &self.kind {
             Kind::Bar(bar) => bar.set_message(line()),
-            Kind::Lines { last, every } => {
+            Kind::Lines { last, every, label } => {
                 let mut last = last
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if last.elapsed() >= *every {
                     *last = Instant::now();
-                    eprintln!("recall import: {}", line());
+                    eprintln!("{label}: {}", line());
                 }
             }
             Kind::Silent => {}
@@ -91,7 +104,7 @@ impl Progress {
     pub fn note(&self, line: &str) {
         match &self.kind {
             Kind::Bar(bar) => bar.println(line),
-            Kind::Lines { .. } => eprintln!("recall import: {line}"),
+            Kind::Lines { label, .. } => eprintln!("{label}: {line}"),
             Kind::Silent => {}
         }
     }
