@@ -14,7 +14,7 @@ use recall_service::ProcessedEvent;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
-use recall_service::{AnalyticsQuery, CallQuery, CallRecord, IndexedCall, Page, encode_cursor};
+use recall_service::{AnalyticsQuery, CallQuery, CallRecord, IndexedCall, Page};
 
 use crate::{CallsError, Turn};
 
@@ -252,18 +252,10 @@ pub(crate) fn list(
         u64::from(limit) + 1
     );
     let mut statement = conn.prepare(&sql)?;
-    let mut items = statement
+    let items = statement
         .query_map(params_from_iter(filter.params), call_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items
-            .last()
-            .map(|last| encode_cursor(last.start_time.as_secs(), &last.call.conversation_id))
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    Ok(Page::of_fetched(items, limit as usize))
 }
 
 pub(crate) fn get(

@@ -191,9 +191,7 @@ impl EmbeddedStore {
         let now = UnixTimestamp::now();
         let mut written = 0;
         for (user, memories) in batches {
-            for (i, m) in memories.iter().enumerate() {
-                validate_new(m, Some(i))?;
-            }
+            NewMemory::validate_batch(&memories)?;
             let mut row = ensure_user(&tx, &user)?;
             for m in &memories {
                 add_one(&tx, &mut row, &user, m, now)?;
@@ -286,16 +284,6 @@ pub(crate) fn parse_id(id: &MemoryId) -> Option<i64> {
         return None;
     }
     i64::from_str_radix(hex, 16).ok().filter(|v| *v > 0)
-}
-
-fn validate_new(memory: &NewMemory, index: Option<usize>) -> Result<(), MemoryError> {
-    memory.validate().map_err(|e| match (e, index) {
-        (MemoryError::Rejected { reason, source }, Some(i)) => MemoryError::Rejected {
-            reason: format!("memories[{i}].{reason}"),
-            source,
-        },
-        (e, _) => e,
-    })
 }
 
 pub(crate) fn load_user(
@@ -804,7 +792,7 @@ fn profile_blocking(tx: &Connection, user: &PhoneNumber) -> Result<UserProfile, 
 #[async_trait]
 impl MemoryStore for EmbeddedStore {
     async fn add(&self, user: &PhoneNumber, memory: NewMemory) -> Result<AddOutcome, MemoryError> {
-        validate_new(&memory, None)?;
+        memory.validate()?;
         let user = user.clone();
         self.run(move |inner| {
             inner.write(|tx| {
@@ -824,9 +812,7 @@ impl MemoryStore for EmbeddedStore {
         user: &PhoneNumber,
         memories: Vec<NewMemory>,
     ) -> Result<Vec<AddOutcome>, MemoryError> {
-        for (i, m) in memories.iter().enumerate() {
-            validate_new(m, Some(i))?;
-        }
+        NewMemory::validate_batch(&memories)?;
         if memories.is_empty() {
             return Ok(Vec::new());
         }

@@ -279,15 +279,7 @@ impl MemoryStore for InMemoryStore {
         memories: Vec<NewMemory>,
     ) -> Result<Vec<AddOutcome>, MemoryError> {
         self.enter(true).await?;
-        for (i, memory) in memories.iter().enumerate() {
-            memory.validate().map_err(|e| match e {
-                MemoryError::Rejected { reason, source } => MemoryError::Rejected {
-                    reason: format!("memories[{i}].{reason}"),
-                    source,
-                },
-                other => other,
-            })?;
-        }
+        NewMemory::validate_batch(&memories)?;
         Ok(self.write(|state| {
             memories
                 .into_iter()

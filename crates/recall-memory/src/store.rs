@@ -241,6 +241,24 @@ impl NewMemory {
         }
     }
 
+    /// Validates every memory of a batch before any is written; a
+    /// rejection names the memory (`memories[2].content ...`).
+    ///
+    /// # Errors
+    /// The first memory that [`validate`](Self::validate) refuses.
+    pub fn validate_batch(memories: &[NewMemory]) -> Result<(), MemoryError> {
+        for (i, memory) in memories.iter().enumerate() {
+            memory.validate().map_err(|e| match e {
+                MemoryError::Rejected { reason, source } => MemoryError::Rejected {
+                    reason: format!("memories[{i}].{reason}"),
+                    source,
+                },
+                other => other,
+            })?;
+        }
+        Ok(())
+    }
+
     /// The effective decay rate: the one set, else the sector's default.
     pub fn effective_decay(&self) -> DecayLambda {
         self.decay_lambda

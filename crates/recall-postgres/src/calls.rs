@@ -6,7 +6,7 @@ use recall_model::ui::{CallAnalytics, CallDetail, CallSummary, DailyCalls, DataC
 use recall_model::{AgentId, ConversationId, PhoneNumber, UnixTimestamp, WebhookType};
 use recall_service::{
     AnalyticsQuery, CallIndex, CallIndexError, CallQuery, CallRecord, IndexedCall, Page,
-    ProcessedEvent, encode_cursor,
+    ProcessedEvent,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -295,19 +295,11 @@ impl CallIndex for PgCallIndex {
             )
             .await
             .map_err(unavailable)?;
-        let mut items = rows
+        let items = rows
             .iter()
             .map(call_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items
-                .last()
-                .map(|last| encode_cursor(last.start_time.as_secs(), &last.call.conversation_id))
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        Ok(Page::of_fetched(items, limit as usize))
     }
 
     async fn get_call(

@@ -503,17 +503,6 @@ async fn cached_one(
         .map_err(unavailable)
 }
 
-/// A rejection of the `i`th memory of a batch names it.
-fn in_batch(i: usize, e: MemoryError) -> MemoryError {
-    match e {
-        MemoryError::Rejected { reason, source } => MemoryError::Rejected {
-            reason: format!("memories[{i}].{reason}"),
-            source,
-        },
-        other => other,
-    }
-}
-
 #[async_trait]
 impl MemoryStore for PgMemoryStore {
     async fn add(&self, user: &PhoneNumber, memory: NewMemory) -> Result<AddOutcome, MemoryError> {
@@ -531,9 +520,7 @@ impl MemoryStore for PgMemoryStore {
         user: &PhoneNumber,
         memories: Vec<NewMemory>,
     ) -> Result<Vec<AddOutcome>, MemoryError> {
-        for (i, memory) in memories.iter().enumerate() {
-            memory.validate().map_err(|e| in_batch(i, e))?;
-        }
+        NewMemory::validate_batch(&memories)?;
         if memories.is_empty() {
             return Ok(Vec::new());
         }

@@ -135,6 +135,23 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+impl Page<IndexedCall> {
+    /// The page of up to `limit` calls out of `fetched`, which holds at
+    /// most `limit + 1` newest first: the extra one only tells that a
+    /// next page exists, whose cursor is the last call kept.
+    pub fn of_fetched(mut fetched: Vec<IndexedCall>, limit: usize) -> Self {
+        let more = fetched.len() > limit;
+        fetched.truncate(limit);
+        let last = fetched.last().filter(|_| more);
+        let next_cursor =
+            last.map(|c| encode_cursor(c.start_time.as_secs(), &c.call.conversation_id));
+        Self {
+            items: fetched,
+            next_cursor,
+        }
+    }
+}
+
 /// Filters and paging for [`CallIndex::list_calls`].
 #[derive(Clone, PartialEq, Debug, Default)]
 pub struct CallQuery {
