@@ -67,11 +67,15 @@ fuzz_target!(|body: &[u8]| {
     let value = serde_json::from_slice::<serde_json::Value>(body);
     let object = value.as_ref().map(|v| v.is_object()).unwrap_or(false);
     // serde's derive also reads a struct from a JSON array of its fields
-    // (`["t", [""]]`); an envelope is an object, so only objects count.
-    let object_text = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    // (`["t", [""]]`, `{"data": [""]}`); an envelope and its `data` are
+    // objects, so only those count.
+    let objects = value
+        .as_ref()
+        .map(|v| v.is_object() && v.get("data").is_some_and(|d| d.is_object()))
+        .unwrap_or(false);
     let reference = serde_json::from_slice::<Envelope>(body)
         .ok()
-        .filter(|_| utf8 && object_text);
+        .filter(|_| utf8 && objects);
 
     match read_envelope(body) {
         Ok((kind, conversation_id)) => {
@@ -117,7 +121,9 @@ fuzz_target!(|body: &[u8]| {
 
     let mut audio = Vec::new();
     let decoded = decode_audio(body, &mut audio);
-    let audio_reference = serde_json::from_slice::<Audio>(body).ok().filter(|_| utf8);
+    let audio_reference = serde_json::from_slice::<Audio>(body)
+        .ok()
+        .filter(|_| utf8 && objects);
     match (&decoded, audio_reference) {
         (Ok(n), reference) => {
             assert_eq!(*n, audio.len() as u64);
