@@ -18,12 +18,14 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod elevenlabs;
 pub mod error;
 pub mod import;
 pub mod metrics;
 pub mod net;
 pub mod routes;
 pub mod secrets_file;
+pub mod setup;
 pub mod startup;
 pub mod telemetry;
 

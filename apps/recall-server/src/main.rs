@@ -91,6 +91,14 @@ enum Command {
     /// import continues from <data_dir>/import-checkpoint.json. Run it
     /// while the server is stopped (one process per event log).
     Import(ImportArgs),
+    /// Check how an ElevenLabs agent is wired to Recall: the
+    /// conversation-initiation webhook and its header, the prompt's
+    /// {{user_name}} and {{last_call_summary}}, the first-message override,
+    /// the memory tool (URL, header, user_id bound to system__caller_id)
+    /// and the post-call webhook with its HMAC secret. Prints ✓/✗ and the
+    /// fix for each; exits 1 when something is wrong. Needs
+    /// ELEVENLABS_API_KEY. Never prints a secret.
+    Setup(SetupArgs),
     /// Rebuild the call index (<data_dir>/calls.db) behind the operator API
     /// and dashboard from the stored post-call events, and embed every
     /// memory whose embedding is missing or of another model.
@@ -149,6 +157,25 @@ struct ImportArgs {
     /// Ignore the checkpoint of an interrupted import and start over.
     #[arg(long)]
     restart: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct SetupArgs {
+    /// The agent to check.
+    #[arg(long, value_name = "AGENT_ID")]
+    agent: String,
+    /// Where ElevenLabs reaches Recall, e.g. https://recall.example.com:
+    /// checks the URLs' host too, and is where --apply points the tool.
+    #[arg(long, value_name = "URL")]
+    url: Option<url::Url>,
+    /// Create or update the memory tool (with a workspace secret for its
+    /// header) and attach it to the agent, after showing the change and
+    /// asking.
+    #[arg(long, requires = "url")]
+    apply: bool,
+    /// Apply without asking.
+    #[arg(long, requires = "apply")]
+    yes: bool,
 }
 
 fn main() -> ExitCode {
@@ -333,6 +360,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Import(args)) => import(&load(cli)?, args),
+        Some(Command::Setup(args)) => setup(&load(cli)?, args),
         Some(Command::CheckConfig) => {
             let mut config = load(cli)?;
             config.load_generated_secrets()?;
@@ -356,6 +384,83 @@ fn with_store(config: &Config, name: &str, flag: &str) -> anyhow::Result<Config>
     let mut config = config.clone();
     config.store = Store::parse(name).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
     Ok(config)
+}
+
+fn setup(config: &Config, args: &SetupArgs) -> anyhow::Result<ExitCode> {
+    use recall_server::elevenlabs::{ElevenLabsClient, RetryPolicy};
+    use recall_server::setup::{Expected, apply, check, inspect, plan};
+    use std::io::{IsTerminal as _, Write as _};
+    let Some(key) = &config.elevenlabs_api_key else {
+        anyhow::bail!(
+            "`recall setup` needs the ElevenLabs API key: set ELEVENLABS_API_KEY (setting `elevenlabs_api_key`)"
+        );
+    };
+    let mut config = config.clone();
+    config.load_generated_secrets()?;
+    let expected = Expected {
+        public_url: args.url.clone(),
+        client_data_keys: config.client_data_key.secrets.clone(),
+        search_keys: config.search_data_key.secrets.clone(),
+        post_call_key_set: !config.post_call_key.secrets.is_empty(),
+    };
+    let client = ElevenLabsClient::new(
+        &config.elevenlabs_api_url,
+        key.expose(),
+        RetryPolicy::default(),
+    )?;
+    runtime()?.block_on(async {
+        let wiring = inspect(&client, &args.agent).await?;
+        let report = check(&wiring, &expected);
+        print!("{}", report.render());
+        if !args.apply {
+            return Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        let plan = plan(&client, &wiring, &expected).await?;
+        if plan.is_empty() {
+            println!("\nThe memory tool is wired right: nothing to apply.");
+            return Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        println!("\n--apply will:\n{}", plan.describe());
+        if !args.yes {
+            if !std::io::stdin().is_terminal() {
+                anyhow::bail!("not applied: confirm on a terminal, or pass --yes");
+            }
+            print!("Apply these changes? [y/N] ");
+            std::io::stdout().flush()?;
+            let mut answer = String::new();
+            std::io::stdin().read_line(&mut answer)?;
+            if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                println!("Nothing changed.");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        let applied = apply(&client, &plan).await?;
+        println!(
+            "Applied: tool {}{}.\n",
+            applied.tool_id.as_deref().unwrap_or("-"),
+            if applied.attached {
+                " attached to the agent"
+            } else {
+                " updated"
+            }
+        );
+        // Read everything back: the checklist now says what ElevenLabs has.
+        let report = check(&inspect(&client, &args.agent).await?, &expected);
+        print!("{}", report.render());
+        Ok(if report.passed() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    })
 }
 
 fn import(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode> {

@@ -15,7 +15,6 @@
 //! an interrupted import resumes where it stopped, by cursor, or by time
 //! when the cursor has expired; idempotency comes from duplicate detection.
 
-mod client;
 mod progress;
 mod when;
 
@@ -29,7 +28,7 @@ use recall_model::{ConversationId, PostCallData, WebhookType};
 use recall_service::{IngestError, ProcessReport, Service};
 use serde::{Deserialize, Serialize};
 
-pub use client::{
+pub use crate::elevenlabs::{
     ApiError, ConversationSummary, ConversationsPage, ElevenLabsClient, ListQuery, RetryPolicy,
 };
 pub use progress::Progress;

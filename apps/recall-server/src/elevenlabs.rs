@@ -1,5 +1,6 @@
-//! A small client of the ElevenLabs Conversations API: list pages,
-//! conversation details and audio, with retries.
+//! A small client of the ElevenLabs API, with retries: the Conversations
+//! API for `recall import` (list pages, conversation details and audio)
+//! and JSON calls for `recall setup` (agents, tools, settings).
 //!
 //! Shapes follow the official SDK (`GetConversationsPageResponseModel`,
 //! `ConversationSummaryResponseModel`); every type is tolerant: unknown
@@ -174,7 +175,7 @@ impl ElevenLabsClient {
     /// When the HTTP client cannot be built (TLS set-up).
     pub fn new(base_url: &str, key: &str, retry: RetryPolicy) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
-            .user_agent(concat!("recall/", env!("CARGO_PKG_VERSION"), " (import)"))
+            .user_agent(concat!("recall/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(60))
             .build()?;
@@ -265,12 +266,64 @@ impl ElevenLabsClient {
         self.send(&what, || self.http.get(&url)).await
     }
 
+    /// `GET <base_url><path>` as JSON; `None` for a 404. `what` names the
+    /// request in errors.
+    ///
+    /// # Errors
+    /// See [`ApiError`].
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        path: &str,
+    ) -> Result<Option<T>, ApiError> {
+        let url = format!("{}{path}", self.base_url);
+        match self.send(what, || self.http.get(&url)).await? {
+            Some(response) => json_body(what, response).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A write (`POST` or `PATCH`) of a JSON body, answered with JSON. A
+    /// write is retried after 429 only: after a 5xx or a broken connection
+    /// it may have been done, so it is reported, not repeated.
+    ///
+    /// # Errors
+    /// See [`ApiError`]; a 404 is an [`ApiError::Status`].
+    pub async fn write_json<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        what: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, ApiError> {
+        let url = format!("{}{path}", self.base_url);
+        let request = || self.http.request(method.clone(), &url).json(body);
+        match self.send_with(what, request, false).await? {
+            Some(response) => json_body(what, response).await,
+            None => Err(ApiError::Status {
+                what: what.to_owned(),
+                status: reqwest::StatusCode::NOT_FOUND,
+                detail: String::new(),
+            }),
+        }
+    }
+
     /// Sends a request with the key, retrying as the policy says.
     /// `Ok(None)` for a 404.
     async fn send(
         &self,
         what: &str,
         request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Option<reqwest::Response>, ApiError> {
+        self.send_with(what, request, true).await
+    }
+
+    /// [`Self::send`]; `idempotent: false` retries 429s only.
+    async fn send_with(
+        &self,
+        what: &str,
+        request: impl Fn() -> reqwest::RequestBuilder,
+        idempotent: bool,
     ) -> Result<Option<reqwest::Response>, ApiError> {
         let mut backoff = self.retry.initial_backoff;
         let mut attempt = 0;
@@ -293,7 +346,8 @@ impl ElevenLabsClient {
                         });
                     }
                     let retry_after = retry_after(&response);
-                    if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+                    if status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                        || (idempotent && status.is_server_error())
                     {
                         let wait = match retry_after {
                             Some(wait) => wait.min(self.retry.max_backoff),
@@ -320,7 +374,7 @@ impl ElevenLabsClient {
                 }
                 Err(e) => e.to_string(),
             };
-            if attempt >= self.retry.max_attempts {
+            if attempt >= self.retry.max_attempts || !idempotent {
                 return Err(ApiError::GaveUp {
                     what: what.to_owned(),
                     attempts: attempt,
@@ -331,6 +385,40 @@ impl ElevenLabsClient {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(self.retry.max_backoff);
         }
+    }
+}
+
+/// A JSON answer read as `T`, `null`s dropped first: the API sends `null`
+/// for absent optional fields, which the tolerant types read as missing.
+async fn json_body<T: serde::de::DeserializeOwned>(
+    what: &str,
+    response: reqwest::Response,
+) -> Result<T, ApiError> {
+    let body = response
+        .bytes()
+        .await
+        .map_err(|source| ApiError::Transport {
+            what: what.to_owned(),
+            source,
+        })?;
+    let malformed = |e: serde_json::Error| ApiError::Malformed {
+        what: what.to_owned(),
+        reason: e.to_string(),
+    };
+    let mut value: serde_json::Value = serde_json::from_slice(&body).map_err(malformed)?;
+    drop_nulls(&mut value);
+    serde_json::from_value(value).map_err(malformed)
+}
+
+/// Removes every `null` member of every object, recursively.
+fn drop_nulls(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
     }
 }
 
@@ -359,7 +447,7 @@ async fn detail(response: reqwest::Response) -> String {
 }
 
 /// A path segment, percent-encoded.
-fn encode(segment: &str) -> String {
+pub fn encode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
