@@ -17,12 +17,14 @@
 //! Every implementation here passes its port's conformance suite on a
 //! real server (`tests/`).
 
+mod cache;
 mod calls;
 mod db;
 mod event_log;
 mod memory;
 mod migrate;
 
+pub use cache::DEFAULT_BUDGET_BYTES as DEFAULT_CACHE_BYTES;
 pub use calls::PgCallIndex;
 pub use db::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_POOL_SIZE, Database, DatabaseBuilder, DatabaseError,

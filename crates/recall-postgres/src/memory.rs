@@ -1,6 +1,7 @@
 //! [`PgMemoryStore`]: the memory store on PostgreSQL.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
@@ -16,6 +17,7 @@ use recall_model::{
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use crate::cache::{CallerCache, CallerData, MemoryRow};
 use crate::{Database, DatabaseError};
 
 /// A caller with at most this many memories offers all of them to the
@@ -43,7 +45,12 @@ const MAX_FACTS: i64 = 100;
 ///   GIN index, words matched as prefixes of the ranking's stems), the
 ///   nearest in meaning (every stored embedding of the caller compared
 ///   exactly, here), the newest, oldest or those of the span of time the
-///   question names, and the profile facts.
+///   question names, and the profile facts. What the words and meaning
+///   sources read of a large caller is kept in memory between searches
+///   while the caller's version (changed by a trigger on every write, on
+///   any replica) is unchanged, within a byte budget
+///   ([`PgMemoryStore::with_cache`]); the words source then weighs each
+///   word by its rarity among the caller's memories.
 /// * Embeddings are kept in the form the ranking reads
 ///   ([`Embedding::to_bytes`]) with their model, for backfills. Updating
 ///   a memory's content drops its embedding.
@@ -56,12 +63,23 @@ const MAX_FACTS: i64 = 100;
 #[derive(Clone, Debug)]
 pub struct PgMemoryStore {
     db: Database,
+    cache: Arc<CallerCache>,
 }
 
 impl PgMemoryStore {
-    /// The store on `db`.
+    /// The store on `db`, caching large callers' search data within
+    /// [`DEFAULT_CACHE_BYTES`](crate::DEFAULT_CACHE_BYTES).
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self::with_cache(db, crate::DEFAULT_CACHE_BYTES)
+    }
+
+    /// The store on `db`, caching large callers' search data within
+    /// `bytes` of memory (0: read it from the database on every search).
+    pub fn with_cache(db: Database, bytes: usize) -> Self {
+        Self {
+            db,
+            cache: Arc::new(CallerCache::new(bytes)),
+        }
     }
 }
 
@@ -336,18 +354,21 @@ impl PgMemoryStore {
             &filter.min_salience,
             &filter.agent,
         ];
-        let count: i64 = cached_one(
+        let row = cached_one(
             tx,
-            "SELECT count(*) FROM memories WHERE user_id = $1",
+            "SELECT coalesce(max(memories), 0), max(version) \
+             FROM memory_versions WHERE user_id = $1",
             &[&user.as_str()],
         )
-        .await?
-        .get(0);
+        .await?;
+        let (count, version): (i64, Option<i64>) = (row.get(0), row.get(1));
         if count == 0 {
+            // Erased, maybe on another replica: drop what is cached here.
+            self.cache.forget(user.as_str());
             return Ok(Vec::new());
         }
         let rows = if count <= ALL_CANDIDATES {
-            cached(
+            cached_query(
                 tx,
                 &format!(
                     "SELECT {MEMORY_COLUMNS}, embedding FROM memories \
@@ -357,8 +378,8 @@ impl PgMemoryStore {
             )
             .await?
         } else {
-            let seqs = self.candidate_seqs(tx, &base, query).await?;
-            cached(
+            let seqs = self.candidate_seqs(tx, user, version, &base, query).await?;
+            cached_query(
                 tx,
                 &format!(
                     "SELECT {MEMORY_COLUMNS}, embedding FROM memories \
@@ -382,63 +403,59 @@ impl PgMemoryStore {
     async fn candidate_seqs(
         &self,
         tx: &impl GenericClient,
+        user: &PhoneNumber,
+        version: Option<i64>,
         base: &[&(dyn ToSql + Sync); 4],
         query: &SearchQuery,
     ) -> Result<Vec<i64>, MemoryError> {
-        let mut seen = HashSet::new();
-        let mut seqs: Vec<i64> = Vec::new();
-        let mut add = |found: Vec<i64>| {
-            for seq in found {
-                if seen.insert(seq) {
-                    seqs.push(seq);
-                }
-            }
-        };
         let first = |rows: Vec<Row>| rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>();
-        if let Some(words) = word_query(&query.text) {
-            let [user, sector, salience, agent] = *base;
-            add(first(
-                cached(
-                    tx,
-                    &format!(
-                        "SELECT seq FROM memories, to_tsquery('simple', $5) q \
-                         WHERE user_id = $1 AND {FILTER} AND words @@ q \
-                         ORDER BY ts_rank(words, q) DESC, created_at DESC, seq DESC LIMIT $6"
-                    ),
-                    &[user, sector, salience, agent, &words, &PER_SOURCE],
-                )
-                .await?,
-            ));
-        }
-        if let Some(vector) = &query.vector {
+        let [_, sector, salience, agent] = *base;
+        // The sources are independent: their statements are sent together
+        // (pipelined on the one connection), one round trip for all.
+        let cached = self.caller_data(user, version);
+        let words = async {
+            if let Some(data) = &cached {
+                return Ok(data.matching(&query.text, &query.filter, PER_SOURCE as usize));
+            }
+            let Some(words) = word_query(&query.text) else {
+                return Ok(Vec::new());
+            };
+            let sql = format!(
+                "SELECT seq FROM memories, to_tsquery('simple', $5) q \
+                 WHERE user_id = $1 AND {FILTER} AND words @@ q \
+                 ORDER BY ts_rank(words, q) DESC, created_at DESC, seq DESC LIMIT $6"
+            );
+            let params: [&(dyn ToSql + Sync); 6] =
+                [base[0], sector, salience, agent, &words, &PER_SOURCE];
+            cached_query(tx, &sql, &params).await.map(first)
+        };
+        let meaning = async {
+            let Some(vector) = &query.vector else {
+                return Ok(Vec::new());
+            };
             // Exact: every stored embedding of the caller compared here.
             let probe = vector.probe();
-            let rows = cached(
-                tx,
-                &format!(
-                    "SELECT seq, embedding FROM memories \
-                         WHERE user_id = $1 AND {FILTER} AND embedding_model = $5"
-                ),
-                &[
-                    base[0],
-                    base[1],
-                    base[2],
-                    base[3],
-                    &i64::from(vector.model().get()),
-                ],
-            )
-            .await?;
+            if let Some(data) = &cached {
+                return Ok(data.nearest(&probe, &query.filter, PER_SOURCE as usize));
+            }
+            let sql = format!(
+                "SELECT seq, embedding FROM memories \
+                 WHERE user_id = $1 AND {FILTER} AND embedding_model = $5"
+            );
+            let model = i64::from(vector.model().get());
+            let params: [&(dyn ToSql + Sync); 5] = [base[0], sector, salience, agent, &model];
+            let rows = cached_query(tx, &sql, &params).await?;
             let mut scored: Vec<(f32, i64)> = rows
                 .iter()
                 .filter_map(|r| Some((probe.cosine(r.get(1))?, r.get::<_, i64>(0))))
                 .collect();
             scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
-            add(scored
+            Ok(scored
                 .into_iter()
                 .take(PER_SOURCE as usize)
                 .map(|(_, seq)| seq)
-                .collect());
-        }
+                .collect())
+        };
         let needs = CandidateNeeds::of(query);
         let mut spans: Vec<(&str, i64, i64)> = Vec::new();
         if needs.newest {
@@ -450,38 +467,141 @@ impl PgMemoryStore {
         if let Some((start, end)) = needs.window {
             spans.push(("DESC", start, end));
         }
-        for (order, from, to) in spans {
-            add(first(
-                cached(
-                    tx,
-                    &format!(
-                        "SELECT seq FROM memories WHERE user_id = $1 AND {FILTER} \
-                         AND fact_key IS NULL AND created_at >= $5 AND created_at < $6 \
-                         ORDER BY created_at {order}, seq {order} LIMIT $7"
-                    ),
-                    &[base[0], base[1], base[2], base[3], &from, &to, &PER_SOURCE],
-                )
-                .await?,
-            ));
-        }
-        add(first(
-            cached(
-                tx,
-                &format!(
+        let times = futures_util::future::try_join_all(spans.into_iter().map(
+            |(order, from, to)| async move {
+                let sql = format!(
                     "SELECT seq FROM memories WHERE user_id = $1 AND {FILTER} \
-                     AND fact_key IS NOT NULL ORDER BY seq DESC LIMIT $5"
-                ),
-                &[base[0], base[1], base[2], base[3], &MAX_FACTS],
-            )
-            .await?,
+                     AND fact_key IS NULL AND created_at >= $5 AND created_at < $6 \
+                     ORDER BY created_at {order}, seq {order} LIMIT $7"
+                );
+                let params: [&(dyn ToSql + Sync); 7] =
+                    [base[0], sector, salience, agent, &from, &to, &PER_SOURCE];
+                cached_query(tx, &sql, &params).await.map(first)
+            },
         ));
+        let facts = async {
+            let sql = format!(
+                "SELECT seq FROM memories WHERE user_id = $1 AND {FILTER} \
+                 AND fact_key IS NOT NULL ORDER BY seq DESC LIMIT $5"
+            );
+            let params: [&(dyn ToSql + Sync); 5] = [base[0], sector, salience, agent, &MAX_FACTS];
+            cached_query(tx, &sql, &params).await.map(first)
+        };
+        let (words, meaning, times, facts) =
+            futures_util::future::try_join4(words, meaning, times, facts).await?;
+        let mut seen = HashSet::new();
+        let mut seqs: Vec<i64> = Vec::new();
+        for seq in words
+            .into_iter()
+            .chain(meaning)
+            .chain(times.into_iter().flatten())
+            .chain(facts)
+        {
+            if seen.insert(seq) {
+                seqs.push(seq);
+            }
+        }
         Ok(seqs)
+    }
+}
+
+impl PgMemoryStore {
+    /// A large caller's search data, when the cache holds it as of
+    /// `version`. Otherwise `None` (the search reads the database), and
+    /// the data is read into the cache in the background for the next
+    /// search: the first search after a write costs what an uncached one
+    /// does, not more.
+    fn caller_data(&self, user: &PhoneNumber, version: Option<i64>) -> Option<Arc<CallerData>> {
+        let version = version.filter(|_| self.cache.enabled())?;
+        let hit = self.cache.get(user.as_str(), version);
+        if hit.is_none() {
+            self.fill_in_background(user, version);
+        }
+        hit
+    }
+
+    /// Reads a large caller's search data into the cache, in the
+    /// background, unless it is there as of `version` or being read.
+    fn fill_in_background(&self, user: &PhoneNumber, version: i64) {
+        if !self.cache.enabled()
+            || self.cache.get(user.as_str(), version).is_some()
+            || !self.cache.begin_fill(user.as_str())
+        {
+            return;
+        }
+        let (store, user) = (self.clone(), user.clone());
+        tokio::spawn(async move {
+            if let Err(error) = store.cache_caller(&user).await {
+                tracing::debug!(%error, "a caller's search data was not cached");
+            }
+            store.cache.end_fill(user.as_str());
+        });
+    }
+
+    /// Reads a caller's search data into this replica's cache now, at the
+    /// version read with it (one snapshot), rather than in the background
+    /// after a search or greeting finds it missing. Does nothing for a
+    /// caller without memories or with the cache off.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn cache_caller(&self, user: &PhoneNumber) -> Result<(), MemoryError> {
+        if !self.cache.enabled() {
+            return Ok(());
+        }
+        let mut client = self.db.client().await.map_err(unavailable)?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(unavailable)?;
+        let version = cached_query(
+            &tx,
+            "SELECT version FROM memory_versions WHERE user_id = $1",
+            &[&user.as_str()],
+        )
+        .await?;
+        let Some(version) = version.first().map(|r| r.get::<_, i64>(0)) else {
+            return Ok(());
+        };
+        let rows = cached_query(
+            &tx,
+            "SELECT seq, created_at, sector, salience, agent_id, embedding, content, fact_key \
+             FROM memories WHERE user_id = $1",
+            &[&user.as_str()],
+        )
+        .await?;
+        tx.commit().await.map_err(unavailable)?;
+        let sectors = rows
+            .iter()
+            .map(|r| MemorySector::parse(r.get(2)).map_err(|e| corrupt("sector", e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let user_key = user.as_str().to_owned();
+        let cache = self.cache.clone();
+        // Building the dictionary is CPU work: off the async threads.
+        recall_memory::spawn_blocking(move || {
+            let data = CallerData::build(rows.iter().zip(sectors).map(|(r, sector)| MemoryRow {
+                seq: r.get(0),
+                created_at: r.get(1),
+                sector,
+                salience: r.get(3),
+                agent_id: r.get(4),
+                embedding: r.get(5),
+                content: r.get(6),
+                fact_key: r.get(7),
+            }));
+            cache.put(&user_key, version, data);
+        })
+        .await
+        .map_err(|e| MemoryError::internal("caching a caller's search data").with_source(e))
     }
 }
 
 /// Runs `sql`, prepared once per connection (a round trip saved on every
 /// later call).
-async fn cached(
+async fn cached_query(
     client: &impl GenericClient,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
@@ -490,7 +610,7 @@ async fn cached(
     client.query(&statement, params).await.map_err(unavailable)
 }
 
-/// [`cached`], for a statement answering one row.
+/// [`cached_query`], for a statement answering one row.
 async fn cached_one(
     client: &impl GenericClient,
     sql: &str,
@@ -560,7 +680,7 @@ impl MemoryStore for PgMemoryStore {
         let (after_at, after_seq) = (after.map(|a| a.0), after.map(|a| a.1));
         let fetch = limit as i64 + 1;
         let client = self.db.client().await.map_err(unavailable)?;
-        let rows = cached(
+        let rows = cached_query(
             &client,
             &format!(
                 "SELECT {MEMORY_COLUMNS}, seq FROM memories WHERE user_id = $1 AND {FILTER} \
@@ -649,21 +769,27 @@ impl MemoryStore for PgMemoryStore {
     }
 
     async fn delete(&self, user: &PhoneNumber, id: &MemoryId) -> Result<(), MemoryError> {
-        let client = self.db.client().await.map_err(unavailable)?;
-        let deleted = client
-            .execute(
-                "DELETE FROM memories WHERE user_id = $1 AND id = $2",
-                &[&user.as_str(), &id.as_str()],
-            )
-            .await
-            .map_err(unavailable)?;
-        if deleted == 0 {
-            return Err(MemoryError::NotFound(id.clone()));
-        }
-        Ok(())
+        // In the caller's turn like every write: the version trigger's row
+        // lock is then always taken after the caller's lock, never before
+        // a memory row another writer holds.
+        self.write_tx(user, async |tx| {
+            let deleted = tx
+                .execute(
+                    "DELETE FROM memories WHERE user_id = $1 AND id = $2",
+                    &[&user.as_str(), &id.as_str()],
+                )
+                .await
+                .map_err(unavailable)?;
+            if deleted == 0 {
+                return Err(MemoryError::NotFound(id.clone()));
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn erase_user(&self, user: &PhoneNumber) -> Result<u64, MemoryError> {
+        self.cache.forget(user.as_str());
         self.write_tx(user, async |tx| {
             let erased = tx
                 .execute("DELETE FROM memories WHERE user_id = $1", &[&user.as_str()])
@@ -681,32 +807,41 @@ impl MemoryStore for PgMemoryStore {
     }
 
     async fn profile(&self, user: &PhoneNumber) -> Result<UserProfile, MemoryError> {
-        // The count and the facts in one statement (one snapshot, one
-        // round trip): a caller without facts still gets the count's row.
+        // The count and version (kept by the version trigger) and the
+        // facts in one statement (one snapshot, one round trip): a caller
+        // without facts still gets the count's row.
         let client = self.db.client().await.map_err(unavailable)?;
-        let rows = cached(
+        let rows = cached_query(
             &client,
-            "SELECT c.n, m.fact_key, m.fact_value, m.fact_is_name, m.created_at \
-             FROM (SELECT count(*) AS n FROM memories WHERE user_id = $1) c \
+            "SELECT c.n, c.v, m.fact_key, m.fact_value, m.fact_is_name, m.created_at \
+             FROM (SELECT coalesce(max(memories), 0) AS n, max(version) AS v \
+                   FROM memory_versions WHERE user_id = $1) c \
              LEFT JOIN memories m ON m.user_id = $1 AND m.fact_key IS NOT NULL",
             &[&user.as_str()],
         )
         .await?;
         let count: i64 = rows.first().map_or(0, |r| r.get(0));
+        // A large caller is greeted while the phone rings; the memory tool
+        // is asked seconds later: have their search data ready by then.
+        if count > ALL_CANDIDATES
+            && let Some(version) = rows.first().and_then(|r| r.get::<_, Option<i64>>(1))
+        {
+            self.fill_in_background(user, version);
+        }
         let rows: Vec<&Row> = rows
             .iter()
-            .filter(|r| r.get::<_, Option<&str>>(1).is_some())
+            .filter(|r| r.get::<_, Option<&str>>(2).is_some())
             .collect();
         let mut facts = Vec::with_capacity(rows.len());
         for row in rows {
             facts.push((
                 Fact {
-                    key: FactKey::new(row.get::<_, String>(1))
+                    key: FactKey::new(row.get::<_, String>(2))
                         .map_err(|e| corrupt("fact key", e))?,
-                    value: row.get::<_, Option<String>>(2).unwrap_or_default(),
-                    is_name: row.get::<_, Option<bool>>(3).unwrap_or(false),
+                    value: row.get::<_, Option<String>>(3).unwrap_or_default(),
+                    is_name: row.get::<_, Option<bool>>(4).unwrap_or(false),
                 },
-                UnixTimestamp::from_secs(row.get(4)).map_err(|e| corrupt("time", e))?,
+                UnixTimestamp::from_secs(row.get(5)).map_err(|e| corrupt("time", e))?,
             ));
         }
         Ok(UserProfile::from_facts(
@@ -781,24 +916,26 @@ impl MemoryStore for PgMemoryStore {
         id: &MemoryId,
         embedding: Embedding,
     ) -> Result<(), MemoryError> {
-        let client = self.db.client().await.map_err(unavailable)?;
-        let changed = client
-            .execute(
-                "UPDATE memories SET embedding = $3, embedding_model = $4 \
-                 WHERE user_id = $1 AND id = $2",
-                &[
-                    &user.as_str(),
-                    &id.as_str(),
-                    &embedding.to_bytes(),
-                    &i64::from(embedding.model().get()),
-                ],
-            )
-            .await
-            .map_err(unavailable)?;
-        if changed == 0 {
-            return Err(MemoryError::NotFound(id.clone()));
-        }
-        Ok(())
+        self.write_tx(user, async |tx| {
+            let changed = tx
+                .execute(
+                    "UPDATE memories SET embedding = $3, embedding_model = $4 \
+                     WHERE user_id = $1 AND id = $2",
+                    &[
+                        &user.as_str(),
+                        &id.as_str(),
+                        &embedding.to_bytes(),
+                        &i64::from(embedding.model().get()),
+                    ],
+                )
+                .await
+                .map_err(unavailable)?;
+            if changed == 0 {
+                return Err(MemoryError::NotFound(id.clone()));
+            }
+            Ok(())
+        })
+        .await
     }
 }
 
