@@ -11,10 +11,10 @@ use recall_model::{
 };
 
 use super::{
-    Appended, AudioError, AudioReader, EnvelopeError, EventLog, EventState, QuarantineUsage,
-    QuarantinedBody, RemovedConversation, StagedBody, StagedEvent, StoredAudio, StoredEvent,
-    StoredEventError, check_envelope, decode_audio, mentions_number, parse_stored_event,
-    quarantine_id, quarantine_received,
+    Appended, AudioError, AudioReader, DeletionRecord, EnvelopeError, EventLog, EventState,
+    QuarantineUsage, QuarantinedBody, RemovedConversation, StagedBody, StagedEvent, StoredAudio,
+    StoredEvent, StoredEventError, check_envelope, decode_audio, mentions_number,
+    parse_stored_event, quarantine_id, quarantine_received,
 };
 
 /// An [`EventLog`] in memory: nothing survives the process. It keeps the
@@ -54,6 +54,7 @@ struct Conversation {
     events: BTreeMap<String, Event>,
     caller: Option<PhoneNumber>,
     audio: Option<Arc<Vec<u8>>>,
+    deletion: Option<DeletionRecord>,
 }
 
 #[derive(Debug)]
@@ -289,6 +290,49 @@ impl EventLog for InMemoryEventLog {
                 events: c.events.len() as u64,
                 audio: c.audio.is_some(),
             }))
+    }
+
+    async fn redact_event(
+        &self,
+        conversation: &ConversationId,
+        kind: &WebhookType,
+        redacted: &[u8],
+    ) -> io::Result<()> {
+        self.with_event(conversation, kind, |e| e.body = Arc::new(redacted.to_vec()))
+    }
+
+    async fn remove_audio(&self, conversation: &ConversationId) -> io::Result<bool> {
+        Ok(self
+            .state()
+            .conversations
+            .get_mut(conversation)
+            .and_then(|c| c.audio.take())
+            .is_some())
+    }
+
+    async fn record_deletion(
+        &self,
+        conversation: &ConversationId,
+        record: &DeletionRecord,
+    ) -> io::Result<()> {
+        match self.state().conversations.get_mut(conversation) {
+            Some(c) => {
+                c.deletion = Some(*record);
+                Ok(())
+            }
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "no events stored for this conversation",
+            )),
+        }
+    }
+
+    async fn deletion(&self, conversation: &ConversationId) -> io::Result<Option<DeletionRecord>> {
+        Ok(self
+            .state()
+            .conversations
+            .get(conversation)
+            .and_then(|c| c.deletion))
     }
 
     async fn quarantined(
