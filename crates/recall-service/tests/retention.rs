@@ -463,3 +463,22 @@ async fn the_sweep_runs_at_start_and_then_every_interval() {
     }
     sweeper.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_pending_deletion_moves_with_its_call_to_another_store() {
+    let setup = Setup::new(ServiceConfig::default());
+    let due = setup.now() + 3600;
+    setup
+        .ingest(&call("conv_moved", Some((due, true, true))))
+        .await;
+    setup.service.process_pending().await;
+    let target_log = recall_service::InMemoryEventLog::new();
+    let target = Service::builder(Arc::new(InMemoryStore::new()), target_log.clone())
+        .call_index(Arc::new(InMemoryCallIndex::new()))
+        .build();
+    setup.service.copy_to(&target, |_| {}).await.unwrap();
+    let c = id("conv_moved");
+    let moved = target.event_log().deletion(&c).await.unwrap();
+    assert_eq!(moved, setup.service.event_log().deletion(&c).await.unwrap());
+    assert_eq!(moved.and_then(|r| r.due).map(|t| t.as_secs()), Some(due));
+}
