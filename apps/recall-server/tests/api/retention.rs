@@ -57,7 +57,8 @@ pub async fn admin_get(app: &TestApp, path: &str) -> reqwest::Response {
         .unwrap()
 }
 
-/// The call once its transcript is reported deleted, polled until
+/// The call once its transcript and audio are reported deleted (both are
+/// scheduled in these tests; they go one after the other), polled until
 /// `deadline_secs` run out.
 pub async fn deleted_call(app: &TestApp, conversation: &str, deadline_secs: u64) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(deadline_secs);
@@ -66,13 +67,16 @@ pub async fn deleted_call(app: &TestApp, conversation: &str, deadline_secs: u64)
         let response = admin_get(app, &path).await;
         if response.status() == 200 {
             let call: Value = response.json().await.unwrap();
-            if call.get("transcriptDeletedAt").is_some() {
+            let deleted = call.get("transcriptDeletedAt").is_some()
+                && call.get("audioDeletedAt").is_some()
+                && call["hasAudio"] == false;
+            if deleted {
                 return call;
             }
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{conversation}: the transcript was not deleted in time"
+            "{conversation}: the transcript and audio were not deleted in time"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
