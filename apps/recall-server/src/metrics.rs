@@ -30,7 +30,8 @@ pub struct RequestLabels {
 /// The labels of the deletion counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeletionLabels {
-    /// `transcript` (stored events and transcript) or `audio`.
+    /// `transcript` (a call's stored events and transcript), `audio` or
+    /// `quarantined` (a refused body).
     part: &'static str,
     /// `deletion_settings` (ElevenLabs') or `retention` (a window).
     reason: &'static str,
@@ -243,10 +244,15 @@ impl Collector for ServiceCollector {
                 stats.audio_deleted_by_settings(),
             ),
             ("audio", "retention", stats.audio_deleted_by_retention()),
+            (
+                "quarantined",
+                "retention",
+                stats.quarantined_deleted_by_retention(),
+            ),
         ];
         let mut family = e.encode_descriptor(
             "deletions",
-            "Calls whose raw copies were deleted, by part (transcript: stored events and transcript; audio) and reason (ElevenLabs' deletion settings, or a retention window)",
+            "Raw copies deleted, by part (transcript: a call's stored events and transcript; audio: a call's audio; quarantined: a refused body) and reason (ElevenLabs' deletion settings, or a retention window)",
             None,
             ConstCounter::new(0u64).metric_type(),
         )?;

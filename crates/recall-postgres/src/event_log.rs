@@ -830,6 +830,34 @@ impl EventLog for PgEventLog {
         conversation_ids(&rows)
     }
 
+    async fn forget_quarantined_before(&self, before: UnixTimestamp) -> io::Result<u64> {
+        let mut client = self.db.client().await.map_err(io_error)?;
+        let tx = client.transaction().await.map_err(io_error)?;
+        tx.batch_execute("LOCK TABLE quarantine IN SHARE ROW EXCLUSIVE MODE")
+            .await
+            .map_err(io_error)?;
+        // Ids start with the unix seconds of their arrival (quarantine_id).
+        let removed = tx
+            .execute(
+                "DELETE FROM quarantine WHERE split_part(id, '-', 1)::bigint < $1",
+                &[&before.as_secs()],
+            )
+            .await
+            .map_err(io_error)?;
+        let usage = tx
+            .query_one(
+                "SELECT count(*), coalesce(sum(bytes), 0)::bigint FROM quarantine",
+                &[],
+            )
+            .await
+            .map_err(io_error)?;
+        tx.commit().await.map_err(io_error)?;
+        let mut mirror = self.usage();
+        mirror.files = to_u64(usage.get(0));
+        mirror.bytes = to_u64(usage.get(1));
+        Ok(removed)
+    }
+
     async fn unfinished(&self) -> io::Result<Vec<StoredEvent>> {
         let client = self.db.client().await.map_err(io_error)?;
         let rows = client

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use recall_model::{
-    ConversationId, FieldProblem, PhoneNumber, PostCallWebhookRequest, WebhookType,
+    ConversationId, FieldProblem, PhoneNumber, PostCallWebhookRequest, UnixTimestamp, WebhookType,
 };
 use tokio::io::AsyncWriteExt;
 
@@ -451,6 +451,25 @@ impl PayloadStore {
         Ok(removed)
     }
 
+    /// Removes the quarantined bodies (and their reasons) refused before
+    /// `before`; returns how many.
+    fn forget_quarantined_before_now(&self, before: UnixTimestamp) -> io::Result<u64> {
+        let dir = self.quarantine_dir();
+        let mut removed = 0;
+        for (stem, _) in quarantine_stems(&dir)? {
+            if quarantine_received(&stem).is_some_and(|at| at < before) {
+                remove_if_exists(&dir.join(format!("{stem}.{EVENT_EXT}")))?;
+                remove_if_exists(&dir.join(format!("{stem}.reason")))?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            sync_dir(&dir)?;
+            self.recount_quarantine()?;
+        }
+        Ok(removed)
+    }
+
     /// Checks that the root is writable.
     fn probe_now(&self) -> io::Result<()> {
         let path = self
@@ -729,6 +748,11 @@ impl EventLog for PayloadStore {
     async fn forget_quarantined(&self, number: &PhoneNumber) -> io::Result<u64> {
         let number = number.clone();
         self.run(move |s| s.forget_quarantined_now(&number)).await
+    }
+
+    async fn forget_quarantined_before(&self, before: UnixTimestamp) -> io::Result<u64> {
+        self.run(move |s| s.forget_quarantined_before_now(before))
+            .await
     }
 
     fn quarantine_usage(&self) -> QuarantineUsage {

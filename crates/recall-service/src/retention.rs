@@ -6,8 +6,8 @@
 //!   pending deletion survives restarts. Once the event is processed, a
 //!   deletion already due is carried out at once; the others by the sweep.
 //! * [`Service::sweep_retention`] carries out the due schedules, then the
-//!   windows: stored events and transcripts, audio, and callers not heard
-//!   from. [`Service::spawn_retention`] runs it at start and then every
+//!   windows: stored events and transcripts (and quarantined bodies),
+//!   audio, and callers not heard from. [`Service::spawn_retention`] runs it at start and then every
 //!   [`retention_sweep`](crate::ServiceConfig::retention_sweep).
 //! * Deleting the transcript replaces every stored body of the call (but
 //!   its audio) by its [redacted](crate::redact) form and records the
@@ -45,6 +45,8 @@ pub struct RetentionReport {
     pub audio: u64,
     /// Memories deleted with their call (deletion policy `all`).
     pub memories: u64,
+    /// Quarantined (refused) bodies removed by the events window.
+    pub quarantined: u64,
     /// Callers erased for not being heard from within the window.
     pub callers: u64,
     /// Deletions that failed; the next sweep tries them again.
@@ -174,6 +176,30 @@ impl Service {
                     .await
                     .map(|memories| tally(part, memories));
                 self.settle_deletion(&conversation, result, &mut report);
+            }
+        }
+        if let Some(window) = config.retain_events {
+            // Refused bodies are raw events too, with whatever they hold.
+            match self
+                .payloads()
+                .forget_quarantined_before(before(now, window))
+                .await
+            {
+                Ok(removed) => {
+                    report.quarantined += removed;
+                    self.stats().add_quarantined_deleted_by_retention(removed);
+                    if removed > 0 {
+                        tracing::info!(
+                            removed,
+                            "quarantined bodies past the retention window deleted"
+                        );
+                    }
+                }
+                Err(e) => {
+                    report.failures += 1;
+                    self.stats().add_deletion_failure();
+                    tracing::warn!(error = %e, "could not delete old quarantined bodies; the next sweep tries again");
+                }
             }
         }
         if let (Some(window), Some(index)) = (config.retain_callers, self.call_index()) {

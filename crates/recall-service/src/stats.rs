@@ -21,6 +21,7 @@ pub struct ServiceStats {
     audio_deleted_by_settings: AtomicU64,
     audio_deleted_by_retention: AtomicU64,
     memories_deleted: AtomicU64,
+    quarantined_deleted_by_retention: AtomicU64,
     callers_erased_by_retention: AtomicU64,
     deletion_failures: AtomicU64,
 }
@@ -44,6 +45,17 @@ impl ServiceStats {
 
     pub(crate) fn add_memories_deleted(&self, n: u64) {
         self.memories_deleted.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Quarantined bodies deleted by the retention window of raw events.
+    pub fn quarantined_deleted_by_retention(&self) -> u64 {
+        self.quarantined_deleted_by_retention
+            .load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_quarantined_deleted_by_retention(&self, n: u64) {
+        self.quarantined_deleted_by_retention
+            .fetch_add(n, Ordering::Relaxed);
     }
 }
 

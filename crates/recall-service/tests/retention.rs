@@ -482,3 +482,28 @@ async fn a_pending_deletion_moves_with_its_call_to_another_store() {
     assert_eq!(moved, setup.service.event_log().deletion(&c).await.unwrap());
     assert_eq!(moved.and_then(|r| r.due).map(|t| t.as_secs()), Some(due));
 }
+
+#[tokio::test]
+async fn the_events_window_deletes_old_quarantined_bodies_too() {
+    let setup = Setup::new(ServiceConfig {
+        retain_events: Some(Duration::from_secs(30 * DAY as u64)),
+        ..ServiceConfig::default()
+    });
+    let refused = format!("not json, but it names {MARGARET}");
+    assert!(
+        setup
+            .service
+            .ingest_bytes(refused.as_bytes())
+            .await
+            .is_err()
+    );
+    let log = setup.service.event_log();
+    assert_eq!(log.quarantined(None, 10).await.unwrap().len(), 1);
+    assert_eq!(setup.sweep().await, RetentionReport::default());
+    setup.set_now(setup.now() + 31 * DAY);
+    let report = setup.sweep().await;
+    assert_eq!(report.quarantined, 1, "{report:?}");
+    assert!(log.quarantined(None, 10).await.unwrap().is_empty());
+    assert_eq!(log.quarantine_usage().files, 0);
+    assert_eq!(setup.service.stats().quarantined_deleted_by_retention(), 1);
+}

@@ -46,6 +46,7 @@ pub async fn run_all<L: EventLog + ?Sized>(log: &L) {
     forgetting_a_number_spares_longer_numbers_in_quarantine(log).await;
     unknown_types_are_kept_as_received(log).await;
     deletions_are_recorded_and_raw_copies_removed(log).await;
+    old_quarantined_bodies_are_forgotten(log).await;
 }
 
 fn fail(rule: &str, detail: impl std::fmt::Debug) -> ! {
@@ -682,5 +683,48 @@ pub async fn deletions_are_recorded_and_raw_copies_removed<L: EventLog + ?Sized>
     match log.deletion(&c).await {
         Ok(None) => {}
         other => fail("removing a conversation removes its deletion record", other),
+    }
+}
+
+/// Forgetting the quarantined bodies refused before a time removes them
+/// all, and only them, and the usage follows. Run it last: it empties the
+/// quarantine of every body refused before now.
+pub async fn old_quarantined_bodies_are_forgotten<L: EventLog + ?Sized>(log: &L) {
+    let body = b"not json, refused before the cutoff";
+    let id = match append(log, body).await {
+        Appended::Refused {
+            quarantined: Ok(id),
+            ..
+        } => id,
+        other => fail("a body that is not JSON is quarantined", other),
+    };
+    let Some(received) = super::quarantine_received(&id) else {
+        fail("a quarantine id tells when it arrived", id)
+    };
+    match log.forget_quarantined_before(received).await {
+        Ok(_) => {}
+        Err(e) => fail("old quarantined bodies can be forgotten", e),
+    }
+    let listed = || async move {
+        match log.quarantined(None, usize::MAX).await {
+            Ok(listed) => listed.into_iter().map(|q| q.id).collect::<Vec<_>>(),
+            Err(e) => fail("the quarantine is listed", e),
+        }
+    };
+    if !listed().await.contains(&id) {
+        fail("a body refused at the cutoff is kept", &id);
+    }
+    let later = at(received.as_secs() + 1);
+    match log.forget_quarantined_before(later).await {
+        Ok(n) if n >= 1 => {}
+        other => fail("bodies refused before the cutoff are forgotten", other),
+    }
+    let left = listed().await;
+    if !left.is_empty() {
+        fail("no body refused before the cutoff is left", left);
+    }
+    let usage = log.quarantine_usage();
+    if (usage.files, usage.bytes) != (0, 0) {
+        fail("the quarantine's usage follows", usage);
     }
 }

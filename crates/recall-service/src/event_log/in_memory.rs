@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use recall_model::{
-    ConversationId, FieldProblem, PhoneNumber, PostCallWebhookRequest, WebhookType,
+    ConversationId, FieldProblem, PhoneNumber, PostCallWebhookRequest, UnixTimestamp, WebhookType,
 };
 
 use super::{
@@ -366,6 +366,22 @@ impl EventLog for InMemoryEventLog {
                 bytes += body.len() as u64;
             }
             !mentions
+        });
+        state.usage.files -= removed;
+        state.usage.bytes -= bytes;
+        Ok(removed)
+    }
+
+    async fn forget_quarantined_before(&self, before: UnixTimestamp) -> io::Result<u64> {
+        let mut state = self.state();
+        let (mut removed, mut bytes) = (0, 0);
+        state.quarantine.retain(|id, (body, _)| {
+            let old = quarantine_received(id).is_some_and(|at| at < before);
+            if old {
+                removed += 1;
+                bytes += body.len() as u64;
+            }
+            !old
         });
         state.usage.files -= removed;
         state.usage.bytes -= bytes;

@@ -233,6 +233,11 @@ pub trait EventLog: Send + Sync + fmt::Debug + 'static {
     /// number; returns how many.
     async fn forget_quarantined(&self, number: &PhoneNumber) -> io::Result<u64>;
 
+    /// Removes the quarantined bodies refused before `before` (by the
+    /// time in their [`id`](QuarantinedBody::id)); returns how many. The
+    /// retention window of raw events applies to them too.
+    async fn forget_quarantined_before(&self, before: UnixTimestamp) -> io::Result<u64>;
+
     /// What the quarantine holds now, and its caps.
     fn quarantine_usage(&self) -> QuarantineUsage;
 
