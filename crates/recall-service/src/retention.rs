@@ -112,8 +112,8 @@ fn part_name(part: RawPart) -> &'static str {
 
 impl Service {
     /// Starts the retention sweep in the background: now, then every
-    /// [`retention_sweep`](crate::ServiceConfig::retention_sweep). A sweep
-    /// that fails is logged and runs again at the next interval.
+    /// [`retention_sweep`](crate::ServiceConfig::retention_sweep). What a
+    /// sweep could not delete, the next one tries again.
     ///
     /// Must be called within a Tokio runtime.
     pub fn spawn_retention(&self) -> RetentionHandle {
@@ -122,14 +122,9 @@ impl Service {
         let every = self.config().retention_sweep;
         let task = tokio::spawn(async move {
             loop {
-                match service.sweep_retention().await {
-                    Ok(report) if report != RetentionReport::default() => {
-                        tracing::info!(?report, "retention sweep");
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %ErrorChain(&e), "retention sweep failed; it runs again at the next interval");
-                    }
+                let report = service.sweep_retention().await;
+                if report != RetentionReport::default() {
+                    tracing::info!(?report, "retention sweep");
                 }
                 tokio::select! {
                     changed = stopped.changed() => {
@@ -145,18 +140,17 @@ impl Service {
 
     /// Deletes what is due now: the due deletions ElevenLabs' settings
     /// scheduled (unless the policy is `off`), then the stored events and
-    /// transcripts, the audio, and the callers past their retention
-    /// windows. A deletion that fails is counted, logged and left for the
-    /// next sweep; the others go on.
-    ///
-    /// # Errors
-    /// [`ServiceError`] when the due deletions cannot even be listed.
-    pub async fn sweep_retention(&self) -> Result<RetentionReport, ServiceError> {
+    /// transcripts (and quarantined bodies), the audio, and the callers
+    /// past their retention windows. Each step goes on when another
+    /// fails: a deletion (or a listing) that fails is counted in
+    /// [`RetentionReport::failures`], logged and left for the next sweep.
+    pub async fn sweep_retention(&self) -> RetentionReport {
         let mut report = RetentionReport::default();
         let now = self.now();
         let config = self.config();
         if config.deletion_policy != DeletionPolicy::Off {
-            for conversation in self.payloads().deletions_due(now).await? {
+            let due = self.payloads().deletions_due(now).await;
+            for conversation in self.listed(due, "due deletions", &mut report) {
                 let _lock = self.inner.process_lock.lock().await;
                 let result = self.carry_out_deletions(&conversation, None).await;
                 self.settle_deletion(&conversation, result, &mut report);
@@ -168,8 +162,11 @@ impl Service {
         ];
         for (part, window) in windows {
             let Some(window) = window else { continue };
-            let cutoff = before(now, window);
-            for conversation in self.payloads().retention_due(part, cutoff).await? {
+            let due = self
+                .payloads()
+                .retention_due(part, before(now, window))
+                .await;
+            for conversation in self.listed(due, part_name(part), &mut report) {
                 let _lock = self.inner.process_lock.lock().await;
                 let result = self
                     .delete_part(&conversation, part, Reason::Retention)
@@ -180,11 +177,11 @@ impl Service {
         }
         if let Some(window) = config.retain_events {
             // Refused bodies are raw events too, with whatever they hold.
-            match self
+            let removed = self
                 .payloads()
                 .forget_quarantined_before(before(now, window))
-                .await
-            {
+                .await;
+            match removed {
                 Ok(removed) => {
                     report.quarantined += removed;
                     self.stats().add_quarantined_deleted_by_retention(removed);
@@ -203,11 +200,30 @@ impl Service {
             }
         }
         if let (Some(window), Some(index)) = (config.retain_callers, self.call_index()) {
-            for caller in index.callers_silent_since(before(now, window)).await? {
+            let silent = index
+                .callers_silent_since(before(now, window))
+                .await
+                .map_err(ServiceError::from);
+            for caller in self.listed(silent, "silent callers", &mut report) {
                 self.erase_silent_caller(&caller, &mut report).await;
             }
         }
-        Ok(report)
+        report
+    }
+
+    /// What a listing found, or nothing when it failed (counted, logged).
+    fn listed<T>(
+        &self,
+        found: Result<Vec<T>, impl Into<ServiceError>>,
+        what: &str,
+        report: &mut RetentionReport,
+    ) -> Vec<T> {
+        found.map_err(Into::into).unwrap_or_else(|e: ServiceError| {
+            report.failures += 1;
+            self.stats().add_deletion_failure();
+            tracing::warn!(error = %ErrorChain(&e), listing = what, "retention sweep could not list what is due; the next sweep tries again");
+            Vec::new()
+        })
     }
 
     /// Erases a caller past the callers' window. Erasing logs the caller's

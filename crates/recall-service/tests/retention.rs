@@ -73,7 +73,7 @@ impl Setup {
     }
 
     async fn sweep(&self) -> RetentionReport {
-        self.service.sweep_retention().await.unwrap()
+        self.service.sweep_retention().await
     }
 
     async fn body(&self, conversation: &str, kind: WebhookType) -> String {

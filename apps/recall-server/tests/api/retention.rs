@@ -191,7 +191,7 @@ async fn a_call_without_deletion_settings_keeps_its_transcript() {
         200
     );
     app.settle().await;
-    let report = app.service.sweep_retention().await.unwrap();
+    let report = app.service.sweep_retention().await;
     assert_eq!(report, recall_service::RetentionReport::default());
     let call: Value = admin_get(&app, "/api/calls/conv_kept")
         .await
