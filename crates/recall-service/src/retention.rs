@@ -32,7 +32,9 @@ use tokio::task::JoinHandle;
 use tracing::instrument::WithSubscriber as _;
 
 use crate::event_log::{DeletionRecord, EventState, Outstanding, RawPart};
-use crate::{DeletionPolicy, ProcessedEvent, Service, ServiceError, redact};
+use crate::{
+    CallIndexError, DeletionPolicy, ProcessedEvent, Service, ServiceError, StoredEventError, redact,
+};
 
 /// What a retention sweep (or the deletion carried out after processing
 /// an event) deleted.
@@ -424,11 +426,17 @@ impl Service {
                         if !settled.contains(&&kind) {
                             continue;
                         }
-                        if let Ok(Some((request, _))) =
-                            payloads.read_event(conversation, &kind).await
-                        {
-                            let event = ProcessedEvent::from_request(conversation.clone(), request);
-                            index.record(&event).await?;
+                        let request = match payloads.read_event(conversation, &kind).await {
+                            Ok(Some((request, _))) => request,
+                            // Nothing usable was ever indexed from it.
+                            Ok(None) | Err(StoredEventError::Unusable(_)) => continue,
+                            Err(StoredEventError::Io(e)) => return Err(e.into()),
+                        };
+                        let event = ProcessedEvent::from_request(conversation.clone(), request);
+                        match index.record(&event).await {
+                            // Not indexable (no agent id): never indexed either.
+                            Ok(()) | Err(CallIndexError::InvalidEvent(_)) => {}
+                            Err(e) => return Err(e.into()),
                         }
                     }
                 }

@@ -507,3 +507,30 @@ async fn the_events_window_deletes_old_quarantined_bodies_too() {
     assert_eq!(log.quarantine_usage().files, 0);
     assert_eq!(setup.service.stats().quarantined_deleted_by_retention(), 1);
 }
+
+#[tokio::test]
+async fn a_call_the_index_never_took_is_still_deleted() {
+    let setup = Setup::new(ServiceConfig::default());
+    let past = setup.now() - 1;
+    let mut body: Value =
+        serde_json::from_slice(&call("conv_no_agent", Some((past, true, false)))).unwrap();
+    // Not a usable agent id: the call index refuses the call.
+    body["data"]["agent_id"] = json!("agents/front desk");
+    setup.ingest(&serde_json::to_vec(&body).unwrap()).await;
+    setup.service.process_pending().await;
+    let c = id("conv_no_agent");
+    let record = setup
+        .service
+        .event_log()
+        .deletion(&c)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(record.transcript_deleted_at.is_some(), "{record:?}");
+    let stored = setup
+        .body("conv_no_agent", WebhookType::PostCallTranscription)
+        .await;
+    assert!(!stored.contains(SAID), "{stored}");
+    assert_eq!(setup.service.stats().deletion_failures(), 0);
+    assert_eq!(setup.sweep().await, RetentionReport::default());
+}
