@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use figment::providers::{Format as _, Serialized, Toml};
 use figment::{Figment, error::Kind};
-use recall_service::ServiceConfig;
+use recall_service::{DeletionPolicy, ServiceConfig};
 use recall_signature::{Secret, Secrets};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
@@ -154,6 +154,11 @@ settings! {
     database_statement_timeout_ms: Num<1, 600_000> = "RECALL_DATABASE_STATEMENT_TIMEOUT_MS", "5000";
     database_ca_file: Option<PathBuf> = "RECALL_DATABASE_CA_FILE";
     claim_lease_secs: Num<1, 3600> = "RECALL_CLAIM_LEASE_SECS", "60";
+    deletion_policy: DeletionPolicy = "RECALL_DELETION_POLICY", "raw";
+    retain_events_days: Option<Num<1, 36_500>> = "RECALL_RETAIN_EVENTS_DAYS";
+    retain_audio_days: Option<Num<1, 36_500>> = "RECALL_RETAIN_AUDIO_DAYS";
+    retain_callers_days: Option<Num<1, 36_500>> = "RECALL_RETAIN_CALLERS_DAYS";
+    retention_sweep_secs: Num<1, 86_400> = "RECALL_RETENTION_SWEEP_SECS", "3600";
 }
 
 /// Looks a setting up by key.
@@ -462,6 +467,11 @@ impl Config {
             retry_initial: self.retry_initial_ms.millis(),
             retry_max: self.retry_max_secs.secs(),
             claim_lease: self.claim_lease_secs.secs(),
+            deletion_policy: self.deletion_policy,
+            retain_events: self.retain_events_days.map(Num::days),
+            retain_audio: self.retain_audio_days.map(Num::days),
+            retain_callers: self.retain_callers_days.map(Num::days),
+            retention_sweep: self.retention_sweep_secs.secs(),
             ..defaults
         };
         self.service.validate().map_err(|e| {
@@ -473,6 +483,10 @@ impl Config {
                 "search_default_k" => "search_k",
                 "retry_initial" => "retry_initial_ms",
                 "retry_max" => "retry_max_secs",
+                "retain_events" => "retain_events_days",
+                "retain_audio" => "retain_audio_days",
+                "retain_callers" => "retain_callers_days",
+                "retention_sweep" => "retention_sweep_secs",
                 same => same,
             };
             ConfigError::setting(key, &format!("{} {}", e.setting, e.reason))
@@ -791,6 +805,16 @@ impl Field for LogFormat {
     }
 }
 
+impl Field for DeletionPolicy {
+    fn from_text(text: &str) -> Result<Self, String> {
+        Self::parse(text)
+    }
+
+    fn show(&self) -> String {
+        text(self.name())
+    }
+}
+
 /// A whole number from `MIN` to `MAX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Num<const MIN: u64, const MAX: u64>(u64);
@@ -822,6 +846,11 @@ impl<const MIN: u64, const MAX: u64> Num<MIN, MAX> {
     /// The number of seconds.
     pub fn secs(self) -> Duration {
         Duration::from_secs(self.0)
+    }
+
+    /// The number of days.
+    pub fn days(self) -> Duration {
+        Duration::from_secs(self.0.saturating_mul(24 * 3600))
     }
 
     /// The number as a size or count.

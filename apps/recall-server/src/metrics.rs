@@ -27,6 +27,16 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+/// The labels of the deletion counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeletionLabels {
+    /// `transcript` (a call's stored events and transcript), `audio` or
+    /// `quarantined` (a refused body).
+    part: &'static str,
+    /// `deletion_settings` (ElevenLabs') or `retention` (a window).
+    reason: &'static str,
+}
+
 /// The labels of a latency histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
@@ -216,6 +226,57 @@ impl Collector for ServiceCollector {
             "post_call_failures",
             "Post-call events whose processing failed for good",
             stats.processing_failures(),
+        )?;
+        let deletions = [
+            (
+                "transcript",
+                "deletion_settings",
+                stats.transcripts_deleted_by_settings(),
+            ),
+            (
+                "transcript",
+                "retention",
+                stats.transcripts_deleted_by_retention(),
+            ),
+            (
+                "audio",
+                "deletion_settings",
+                stats.audio_deleted_by_settings(),
+            ),
+            ("audio", "retention", stats.audio_deleted_by_retention()),
+            (
+                "quarantined",
+                "retention",
+                stats.quarantined_deleted_by_retention(),
+            ),
+        ];
+        let mut family = e.encode_descriptor(
+            "deletions",
+            "Raw copies deleted, by part (transcript: a call's stored events and transcript; audio: a call's audio; quarantined: a refused body) and reason (ElevenLabs' deletion settings, or a retention window)",
+            None,
+            ConstCounter::new(0u64).metric_type(),
+        )?;
+        for (part, reason, value) in deletions {
+            let labels = DeletionLabels { part, reason };
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+        counter(
+            e,
+            "deleted_memories",
+            "Memories deleted with their call's transcript (deletion_policy = all)",
+            stats.memories_deleted(),
+        )?;
+        counter(
+            e,
+            "retention_erased_callers",
+            "Callers erased for not being heard from within retain_callers_days",
+            stats.callers_erased_by_retention(),
+        )?;
+        counter(
+            e,
+            "deletion_failures",
+            "Deletions that failed; the next retention sweep tries them again",
+            stats.deletion_failures(),
         )?;
         Ok(())
     }

@@ -330,16 +330,29 @@ impl Application {
         self.server.handle()
     }
 
-    /// Runs until SIGTERM/SIGINT (or [`handle`](Self::handle)`.stop()`):
-    /// then stops accepting, lets in-flight requests finish, and stops the
-    /// post-call worker, leaving unprocessed events on disk for the next
-    /// start.
+    /// Runs until SIGTERM/SIGINT (or [`handle`](Self::handle)`.stop()`),
+    /// with the post-call worker and the retention sweep (now, then every
+    /// `retention_sweep_secs`): then stops accepting, lets in-flight
+    /// requests finish, and stops both, leaving unprocessed events and
+    /// pending deletions stored for the next start.
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let worker = self.service.spawn_worker();
+        let config = self.service.config();
+        let days = |d: Option<std::time::Duration>| d.map(|d| d.as_secs() / 86_400);
+        tracing::info!(
+            deletion_policy = %config.deletion_policy,
+            retain_events_days = ?days(config.retain_events),
+            retain_audio_days = ?days(config.retain_audio),
+            retain_callers_days = ?days(config.retain_callers),
+            sweep_secs = config.retention_sweep.as_secs(),
+            "retention sweep started"
+        );
+        let retention = self.service.spawn_retention();
         let result = self.server.await;
+        retention.shutdown().await;
         worker.shutdown().await;
         tracing::info!("recall stopped");
         result

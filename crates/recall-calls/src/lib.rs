@@ -67,7 +67,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use recall_model::ui::{CallAnalytics, CallDetail, DailyCalls};
-use recall_model::{ConversationId, PhoneNumber, WebhookType};
+use recall_model::{ConversationId, PhoneNumber, UnixTimestamp, WebhookType};
 use recall_service::{
     AnalyticsQuery, CallIndex, CallIndexError, CallQuery, CallRecord, IndexedCall, Page,
     ProcessedEvent,
@@ -194,6 +194,20 @@ impl CallIndex for SqliteCallIndex {
     ) -> Result<Vec<ConversationId>, CallIndexError> {
         let phone = caller.clone();
         self.with_conn(move |conn| store::forget(conn, &phone))
+            .await
+    }
+
+    async fn unmark_audio(&self, conversation: &ConversationId) -> Result<bool, CallIndexError> {
+        let id = conversation.clone();
+        self.with_conn(move |conn| store::unmark_audio(conn, &id))
+            .await
+    }
+
+    async fn callers_silent_since(
+        &self,
+        before: UnixTimestamp,
+    ) -> Result<Vec<PhoneNumber>, CallIndexError> {
+        self.with_conn(move |conn| store::silent_callers(conn, before))
             .await
     }
 

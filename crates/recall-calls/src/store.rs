@@ -143,6 +143,31 @@ pub(crate) fn mark_audio(conn: &mut Connection, id: &ConversationId) -> Result<(
     Ok(())
 }
 
+pub(crate) fn unmark_audio(conn: &mut Connection, id: &ConversationId) -> Result<bool, CallsError> {
+    let removed = conn.execute(
+        "DELETE FROM audio WHERE conversation_id = ?1",
+        [id.as_str()],
+    )?;
+    Ok(removed > 0)
+}
+
+pub(crate) fn silent_callers(
+    conn: &mut Connection,
+    before: UnixTimestamp,
+) -> Result<Vec<PhoneNumber>, CallsError> {
+    let mut statement = conn.prepare(
+        "SELECT caller FROM calls WHERE caller IS NOT NULL \
+         GROUP BY caller HAVING MAX(start_time) < ?1 ORDER BY caller",
+    )?;
+    let callers = statement
+        .query_map([before.as_secs()], |row| {
+            let caller: String = row.get(0)?;
+            PhoneNumber::parse(&caller).map_err(|e| bad_column(0, e))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(callers)
+}
+
 /// A `WHERE` clause (always starting with `WHERE 1`) and its parameters.
 struct Filter {
     sql: String,
@@ -281,6 +306,8 @@ pub(crate) fn get(
         has_audio: call.has_audio,
         start_time: call.start_time,
         caller_phone: call.caller,
+        transcript_deleted_at: None,
+        audio_deleted_at: None,
         call: call.call,
     }))
 }

@@ -431,6 +431,31 @@ pub struct CallDetail {
     /// The caller's number, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_phone: Option<PhoneNumber>,
+    /// When Recall deleted the call's stored events and transcript (an
+    /// ElevenLabs deletion setting or a retention window), RFC 3339 UTC;
+    /// absent while they are kept. The call's figures stay.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::timefmt::rfc3339_option"
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<String>, format = DateTime, example = "2025-03-16T12:48:17Z")
+    )]
+    pub transcript_deleted_at: Option<UnixTimestamp>,
+    /// When Recall deleted the call's audio, RFC 3339 UTC; absent while it
+    /// is kept (or there never was any).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::timefmt::rfc3339_option"
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<String>, format = DateTime, example = "2025-03-16T12:48:17Z")
+    )]
+    pub audio_deleted_at: Option<UnixTimestamp>,
 }
 
 /// Calls on one UTC day, for a chart (`GET /api/analytics/daily`).

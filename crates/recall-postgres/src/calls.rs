@@ -268,6 +268,36 @@ impl CallIndex for PgCallIndex {
             .collect()
     }
 
+    async fn unmark_audio(&self, conversation: &ConversationId) -> Result<bool, CallIndexError> {
+        let client = self.db.client().await.map_err(unavailable)?;
+        let removed = client
+            .execute(
+                "DELETE FROM call_audio WHERE conversation_id = $1",
+                &[&conversation.as_str()],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(removed > 0)
+    }
+
+    async fn callers_silent_since(
+        &self,
+        before: UnixTimestamp,
+    ) -> Result<Vec<PhoneNumber>, CallIndexError> {
+        let client = self.db.client().await.map_err(unavailable)?;
+        let rows = client
+            .query(
+                "SELECT caller FROM calls WHERE caller IS NOT NULL \
+                 GROUP BY caller HAVING max(start_time) < $1 ORDER BY caller COLLATE \"C\"",
+                &[&before.as_secs()],
+            )
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| PhoneNumber::parse(r.get::<_, &str>(0)).map_err(|e| corrupt("caller", e)))
+            .collect()
+    }
+
     async fn list_calls(&self, query: CallQuery) -> Result<Page<IndexedCall>, CallIndexError> {
         let limit = query.page_size()?;
         let after = query.after()?;
@@ -326,6 +356,8 @@ impl CallIndex for PgCallIndex {
             has_audio: call.has_audio,
             start_time: call.start_time,
             caller_phone: call.caller,
+            transcript_deleted_at: None,
+            audio_deleted_at: None,
             call: call.call,
         }))
     }

@@ -7,14 +7,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::Stream;
+use recall_model::UnixTimestamp;
 use recall_model::{
     ConversationId, FieldProblem, PhoneNumber, PostCallWebhookRequest, WebhookType,
 };
 use recall_service::event_log::{
-    Appended, AudioError, AudioReader, EnvelopeError, EventLog, EventState, QuarantineUsage,
-    QuarantinedBody, RemovedConversation, StagedBody, StagedEvent, StoredAudio, StoredEvent,
-    StoredEventError, check_envelope, decode_audio, mentions_number, parse_stored_event,
-    quarantine_id, quarantine_received,
+    Appended, AudioError, AudioReader, DeletionRecord, EnvelopeError, EventLog, EventState,
+    QuarantineUsage, QuarantinedBody, RawPart, RemovedConversation, StagedBody, StagedEvent,
+    StoredAudio, StoredEvent, StoredEventError, check_envelope, decode_audio, mentions_number,
+    parse_stored_event, quarantine_id, quarantine_received,
 };
 use tokio_postgres::types::ToSql;
 use tokio_util::io::StreamReader;
@@ -695,6 +696,168 @@ impl EventLog for PgEventLog {
         Ok(removed)
     }
 
+    async fn redact_event(
+        &self,
+        conversation: &ConversationId,
+        kind: &WebhookType,
+        redacted: &[u8],
+    ) -> io::Result<()> {
+        let client = self.db.client().await.map_err(io_error)?;
+        let changed = client
+            .execute(
+                "UPDATE events SET body = $3 WHERE conversation_id = $1 AND kind = $2",
+                &[&conversation.as_str(), &kind.as_str(), &redacted],
+            )
+            .await
+            .map_err(io_error)?;
+        if changed == 0 {
+            return Err(not_found("no such stored event"));
+        }
+        Ok(())
+    }
+
+    async fn remove_audio(&self, conversation: &ConversationId) -> io::Result<bool> {
+        let client = self.db.client().await.map_err(io_error)?;
+        // Its chunks go with it (ON DELETE CASCADE).
+        let removed = client
+            .execute(
+                "DELETE FROM audio WHERE conversation_id = $1",
+                &[&conversation.as_str()],
+            )
+            .await
+            .map_err(io_error)?;
+        Ok(removed > 0)
+    }
+
+    async fn record_deletion(
+        &self,
+        conversation: &ConversationId,
+        record: &DeletionRecord,
+    ) -> io::Result<()> {
+        let secs = |t: Option<UnixTimestamp>| t.map(UnixTimestamp::as_secs);
+        let client = self.db.client().await.map_err(io_error)?;
+        let written = client
+            .execute(
+                "INSERT INTO deletions (conversation_id, due, transcript, audio, \
+                     transcript_deleted_at, audio_deleted_at) \
+                 SELECT $1, $2, $3, $4, $5, $6 \
+                 WHERE EXISTS (SELECT 1 FROM conversations WHERE conversation_id = $1) \
+                 ON CONFLICT (conversation_id) DO UPDATE SET due = EXCLUDED.due, \
+                     transcript = EXCLUDED.transcript, audio = EXCLUDED.audio, \
+                     transcript_deleted_at = EXCLUDED.transcript_deleted_at, \
+                     audio_deleted_at = EXCLUDED.audio_deleted_at",
+                &[
+                    &conversation.as_str(),
+                    &secs(record.due),
+                    &record.transcript,
+                    &record.audio,
+                    &secs(record.transcript_deleted_at),
+                    &secs(record.audio_deleted_at),
+                ],
+            )
+            .await
+            .map_err(io_error)?;
+        if written == 0 {
+            return Err(not_found("no events stored for this conversation"));
+        }
+        Ok(())
+    }
+
+    async fn deletion(&self, conversation: &ConversationId) -> io::Result<Option<DeletionRecord>> {
+        let client = self.db.client().await.map_err(io_error)?;
+        let Some(row) = client
+            .query_opt(
+                "SELECT due, transcript, audio, transcript_deleted_at, audio_deleted_at \
+                 FROM deletions WHERE conversation_id = $1",
+                &[&conversation.as_str()],
+            )
+            .await
+            .map_err(io_error)?
+        else {
+            return Ok(None);
+        };
+        let time = |i: usize| {
+            row.get::<_, Option<i64>>(i)
+                .map(|s| {
+                    UnixTimestamp::from_secs(s)
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+                })
+                .transpose()
+        };
+        Ok(Some(DeletionRecord {
+            due: time(0)?,
+            transcript: row.get(1),
+            audio: row.get(2),
+            transcript_deleted_at: time(3)?,
+            audio_deleted_at: time(4)?,
+        }))
+    }
+
+    async fn deletions_due(&self, now: UnixTimestamp) -> io::Result<Vec<ConversationId>> {
+        let client = self.db.client().await.map_err(io_error)?;
+        let rows = client
+            .query(
+                "SELECT conversation_id FROM deletions WHERE due <= $1 \
+                 AND ((transcript AND transcript_deleted_at IS NULL) \
+                   OR (audio AND audio_deleted_at IS NULL)) \
+                 ORDER BY conversation_id",
+                &[&now.as_secs()],
+            )
+            .await
+            .map_err(io_error)?;
+        conversation_ids(&rows)
+    }
+
+    async fn retention_due(
+        &self,
+        part: RawPart,
+        before: UnixTimestamp,
+    ) -> io::Result<Vec<ConversationId>> {
+        let before = before.as_secs().saturating_mul(1_000_000_000);
+        let audio = part == RawPart::Audio;
+        let client = self.db.client().await.map_err(io_error)?;
+        let rows = client
+            .query(
+                "SELECT DISTINCT e.conversation_id FROM events e \
+                 LEFT JOIN deletions d ON d.conversation_id = e.conversation_id \
+                 WHERE e.received_nanos < $1 AND (e.kind = 'post_call_audio') = $2 \
+                 AND (CASE WHEN $2 THEN d.audio_deleted_at ELSE d.transcript_deleted_at END) IS NULL \
+                 ORDER BY e.conversation_id",
+                &[&before, &audio],
+            )
+            .await
+            .map_err(io_error)?;
+        conversation_ids(&rows)
+    }
+
+    async fn forget_quarantined_before(&self, before: UnixTimestamp) -> io::Result<u64> {
+        let mut client = self.db.client().await.map_err(io_error)?;
+        let tx = client.transaction().await.map_err(io_error)?;
+        tx.batch_execute("LOCK TABLE quarantine IN SHARE ROW EXCLUSIVE MODE")
+            .await
+            .map_err(io_error)?;
+        // Ids start with the unix seconds of their arrival (quarantine_id).
+        let removed = tx
+            .execute(
+                "DELETE FROM quarantine WHERE split_part(id, '-', 1)::bigint < $1",
+                &[&before.as_secs()],
+            )
+            .await
+            .map_err(io_error)?;
+        let usage = tx
+            .query_one(
+                "SELECT count(*), coalesce(sum(bytes), 0)::bigint FROM quarantine",
+                &[],
+            )
+            .await
+            .map_err(io_error)?;
+        tx.commit().await.map_err(io_error)?;
+        let mut mirror = self.usage();
+        mirror.files = to_u64(usage.get(0));
+        mirror.bytes = to_u64(usage.get(1));
+        Ok(removed)
+    }
+
     async fn unfinished(&self) -> io::Result<Vec<StoredEvent>> {
         let client = self.db.client().await.map_err(io_error)?;
         let rows = client
@@ -760,6 +923,15 @@ impl EventLog for PgEventLog {
     fn quarantine_usage(&self) -> QuarantineUsage {
         *self.usage()
     }
+}
+
+fn conversation_ids(rows: &[tokio_postgres::Row]) -> io::Result<Vec<ConversationId>> {
+    rows.iter()
+        .map(|r| {
+            ConversationId::parse(r.get::<_, &str>(0))
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        })
+        .collect()
 }
 
 type ChunkStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;

@@ -13,7 +13,8 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("../migrations/0003_memories.sql")),
     (4, include_str!("../migrations/0004_event_claims.sql")),
     (5, include_str!("../migrations/0005_failed_events.sql")),
-    (8, include_str!("../migrations/0008_memory_versions.sql")),
+    (6, include_str!("../migrations/0006_deletions.sql")),
+    (7, include_str!("../migrations/0007_memory_versions.sql")),
 ];
 
 /// The newest schema version this build knows.

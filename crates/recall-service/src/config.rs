@@ -80,6 +80,76 @@ pub struct ServiceConfig {
     /// processing; when it dies, another takes the event over after this.
     /// Default 60 s.
     pub claim_lease: Duration,
+    /// What Recall does when ElevenLabs' `metadata.deletion_settings`
+    /// schedule a call's deletion. Default [`DeletionPolicy::Raw`].
+    pub deletion_policy: DeletionPolicy,
+    /// How long a call's stored events and transcript are kept (by the
+    /// time they were received); `None` (the default): no limit.
+    pub retain_events: Option<Duration>,
+    /// How long a call's audio is kept (by the time its event was
+    /// received); `None` (the default): no limit.
+    pub retain_audio: Option<Duration>,
+    /// How long a caller not heard from is kept before they are erased
+    /// entirely (by the start of their newest call); `None` (the
+    /// default): no limit.
+    pub retain_callers: Option<Duration>,
+    /// How often the retention sweep runs (it also runs at start).
+    /// Default 1 h.
+    pub retention_sweep: Duration,
+}
+
+/// What Recall does when ElevenLabs' `metadata.deletion_settings` of a
+/// call say to delete its transcript and personal data, or its audio, at
+/// a time.
+///
+/// ```
+/// use recall_service::DeletionPolicy;
+/// assert_eq!(DeletionPolicy::parse("all"), Ok(DeletionPolicy::All));
+/// assert_eq!(DeletionPolicy::Raw.to_string(), "raw");
+/// assert!(DeletionPolicy::parse("none").unwrap_err().contains("raw, all or off"));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum DeletionPolicy {
+    /// Delete Recall's raw copies of what ElevenLabs deletes (the stored
+    /// events and transcript, the audio); keep the memories learnt from
+    /// the call. The default.
+    #[default]
+    Raw,
+    /// As [`Raw`](Self::Raw), and when the transcript goes, the memories
+    /// learnt from the call go too.
+    All,
+    /// Ignore the deletion settings (retention windows still apply).
+    Off,
+}
+
+impl DeletionPolicy {
+    /// The policy named `name` (`raw`, `all` or `off`).
+    ///
+    /// # Errors
+    /// What the names are.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name.trim() {
+            "raw" => Ok(Self::Raw),
+            "all" => Ok(Self::All),
+            "off" => Ok(Self::Off),
+            other => Err(format!("got {other:?}; allowed: raw, all or off")),
+        }
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::All => "all",
+            Self::Off => "off",
+        }
+    }
+}
+
+impl std::fmt::Display for DeletionPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl Default for ServiceConfig {
@@ -101,6 +171,11 @@ impl Default for ServiceConfig {
             retry_max: Duration::from_secs(300),
             caller_digest_max_chars: 600,
             claim_lease: Duration::from_secs(60),
+            deletion_policy: DeletionPolicy::Raw,
+            retain_events: None,
+            retain_audio: None,
+            retain_callers: None,
+            retention_sweep: Duration::from_secs(3600),
         }
     }
 }
@@ -222,6 +297,24 @@ impl ServiceConfig {
         if self.claim_lease.is_zero() {
             return Err(ConfigError::new("claim_lease", "must be greater than zero"));
         }
+        for (setting, window) in [
+            ("retain_events", self.retain_events),
+            ("retain_audio", self.retain_audio),
+            ("retain_callers", self.retain_callers),
+        ] {
+            if window.is_some_and(|w| w.is_zero()) {
+                return Err(ConfigError::new(
+                    setting,
+                    "must be greater than zero (leave it unset to keep for ever)",
+                ));
+            }
+        }
+        if self.retention_sweep.is_zero() {
+            return Err(ConfigError::new(
+                "retention_sweep",
+                "must be greater than zero",
+            ));
+        }
         Ok(())
     }
 
@@ -312,6 +405,20 @@ mod tests {
                 ..d()
             }),
             "greeting_templates.../a"
+        );
+        assert_eq!(
+            setting_of(&ServiceConfig {
+                retain_audio: Some(Duration::ZERO),
+                ..d()
+            }),
+            "retain_audio"
+        );
+        assert_eq!(
+            setting_of(&ServiceConfig {
+                retention_sweep: Duration::ZERO,
+                ..d()
+            }),
+            "retention_sweep"
         );
         assert_eq!(
             setting_of(&ServiceConfig {

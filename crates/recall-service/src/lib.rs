@@ -18,6 +18,8 @@
 //!   stored events, audio, call index rows.
 //! * [`Service::reindex`]: rebuilding the [`CallIndex`] by replaying the
 //!   stored events.
+//! * [`Service::sweep_retention`] / [`Service::spawn_retention`]: carrying
+//!   out ElevenLabs' deletion settings and the retention windows.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -75,7 +77,9 @@ mod observer;
 mod operator;
 mod payload;
 mod process;
+pub mod redact;
 mod reindex;
+mod retention;
 mod search;
 mod service;
 mod stats;
@@ -131,7 +135,7 @@ pub mod conformance {
 }
 pub use config::{
     ConfigError, DEFAULT_GREETING, DEFAULT_GREETING_WITHOUT_LAST_CALL, DEFAULT_NAME_FIELD_IDS,
-    RESERVED_VARIABLES, ServiceConfig,
+    DeletionPolicy, RESERVED_VARIABLES, ServiceConfig,
 };
 pub use embedding::BackfillReport;
 pub use erase::EraseReport;
@@ -146,6 +150,7 @@ pub use observer::EventObserver;
 pub use payload::PayloadStore;
 pub use process::{ProcessReport, ReplayReport, WorkerHandle};
 pub use reindex::ReindexReport;
+pub use retention::{RetentionHandle, RetentionReport};
 pub use service::{IngestAck, Service, ServiceBuilder};
 pub use stats::ServiceStats;
 pub use transfer::{CountMismatch, TransferReport};

@@ -12,6 +12,7 @@
 //! <conversation_id>/<type>.failed    processing failed for good (the reason)
 //! <conversation_id>/caller           the caller's E.164 number, once known
 //! <conversation_id>/audio.mp3        the decoded call audio
+//! <conversation_id>/deletion         what is to be / was deleted, when (JSON)
 //! ```
 //!
 //! Every file is written atomically: a temporary file in the same
@@ -25,22 +26,23 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use recall_model::{
-    ConversationId, FieldProblem, PhoneNumber, PostCallWebhookRequest, WebhookType,
+    ConversationId, FieldProblem, PhoneNumber, PostCallWebhookRequest, UnixTimestamp, WebhookType,
 };
 use tokio::io::AsyncWriteExt;
 
 use crate::error::join_error;
 use crate::event_log::{
-    Appended, AudioError, AudioReader, EnvelopeError, EventLog, EventState, QuarantineUsage,
-    QuarantinedBody, RemovedConversation, StagedBody, StagedEvent, StoredAudio, StoredEvent,
-    StoredEventError, check_envelope, decode_audio, mentions_number, parse_stored_event,
-    quarantine_id, quarantine_received,
+    Appended, AudioError, AudioReader, DeletionRecord, EnvelopeError, EventLog, EventState,
+    QuarantineUsage, QuarantinedBody, RemovedConversation, StagedBody, StagedEvent, StoredAudio,
+    StoredEvent, StoredEventError, check_envelope, decode_audio, mentions_number,
+    parse_stored_event, quarantine_id, quarantine_received,
 };
 
 const INCOMING: &str = "_incoming";
 const QUARANTINE: &str = "_quarantine";
 const CALLER_FILE: &str = "caller";
 const AUDIO_FILE: &str = "audio.mp3";
+const DELETION_FILE: &str = "deletion";
 const EVENT_EXT: &str = "json";
 const DONE_EXT: &str = "done";
 const FAILED_EXT: &str = "failed";
@@ -363,6 +365,50 @@ impl PayloadStore {
         }
     }
 
+    /// Replaces a stored body, keeping its modification time (its
+    /// arrival order) and its state files.
+    fn redact_event_now(
+        &self,
+        conversation: &ConversationId,
+        kind: &WebhookType,
+        redacted: &[u8],
+    ) -> io::Result<()> {
+        let path = self.event_path(conversation, kind.as_str());
+        let received = fs::metadata(&path)?.modified()?;
+        let dir = self.conversation_dir(conversation);
+        let name = format!("{kind}.{EVENT_EXT}");
+        let temp = temp_beside(&dir, &name);
+        let mut f = File::create(temp.path())?;
+        f.write_all(redacted)?;
+        f.set_modified(received)?;
+        f.sync_all()?;
+        drop(f);
+        persist(temp, &dir, &name)
+    }
+
+    fn record_deletion_now(
+        &self,
+        conversation: &ConversationId,
+        record: &DeletionRecord,
+    ) -> io::Result<()> {
+        let dir = self.conversation_dir(conversation);
+        if !dir.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "no events stored for this conversation",
+            ));
+        }
+        write_atomic(&dir, DELETION_FILE, record.to_json().as_bytes())
+    }
+
+    fn deletion_now(&self, conversation: &ConversationId) -> io::Result<Option<DeletionRecord>> {
+        match fs::read_to_string(self.conversation_dir(conversation).join(DELETION_FILE)) {
+            Ok(text) => DeletionRecord::from_json(&text).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Moves a rejected body to quarantine with the reason beside it;
     /// returns its id.
     fn quarantine(&self, body: TempGuard, reason: &str) -> io::Result<String> {
@@ -395,6 +441,25 @@ impl PayloadStore {
             if mentions_number(File::open(&path)?, number)? {
                 fs::remove_file(&path)?;
                 remove_if_exists(&path.with_extension("reason"))?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            sync_dir(&dir)?;
+            self.recount_quarantine()?;
+        }
+        Ok(removed)
+    }
+
+    /// Removes the quarantined bodies (and their reasons) refused before
+    /// `before`; returns how many.
+    fn forget_quarantined_before_now(&self, before: UnixTimestamp) -> io::Result<u64> {
+        let dir = self.quarantine_dir();
+        let mut removed = 0;
+        for (stem, _) in quarantine_stems(&dir)? {
+            if quarantine_received(&stem).is_some_and(|at| at < before) {
+                remove_if_exists(&dir.join(format!("{stem}.{EVENT_EXT}")))?;
+                remove_if_exists(&dir.join(format!("{stem}.reason")))?;
                 removed += 1;
             }
         }
@@ -628,6 +693,48 @@ impl EventLog for PayloadStore {
             .await
     }
 
+    async fn redact_event(
+        &self,
+        conversation: &ConversationId,
+        kind: &WebhookType,
+        redacted: &[u8],
+    ) -> io::Result<()> {
+        let (conversation, kind, redacted) =
+            (conversation.clone(), kind.clone(), redacted.to_vec());
+        self.run(move |s| s.redact_event_now(&conversation, &kind, &redacted))
+            .await
+    }
+
+    async fn remove_audio(&self, conversation: &ConversationId) -> io::Result<bool> {
+        let (path, dir) = (
+            self.audio_path(conversation),
+            self.conversation_dir(conversation),
+        );
+        self.run(move |_| {
+            let removed = remove_if_exists(&path)?;
+            if removed {
+                sync_dir(&dir)?;
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
+    async fn record_deletion(
+        &self,
+        conversation: &ConversationId,
+        record: &DeletionRecord,
+    ) -> io::Result<()> {
+        let (conversation, record) = (conversation.clone(), *record);
+        self.run(move |s| s.record_deletion_now(&conversation, &record))
+            .await
+    }
+
+    async fn deletion(&self, conversation: &ConversationId) -> io::Result<Option<DeletionRecord>> {
+        let conversation = conversation.clone();
+        self.run(move |s| s.deletion_now(&conversation)).await
+    }
+
     async fn quarantined(
         &self,
         after: Option<&str>,
@@ -641,6 +748,11 @@ impl EventLog for PayloadStore {
     async fn forget_quarantined(&self, number: &PhoneNumber) -> io::Result<u64> {
         let number = number.clone();
         self.run(move |s| s.forget_quarantined_now(&number)).await
+    }
+
+    async fn forget_quarantined_before(&self, before: UnixTimestamp) -> io::Result<u64> {
+        self.run(move |s| s.forget_quarantined_before_now(before))
+            .await
     }
 
     fn quarantine_usage(&self) -> QuarantineUsage {

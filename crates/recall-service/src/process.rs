@@ -422,8 +422,15 @@ impl Service {
                     Ok((request, problems)) => {
                         let processed = ProcessedEvent::from_request(conversation.clone(), request);
                         let step = match &processed.data {
+                            // The schedule is durable before any memory is
+                            // written, so a deletion is never missed.
                             ProcessedData::Transcription(data) => {
-                                self.process_transcription(&processed, data, problems).await
+                                match self.schedule_deletion(conversation, data).await {
+                                    Ok(()) => {
+                                        self.process_transcription(&processed, data, problems).await
+                                    }
+                                    Err(e) => io_retry(&e),
+                                }
                             }
                             ProcessedData::InitiationFailure(_) => {
                                 self.process_failure(&processed).await
@@ -484,12 +491,15 @@ impl Service {
             .mark_done(conversation, kind, &record.to_string())
             .await
         {
-            Ok(()) => Step::Done {
-                outcome,
-                written,
-                unchanged,
-                problems,
-            },
+            Ok(()) => {
+                self.after_processing(conversation, kind).await;
+                Step::Done {
+                    outcome,
+                    written,
+                    unchanged,
+                    problems,
+                }
+            }
             Err(e) => io_retry(&e),
         }
     }

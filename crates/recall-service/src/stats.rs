@@ -16,6 +16,14 @@ pub struct ServiceStats {
     processing_failures: AtomicU64,
     retries: AtomicU64,
     field_problems: AtomicU64,
+    transcripts_deleted_by_settings: AtomicU64,
+    transcripts_deleted_by_retention: AtomicU64,
+    audio_deleted_by_settings: AtomicU64,
+    audio_deleted_by_retention: AtomicU64,
+    memories_deleted: AtomicU64,
+    quarantined_deleted_by_retention: AtomicU64,
+    callers_erased_by_retention: AtomicU64,
+    deletion_failures: AtomicU64,
 }
 
 impl ServiceStats {
@@ -27,6 +35,27 @@ impl ServiceStats {
 
     pub(crate) fn add_field_problems(&self, n: u64) {
         self.field_problems.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Memories deleted with their call's transcript (deletion policy
+    /// `all`).
+    pub fn memories_deleted(&self) -> u64 {
+        self.memories_deleted.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_memories_deleted(&self, n: u64) {
+        self.memories_deleted.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Quarantined bodies deleted by the retention window of raw events.
+    pub fn quarantined_deleted_by_retention(&self) -> u64 {
+        self.quarantined_deleted_by_retention
+            .load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_quarantined_deleted_by_retention(&self, n: u64) {
+        self.quarantined_deleted_by_retention
+            .fetch_add(n, Ordering::Relaxed);
     }
 }
 
@@ -66,4 +95,18 @@ counters! {
     processing_failures => add_processing_failure;
     /// Processing attempts that failed with a retryable error.
     retries => add_retry;
+    /// Calls whose stored events and transcript were deleted on
+    /// ElevenLabs' deletion settings.
+    transcripts_deleted_by_settings => add_transcript_deleted_by_settings;
+    /// Calls whose stored events and transcript were deleted by the
+    /// retention window.
+    transcripts_deleted_by_retention => add_transcript_deleted_by_retention;
+    /// Calls whose audio was deleted on ElevenLabs' deletion settings.
+    audio_deleted_by_settings => add_audio_deleted_by_settings;
+    /// Calls whose audio was deleted by the retention window.
+    audio_deleted_by_retention => add_audio_deleted_by_retention;
+    /// Callers erased by the retention window (not heard from in time).
+    callers_erased_by_retention => add_caller_erased_by_retention;
+    /// Deletions that failed and are retried at the next sweep.
+    deletion_failures => add_deletion_failure;
 }

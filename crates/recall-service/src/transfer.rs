@@ -165,6 +165,11 @@ impl Service {
         if let Some(caller) = &caller {
             to.record_caller(conversation, caller).await?;
         }
+        // A pending deletion moves with the call, and so does the record
+        // of what was deleted.
+        if let Some(deletion) = from.deletion(conversation).await? {
+            to.record_deletion(conversation, &deletion).await?;
+        }
         if from.has_audio(conversation).await? && !to.has_audio(conversation).await? {
             to.decode_audio(conversation)
                 .await

@@ -355,7 +355,8 @@ pub(super) async fn list_calls(
     ))
 }
 
-/// `GET /api/calls/{conversation_id}`.
+/// `GET /api/calls/{conversation_id}`: [`recall_service::Service::call_detail`]
+/// (with when its transcript and audio were deleted, if they were).
 pub(super) async fn get_call(
     path: web::Path<String>,
     state: web::Data<AdminState>,
@@ -363,11 +364,9 @@ pub(super) async fn get_call(
     let id = parse_conversation(&path)?;
     let detail = state
         .service
-        .calls()
-        .map_err(service_error)?
-        .get_call(&id)
+        .call_detail(&id)
         .await
-        .map_err(|e| index_error(&e))?
+        .map_err(service_error)?
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,

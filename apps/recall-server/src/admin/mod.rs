@@ -7,7 +7,7 @@
 //! | `GET /api/users/{phone}/memories?sector=&limit=&cursor=` | their memories, newest first (`MemoryDisplay[]`) |
 //! | `DELETE /api/users/{phone}` | erase the caller: memories, payloads, audio, index rows |
 //! | `GET /api/calls?phone=&agent=&from=&to=&limit=&cursor=` | calls newest first (`CallSummary[]`) |
-//! | `GET /api/calls/{conversation_id}` | one call with its transcript |
+//! | `GET /api/calls/{conversation_id}` | one call with its transcript, or when it was deleted |
 //! | `GET /api/calls/{conversation_id}/audio` | the call's MP3, when stored |
 //! | `GET /api/events?status=&limit=&cursor=` | events not turned into memories: `pending`, `failed` or `quarantined`, with the reason |
 //! | `GET /api/analytics?agent=&from=&to=` | `CallAnalytics` |

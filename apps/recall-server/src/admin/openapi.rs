@@ -318,7 +318,7 @@ mod paths {
         params(("conversation_id" = ConversationId, Path, description = "The conversation")),
         security(("adminToken" = [])),
         responses(
-            (status = 200, description = "The call with its transcript", body = CallDetail),
+            (status = 200, description = "The call with its transcript; once its transcript or audio was deleted (ElevenLabs' deletion settings, a retention window), its figures with transcriptDeletedAt / audioDeletedAt", body = CallDetail),
             (status = 400, description = "Not a valid conversation id", body = ErrorBody),
             (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
             (status = 404, description = "No such call (or no admin token configured)", body = ErrorBody),

@@ -11,4 +11,5 @@ mod lifecycle;
 mod openapi;
 mod postgres;
 mod resilience;
+mod retention;
 mod settings;

@@ -434,6 +434,8 @@ async fn the_ui_schemas_describe_exactly_what_the_real_types_serialize() {
                 has_audio: true,
                 start_time: time,
                 caller_phone: Some(PhoneNumber::parse(CALLER).unwrap()),
+                transcript_deleted_at: Some(time),
+                audio_deleted_at: Some(time),
             })
             .unwrap(),
         ),

@@ -609,3 +609,61 @@ async fn three_processes_share_the_stream_and_survive_a_kill() {
     })
     .await;
 }
+
+/// ElevenLabs' deletion settings on PostgreSQL: a deletion already due is
+/// carried out when the event is processed; one not due yet is recorded in
+/// the database and carried out by another replica started after the
+/// first stopped. Deleted calls still answer with their figures.
+#[tokio::test]
+async fn deletion_settings_are_honoured_and_survive_a_restart_on_postgres() {
+    use crate::helpers::now;
+    use crate::retention::{assert_deleted, audio, deleted_call, options, scheduled};
+    use tokio::io::AsyncReadExt as _;
+
+    with_schema(|schema| async move {
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let database_url = url().0;
+        let on_postgres = |dir: &tempfile::TempDir, sweep_secs: &str| {
+            let vars = [
+                ("RECALL_STORE", "postgres"),
+                ("DATABASE_URL", database_url.as_str()),
+                ("RECALL_DATABASE_SCHEMA", schema.as_str()),
+                ("RECALL_RETENTION_SWEEP_SECS", sweep_secs),
+            ];
+            options(dir.path(), &vars)
+        };
+        let a = spawn_with(on_postgres(&dir_a, "3600")).await;
+        let due = now() + 4;
+        for body in [
+            scheduled("conv_pg_past", Some(now() - 60)),
+            audio("conv_pg_past"),
+            scheduled("conv_pg_later", Some(due)),
+            audio("conv_pg_later"),
+        ] {
+            assert_eq!(a.post_call(&body).await.status(), 200);
+        }
+        a.settle().await;
+        let past = deleted_call(&a, "conv_pg_past", 10).await;
+        assert_deleted(&a, &past, "conv_pg_past").await;
+        let later = "conv_pg_later".parse().unwrap();
+        let record = a.service.event_log().deletion(&later).await.unwrap();
+        assert_eq!(
+            record.and_then(|r| r.due).map(|t| t.as_secs()),
+            Some(due as i64)
+        );
+        a.stop().await;
+
+        let b = spawn_with(on_postgres(&dir_b, "1")).await;
+        let call = deleted_call(&b, "conv_pg_later", 20).await;
+        assert_deleted(&b, &call, "conv_pg_later").await;
+        let log = b.service.event_log();
+        let kind = recall_model::WebhookType::PostCallTranscription;
+        let mut stored = String::new();
+        let mut body = log.open_event(&later, &kind).await.unwrap().unwrap();
+        body.read_to_string(&mut stored).await.unwrap();
+        assert!(!stored.contains("black spots"), "{stored}");
+        assert!(!log.has_audio(&later).await.unwrap());
+        b.stop().await;
+    })
+    .await;
+}

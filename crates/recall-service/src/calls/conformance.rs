@@ -39,6 +39,8 @@ pub async fn run_all<I: CallIndex + ?Sized>(index: &I) {
     analytics_follow_the_definitions(index).await;
     daily_counts_per_utc_day(index).await;
     forgetting_a_caller_spares_the_others(index).await;
+    deleted_audio_is_unmarked_and_the_call_stays(index).await;
+    silent_callers_are_those_without_a_call_since(index).await;
     an_invalid_agent_is_refused_and_changes_nothing(index).await;
     rebuild_replaces_everything(index).await;
 }
@@ -545,6 +547,78 @@ pub async fn forgetting_a_caller_spares_the_others<I: CallIndex + ?Sized>(index:
     .await;
     if again.len() != 1 || again[0].has_audio {
         fail("forgetting removes the audio mark too", again);
+    }
+    index.forget_caller(&ann).await.ok();
+    index.forget_caller(&bob).await.ok();
+}
+
+/// Unmarking a call's audio leaves the call, with its figures; unmarking
+/// again finds nothing.
+pub async fn deleted_audio_is_unmarked_and_the_call_stays<I: CallIndex + ?Sized>(index: &I) {
+    let agent = unique("agent");
+    let caller = invented_caller();
+    let id = unique("audio_gone");
+    record(index, &call(&agent, &id, Some(&caller), 100, "success")).await;
+    record(index, &ProcessedEvent::audio_stored(conv(&id))).await;
+    match index.unmark_audio(&conv(&id)).await {
+        Ok(true) => {}
+        other => fail("unmarking stored audio says so", other),
+    }
+    match index.unmark_audio(&conv(&id)).await {
+        Ok(false) => {}
+        other => fail("unmarking again finds nothing", other),
+    }
+    let calls = listed(index, by_agent(&agent)).await;
+    if calls.len() != 1 || calls[0].has_audio || calls[0].call.duration != Some(61.0) {
+        fail("a call without its audio stays, with its figures", calls);
+    }
+    match index.get_call(&conv(&id)).await {
+        Ok(Some(detail)) if !detail.has_audio => {}
+        other => fail("a call without its audio says so", other),
+    }
+    index.forget_caller(&caller).await.ok();
+}
+
+/// A caller is silent since a time when none of their calls (connected
+/// or not) started at or after it; calls without a caller count for no
+/// one.
+pub async fn silent_callers_are_those_without_a_call_since<I: CallIndex + ?Sized>(index: &I) {
+    let agent = unique("agent");
+    let (ann, bob) = (invented_caller(), invented_caller());
+    let id = |n: &str| format!("{agent}_{n}");
+    record(index, &call(&agent, &id("a1"), Some(&ann), 100, "success")).await;
+    record(index, &failure(&agent, &id("a2"), Some(&ann), 300)).await;
+    record(index, &call(&agent, &id("b1"), Some(&bob), 150, "success")).await;
+    record(index, &call(&agent, &id("n1"), None, 50, "success")).await;
+    let (ann_ref, bob_ref) = (&ann, &bob);
+    let silent = |before| async move {
+        match index.callers_silent_since(secs(before)).await {
+            Ok(callers) => {
+                if !callers.is_sorted() {
+                    fail("silent callers are listed in number order", callers);
+                }
+                (callers.contains(ann_ref), callers.contains(bob_ref))
+            }
+            Err(e) => fail("silent callers are listed", e),
+        }
+    };
+    if silent(150).await != (false, false) {
+        fail(
+            "a caller with a call at the cutoff is not silent",
+            silent(150).await,
+        );
+    }
+    if silent(151).await != (false, true) {
+        fail(
+            "a caller whose newest call is before the cutoff is silent",
+            silent(151).await,
+        );
+    }
+    if silent(301).await != (true, true) {
+        fail(
+            "a call that never connected counts as heard from",
+            silent(301).await,
+        );
     }
     index.forget_caller(&ann).await.ok();
     index.forget_caller(&bob).await.ok();

@@ -150,6 +150,29 @@ impl CallIndex for InMemoryCallIndex {
         Ok(ids)
     }
 
+    async fn unmark_audio(&self, conversation: &ConversationId) -> Result<bool, CallIndexError> {
+        Ok(self.state().audio.remove(conversation))
+    }
+
+    async fn callers_silent_since(
+        &self,
+        before: UnixTimestamp,
+    ) -> Result<Vec<PhoneNumber>, CallIndexError> {
+        let mut newest: BTreeMap<&PhoneNumber, UnixTimestamp> = BTreeMap::new();
+        let state = self.state();
+        for call in state.calls.values() {
+            if let Some(caller) = &call.caller {
+                let time = newest.entry(caller).or_insert(call.start_time);
+                *time = (*time).max(call.start_time);
+            }
+        }
+        Ok(newest
+            .into_iter()
+            .filter(|(_, time)| *time < before)
+            .map(|(caller, _)| caller.clone())
+            .collect())
+    }
+
     async fn list_calls(&self, query: CallQuery) -> Result<Page<IndexedCall>, CallIndexError> {
         let limit = query.page_size()? as usize;
         let after = query.after()?;
@@ -194,6 +217,8 @@ impl CallIndex for InMemoryCallIndex {
                 has_audio: listed.has_audio,
                 start_time: record.start_time,
                 caller_phone: record.caller.clone(),
+                transcript_deleted_at: None,
+                audio_deleted_at: None,
             }
         }))
     }

@@ -311,6 +311,23 @@ pub trait CallIndex: Send + Sync + 'static {
         caller: &PhoneNumber,
     ) -> Result<Vec<ConversationId>, CallIndexError>;
 
+    /// Records that a call's audio is no longer stored (deleted); `false`
+    /// when it was not marked. The call stays.
+    ///
+    /// # Errors
+    /// [`CallIndexError`].
+    async fn unmark_audio(&self, conversation: &ConversationId) -> Result<bool, CallIndexError>;
+
+    /// The callers whose newest call started before `before` (none
+    /// since), in number order: those a retention window forgets.
+    ///
+    /// # Errors
+    /// [`CallIndexError`].
+    async fn callers_silent_since(
+        &self,
+        before: UnixTimestamp,
+    ) -> Result<Vec<PhoneNumber>, CallIndexError>;
+
     /// Calls newest first, filtered and paged.
     ///
     /// # Errors

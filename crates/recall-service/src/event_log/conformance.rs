@@ -24,7 +24,10 @@ use recall_model::{
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt as _;
 
-use super::{Appended, AudioError, EventLog, EventState, StoredEventError};
+use super::{
+    Appended, AudioError, DeletionRecord, EventLog, EventState, RawPart, StoredEventError,
+};
+use recall_model::UnixTimestamp;
 
 /// Runs every check against `log`, one after another.
 ///
@@ -42,6 +45,8 @@ pub async fn run_all<L: EventLog + ?Sized>(log: &L) {
     removing_a_conversation_removes_everything(log).await;
     forgetting_a_number_spares_longer_numbers_in_quarantine(log).await;
     unknown_types_are_kept_as_received(log).await;
+    deletions_are_recorded_and_raw_copies_removed(log).await;
+    old_quarantined_bodies_are_forgotten(log).await;
 }
 
 fn fail(rule: &str, detail: impl std::fmt::Debug) -> ! {
@@ -532,5 +537,194 @@ pub async fn unknown_types_are_kept_as_received<L: EventLog + ?Sized>(log: &L) {
     let seen = events(log, &c).await;
     if seen.len() != 1 || seen[0].0.as_str() != "post_call_video" {
         fail("an unknown type is listed under its name", seen);
+    }
+}
+
+fn at(secs: i64) -> UnixTimestamp {
+    UnixTimestamp::from_secs(secs).expect("a valid time")
+}
+
+async fn body_of<L: EventLog + ?Sized>(
+    log: &L,
+    conversation: &ConversationId,
+    kind: &WebhookType,
+) -> Vec<u8> {
+    let mut raw = Vec::new();
+    match log.open_event(conversation, kind).await {
+        Ok(Some(mut body)) => {
+            if let Err(e) = body.read_to_end(&mut raw).await {
+                fail("a stored body can be read", e);
+            }
+        }
+        other => fail("a stored body can be opened", other.map(|b| b.is_some())),
+    }
+    raw
+}
+
+/// A deletion record is kept per conversation and found once due until
+/// carried out; a body is redacted in place (state and arrival kept); the
+/// audio is removed on its own; old events are found for retention until
+/// their part is deleted; removing the conversation removes the record.
+pub async fn deletions_are_recorded_and_raw_copies_removed<L: EventLog + ?Sized>(log: &L) {
+    let c = conv();
+    let transcription_kind = WebhookType::PostCallTranscription;
+    stored(log, &transcription(&c, "agent_deleted")).await;
+    stored(log, &audio_event(&c, "AAEC")).await;
+    if let Err(e) = log.decode_audio(&c).await {
+        fail("audio decodes", e);
+    }
+    if let Err(e) = log.mark_done(&c, &transcription_kind, "{}").await {
+        fail("a stored event can be marked done", e);
+    }
+    match log.deletion(&c).await {
+        Ok(None) => {}
+        other => fail("no deletion record before one is recorded", other),
+    }
+    let schedule = DeletionRecord {
+        due: Some(at(1_000)),
+        transcript: true,
+        audio: true,
+        ..DeletionRecord::default()
+    };
+    if log.record_deletion(&conv(), &schedule).await.is_ok() {
+        fail("a deletion of a conversation never stored is refused", &c);
+    }
+    if let Err(e) = log.record_deletion(&c, &schedule).await {
+        fail("a deletion can be recorded", e);
+    }
+    match log.deletion(&c).await {
+        Ok(Some(r)) if r == schedule => {}
+        other => fail("a deletion record reads back as recorded", other),
+    }
+    let c_ref = &c;
+    let due_at = |now| async move {
+        match log.deletions_due(at(now)).await {
+            Ok(due) => due.contains(c_ref),
+            Err(e) => fail("due deletions are listed", e),
+        }
+    };
+    if due_at(999).await || !due_at(1_000).await {
+        fail("a scheduled deletion is due from its time on", &c);
+    }
+
+    let before = match log.events(&c).await {
+        Ok(events) => events,
+        Err(e) => fail("events are listed", e),
+    };
+    let redacted = br#"{"type":"post_call_transcription","data":{"conversation_id":"redacted"}}"#;
+    if let Err(e) = log.redact_event(&c, &transcription_kind, redacted).await {
+        fail("a stored body can be redacted", e);
+    }
+    if body_of(log, &c, &transcription_kind).await != redacted {
+        fail("a redacted body reads back redacted", &c);
+    }
+    match log.events(&c).await {
+        Ok(after) if after == before => {}
+        other => fail("redacting keeps the event's state and arrival", other),
+    }
+    if log
+        .redact_event(&c, &WebhookType::CallInitiationFailure, redacted)
+        .await
+        .is_ok()
+    {
+        fail("redacting an event never stored is an error", &c);
+    }
+    match log.remove_audio(&c).await {
+        Ok(true) => {}
+        other => fail("removing stored audio says so", other),
+    }
+    match (log.has_audio(&c).await, log.remove_audio(&c).await) {
+        (Ok(false), Ok(false)) => {}
+        other => fail(
+            "removed audio is gone, and removing again finds none",
+            other,
+        ),
+    }
+    if events(log, &c).await.len() != 2 {
+        fail("removing the audio keeps the events", &c);
+    }
+
+    let retention = |part, before| async move {
+        match log.retention_due(part, at(before)).await {
+            Ok(due) => due.contains(c_ref),
+            Err(e) => fail("events due for retention are listed", e),
+        }
+    };
+    let future = 4_000_000_000;
+    if retention(RawPart::Transcript, 0).await || retention(RawPart::Audio, 0).await {
+        fail(
+            "events received after the cutoff are not due for retention",
+            &c,
+        );
+    }
+    if !retention(RawPart::Transcript, future).await || !retention(RawPart::Audio, future).await {
+        fail(
+            "events received before the cutoff are due for retention",
+            &c,
+        );
+    }
+    let carried_out = DeletionRecord {
+        transcript_deleted_at: Some(at(1_001)),
+        audio_deleted_at: Some(at(1_002)),
+        ..schedule
+    };
+    if let Err(e) = log.record_deletion(&c, &carried_out).await {
+        fail("a deletion can be recorded again", e);
+    }
+    if due_at(5_000).await {
+        fail("a deletion carried out is no longer due", &c);
+    }
+    if retention(RawPart::Transcript, future).await || retention(RawPart::Audio, future).await {
+        fail("a part already deleted is not due for retention", &c);
+    }
+    if let Err(e) = log.remove_conversation(&c).await {
+        fail("a conversation can be removed", e);
+    }
+    match log.deletion(&c).await {
+        Ok(None) => {}
+        other => fail("removing a conversation removes its deletion record", other),
+    }
+}
+
+/// Forgetting the quarantined bodies refused before a time removes them
+/// all, and only them, and the usage follows. Run it last: it empties the
+/// quarantine of every body refused before now.
+pub async fn old_quarantined_bodies_are_forgotten<L: EventLog + ?Sized>(log: &L) {
+    let body = b"not json, refused before the cutoff";
+    let id = match append(log, body).await {
+        Appended::Refused {
+            quarantined: Ok(id),
+            ..
+        } => id,
+        other => fail("a body that is not JSON is quarantined", other),
+    };
+    let Some(received) = super::quarantine_received(&id) else {
+        fail("a quarantine id tells when it arrived", id)
+    };
+    match log.forget_quarantined_before(received).await {
+        Ok(_) => {}
+        Err(e) => fail("old quarantined bodies can be forgotten", e),
+    }
+    let listed = || async move {
+        match log.quarantined(None, usize::MAX).await {
+            Ok(listed) => listed.into_iter().map(|q| q.id).collect::<Vec<_>>(),
+            Err(e) => fail("the quarantine is listed", e),
+        }
+    };
+    if !listed().await.contains(&id) {
+        fail("a body refused at the cutoff is kept", &id);
+    }
+    let later = at(received.as_secs() + 1);
+    match log.forget_quarantined_before(later).await {
+        Ok(n) if n >= 1 => {}
+        other => fail("bodies refused before the cutoff are forgotten", other),
+    }
+    let left = listed().await;
+    if !left.is_empty() {
+        fail("no body refused before the cutoff is left", left);
+    }
+    let usage = log.quarantine_usage();
+    if (usage.files, usage.bytes) != (0, 0) {
+        fail("the quarantine's usage follows", usage);
     }
 }

@@ -7,14 +7,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use recall_model::{
-    ConversationId, FieldProblem, PhoneNumber, PostCallWebhookRequest, WebhookType,
+    ConversationId, FieldProblem, PhoneNumber, PostCallWebhookRequest, UnixTimestamp, WebhookType,
 };
 
 use super::{
-    Appended, AudioError, AudioReader, EnvelopeError, EventLog, EventState, QuarantineUsage,
-    QuarantinedBody, RemovedConversation, StagedBody, StagedEvent, StoredAudio, StoredEvent,
-    StoredEventError, check_envelope, decode_audio, mentions_number, parse_stored_event,
-    quarantine_id, quarantine_received,
+    Appended, AudioError, AudioReader, DeletionRecord, EnvelopeError, EventLog, EventState,
+    QuarantineUsage, QuarantinedBody, RemovedConversation, StagedBody, StagedEvent, StoredAudio,
+    StoredEvent, StoredEventError, check_envelope, decode_audio, mentions_number,
+    parse_stored_event, quarantine_id, quarantine_received,
 };
 
 /// An [`EventLog`] in memory: nothing survives the process. It keeps the
@@ -54,6 +54,7 @@ struct Conversation {
     events: BTreeMap<String, Event>,
     caller: Option<PhoneNumber>,
     audio: Option<Arc<Vec<u8>>>,
+    deletion: Option<DeletionRecord>,
 }
 
 #[derive(Debug)]
@@ -291,6 +292,49 @@ impl EventLog for InMemoryEventLog {
             }))
     }
 
+    async fn redact_event(
+        &self,
+        conversation: &ConversationId,
+        kind: &WebhookType,
+        redacted: &[u8],
+    ) -> io::Result<()> {
+        self.with_event(conversation, kind, |e| e.body = Arc::new(redacted.to_vec()))
+    }
+
+    async fn remove_audio(&self, conversation: &ConversationId) -> io::Result<bool> {
+        Ok(self
+            .state()
+            .conversations
+            .get_mut(conversation)
+            .and_then(|c| c.audio.take())
+            .is_some())
+    }
+
+    async fn record_deletion(
+        &self,
+        conversation: &ConversationId,
+        record: &DeletionRecord,
+    ) -> io::Result<()> {
+        match self.state().conversations.get_mut(conversation) {
+            Some(c) => {
+                c.deletion = Some(*record);
+                Ok(())
+            }
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "no events stored for this conversation",
+            )),
+        }
+    }
+
+    async fn deletion(&self, conversation: &ConversationId) -> io::Result<Option<DeletionRecord>> {
+        Ok(self
+            .state()
+            .conversations
+            .get(conversation)
+            .and_then(|c| c.deletion))
+    }
+
     async fn quarantined(
         &self,
         after: Option<&str>,
@@ -322,6 +366,22 @@ impl EventLog for InMemoryEventLog {
                 bytes += body.len() as u64;
             }
             !mentions
+        });
+        state.usage.files -= removed;
+        state.usage.bytes -= bytes;
+        Ok(removed)
+    }
+
+    async fn forget_quarantined_before(&self, before: UnixTimestamp) -> io::Result<u64> {
+        let mut state = self.state();
+        let (mut removed, mut bytes) = (0, 0);
+        state.quarantine.retain(|id, (body, _)| {
+            let old = quarantine_received(id).is_some_and(|at| at < before);
+            if old {
+                removed += 1;
+                bytes += body.len() as u64;
+            }
+            !old
         });
         state.usage.files -= removed;
         state.usage.bytes -= bytes;

@@ -138,6 +138,89 @@ pub trait EventLog: Send + Sync + fmt::Debug + 'static {
         conversation: &ConversationId,
     ) -> io::Result<Option<RemovedConversation>>;
 
+    /// Replaces the stored body of an event by a redacted one (what
+    /// [`redact`](crate::redact) keeps of it), keeping its state, record,
+    /// failure and arrival time. Only deletions use it: the log never
+    /// changes a body otherwise.
+    ///
+    /// # Errors
+    /// `NotFound` when no such event is stored.
+    async fn redact_event(
+        &self,
+        conversation: &ConversationId,
+        kind: &WebhookType,
+        redacted: &[u8],
+    ) -> io::Result<()>;
+
+    /// Removes the conversation's decoded audio; `false` when none was
+    /// stored. The events stay.
+    async fn remove_audio(&self, conversation: &ConversationId) -> io::Result<bool>;
+
+    /// Records what is to be deleted of a conversation and when, and what
+    /// was (replacing any record). Durable when it returns, so a pending
+    /// deletion survives a restart; removed with the conversation.
+    ///
+    /// # Errors
+    /// `NotFound` when no events are stored for the conversation.
+    async fn record_deletion(
+        &self,
+        conversation: &ConversationId,
+        record: &DeletionRecord,
+    ) -> io::Result<()>;
+
+    /// The conversation's deletion record, if any.
+    async fn deletion(&self, conversation: &ConversationId) -> io::Result<Option<DeletionRecord>>;
+
+    /// The conversations whose scheduled deletion is due at `now` and not
+    /// carried out yet ([`DeletionRecord::outstanding`]), in id order. By
+    /// default, a scan of every conversation; a log that can find them
+    /// directly should.
+    async fn deletions_due(&self, now: UnixTimestamp) -> io::Result<Vec<ConversationId>> {
+        let mut due = Vec::new();
+        for conversation in self.conversations().await? {
+            if let Some(record) = self.deletion(&conversation).await?
+                && record.outstanding(now).any()
+            {
+                due.push(conversation);
+            }
+        }
+        Ok(due)
+    }
+
+    /// The conversations with an event of `part` received before
+    /// `before` whose `part` is not deleted yet, in id order: what a
+    /// retention window removes. For [`RawPart::Audio`], the
+    /// conversations with a `post_call_audio` event; for
+    /// [`RawPart::Transcript`], those with any other event. By default, a
+    /// scan of every conversation; a log that can find them directly
+    /// should.
+    async fn retention_due(
+        &self,
+        part: RawPart,
+        before: UnixTimestamp,
+    ) -> io::Result<Vec<ConversationId>> {
+        let before = u128::try_from(before.as_secs()).unwrap_or(0) * 1_000_000_000;
+        let mut due = Vec::new();
+        for conversation in self.conversations().await? {
+            let old = self
+                .events(&conversation)
+                .await?
+                .iter()
+                .any(|e| e.received_nanos < before && part.covers(&e.kind));
+            if !old {
+                continue;
+            }
+            let deleted = self
+                .deletion(&conversation)
+                .await?
+                .is_some_and(|r| r.deleted_at(part).is_some());
+            if !deleted {
+                due.push(conversation);
+            }
+        }
+        Ok(due)
+    }
+
     /// The quarantined bodies in arrival order, after the one whose
     /// [`id`](QuarantinedBody::id) is `after`, at most `limit`.
     async fn quarantined(
@@ -149,6 +232,11 @@ pub trait EventLog: Send + Sync + fmt::Debug + 'static {
     /// Removes the quarantined bodies that mention `number` as a whole
     /// number; returns how many.
     async fn forget_quarantined(&self, number: &PhoneNumber) -> io::Result<u64>;
+
+    /// Removes the quarantined bodies refused before `before` (by the
+    /// time in their [`id`](QuarantinedBody::id)); returns how many. The
+    /// retention window of raw events applies to them too.
+    async fn forget_quarantined_before(&self, before: UnixTimestamp) -> io::Result<u64>;
 
     /// What the quarantine holds now, and its caps.
     fn quarantine_usage(&self) -> QuarantineUsage;
@@ -506,6 +594,134 @@ pub struct RemovedConversation {
     pub events: u64,
     /// Whether decoded audio was stored.
     pub audio: bool,
+}
+
+/// One of the raw copies of a call that deletions remove.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RawPart {
+    /// The stored event bodies (transcript, personal data), and the
+    /// transcript in the call index.
+    Transcript,
+    /// The decoded audio, and the audio in the `post_call_audio` body.
+    Audio,
+}
+
+impl RawPart {
+    /// Whether a stored event of `kind` holds this part.
+    pub fn covers(self, kind: &WebhookType) -> bool {
+        (*kind == WebhookType::PostCallAudio) == (self == Self::Audio)
+    }
+}
+
+/// What is to be deleted of a conversation and when (ElevenLabs'
+/// `metadata.deletion_settings`), and what was deleted and when (by that
+/// schedule or a retention window), as [`EventLog::record_deletion`]
+/// keeps it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct DeletionRecord {
+    /// When the scheduled deletion is due; `None` without a schedule.
+    pub due: Option<UnixTimestamp>,
+    /// Whether the schedule deletes the transcript and personal data.
+    pub transcript: bool,
+    /// Whether the schedule deletes the audio.
+    pub audio: bool,
+    /// When the stored events and the transcript were deleted.
+    pub transcript_deleted_at: Option<UnixTimestamp>,
+    /// When the audio was deleted.
+    pub audio_deleted_at: Option<UnixTimestamp>,
+}
+
+/// The parts of a call a deletion is to remove.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Outstanding {
+    /// The stored events and the transcript.
+    pub transcript: bool,
+    /// The audio.
+    pub audio: bool,
+}
+
+impl Outstanding {
+    /// Whether anything is to be removed.
+    pub fn any(self) -> bool {
+        self.transcript || self.audio
+    }
+}
+
+impl DeletionRecord {
+    /// When `part` was deleted.
+    pub fn deleted_at(&self, part: RawPart) -> Option<UnixTimestamp> {
+        match part {
+            RawPart::Transcript => self.transcript_deleted_at,
+            RawPart::Audio => self.audio_deleted_at,
+        }
+    }
+
+    /// What the schedule still has to delete at `now`: nothing before it
+    /// is due, nothing already deleted.
+    ///
+    /// ```
+    /// use recall_model::UnixTimestamp;
+    /// use recall_service::event_log::DeletionRecord;
+    ///
+    /// let at = |s| UnixTimestamp::from_secs(s).unwrap();
+    /// let record = DeletionRecord { due: Some(at(100)), transcript: true, audio: true, ..Default::default() };
+    /// assert!(!record.outstanding(at(99)).any());
+    /// assert!(record.outstanding(at(100)).transcript);
+    /// let done = DeletionRecord { audio_deleted_at: Some(at(100)), ..record };
+    /// assert!(!done.outstanding(at(200)).audio);
+    /// ```
+    pub fn outstanding(&self, now: UnixTimestamp) -> Outstanding {
+        let due = self.due.is_some_and(|due| due <= now);
+        Outstanding {
+            transcript: due && self.transcript && self.transcript_deleted_at.is_none(),
+            audio: due && self.audio && self.audio_deleted_at.is_none(),
+        }
+    }
+
+    /// The record as one line of JSON, as the logs that keep it as text
+    /// store it (times in unix seconds).
+    pub fn to_json(&self) -> String {
+        let secs = |t: Option<UnixTimestamp>| t.map(UnixTimestamp::as_secs);
+        serde_json::json!({
+            "due": secs(self.due),
+            "transcript": self.transcript,
+            "audio": self.audio,
+            "transcript_deleted_at": secs(self.transcript_deleted_at),
+            "audio_deleted_at": secs(self.audio_deleted_at),
+        })
+        .to_string()
+    }
+
+    /// Reads [`to_json`](Self::to_json)'s text.
+    ///
+    /// # Errors
+    /// `InvalidData` when it is not such a record.
+    pub fn from_json(text: &str) -> io::Result<Self> {
+        let invalid = |what: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unreadable deletion record: {what}"),
+            )
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| invalid(&e.to_string()))?;
+        let time = |key: &str| match value.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .and_then(|s| UnixTimestamp::from_secs(s).ok())
+                .map(Some)
+                .ok_or_else(|| invalid(key)),
+        };
+        let flag = |key: &str| value.get(key).and_then(serde_json::Value::as_bool);
+        Ok(Self {
+            due: time("due")?,
+            transcript: flag("transcript").ok_or_else(|| invalid("transcript"))?,
+            audio: flag("audio").ok_or_else(|| invalid("audio"))?,
+            transcript_deleted_at: time("transcript_deleted_at")?,
+            audio_deleted_at: time("audio_deleted_at")?,
+        })
+    }
 }
 
 /// A body kept in quarantine.

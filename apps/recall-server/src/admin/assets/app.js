@@ -266,13 +266,18 @@
         } catch (e) { report(e); }
       });
       audio.append(play);
+    } else if (body.audioDeletedAt) {
+      audio.append(el("span", { class: "muted" }, "Audio deleted " + when(body.audioDeletedAt) + "."));
     }
     $("transcript").replaceChildren(...body.transcript.map((t) =>
       el("li", { class: t.role + (t.interrupted ? " interrupted" : "") },
         el("span", { class: "who" }, (t.role === "user" ? "Caller" : "Agent") + " · " + Math.round(t.timeInCallSecs) + " s"),
         el("span", {}, t.message),
         t.interrupted ? el("span", { class: "cut" }, "Interrupted") : null)));
-    if (!body.transcript.length) $("transcript").append(el("li", { class: "muted" }, "No transcript."));
+    if (!body.transcript.length) {
+      const gone = body.transcriptDeletedAt ? "Transcript deleted " + when(body.transcriptDeletedAt) + "." : "No transcript.";
+      $("transcript").append(el("li", { class: "muted" }, gone));
+    }
     $("call-detail").hidden = false;
     $("call-detail").scrollIntoView({ behavior: "smooth", block: "start" });
   }
