@@ -49,7 +49,18 @@ where
     let outcome = tokio::spawn(test(schema.clone())).await;
     let client = server.client().await.expect("a connection");
     let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-    client.batch_execute(&drop).await.expect("schema dropped");
+    // A replica's background work (reading a caller into its cache) may
+    // still hold locks in the schema: a deadlock with it is retried.
+    for attempt in 1.. {
+        match client.batch_execute(&drop).await {
+            Ok(()) => break,
+            Err(e) if attempt < 20 => {
+                eprintln!("dropping {schema} again: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("schema {schema} not dropped: {e}"),
+        }
+    }
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic.into_panic());
     }

@@ -41,14 +41,25 @@ pub async fn server() -> Option<Database> {
 }
 
 /// Drops `schema` and everything in it.
+///
+/// A store's background work (reading a caller into its cache) may still
+/// hold locks in the schema; a deadlock with it is retried.
 pub async fn drop_schema(server: &Database, schema: &str) {
-    server
+    let client = server
         .client()
         .await
-        .expect("a connection to drop the test schema")
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-        .await
-        .expect("the test schema is dropped");
+        .expect("a connection to drop the test schema");
+    let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+    for attempt in 1.. {
+        match client.batch_execute(&drop).await {
+            Ok(()) => return,
+            Err(e) if attempt < 20 => {
+                eprintln!("dropping {schema} again: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the test schema is not dropped: {e}"),
+        }
+    }
 }
 
 /// Runs `test` with a [`Database`] on a fresh, migrated schema of its
