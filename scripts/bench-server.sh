@@ -26,7 +26,8 @@
 # against the same ceiling, BENCH_LOG_VARIANT=0 to skip the extra client-data run
 # with RECALL_LOG=warn, BENCH_STORE=postgres to run every server on
 # PostgreSQL (BENCH_DATABASE_URL, default DATABASE_URL or the local server;
-# each server gets a schema of its own, dropped at the end).
+# each server gets a schema of its own, dropped at the end), and with it
+# BENCH_REPLICAS=2 to compare two replicas on one schema with one.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -271,6 +272,45 @@ start_hello
 run_rate hello_half "http://127.0.0.1:$HELLO_PORT/webhook/client-data" "$BENCH/client-data.json" "X-Api-Key: unused" $((CLIENT_RATE / 2))
 stop_pid "$HELLO_PID"
 
+# --- optional: two replicas against one (PostgreSQL) --------------------------
+# BENCH_REPLICAS=2 with BENCH_STORE=postgres: a second `recall serve` on the
+# same schema; each route is loaded by two wrk at once (half the
+# connections each), both on the first replica, then one on each. Same
+# machine, same database, same run: what a second replica adds here.
+REPLICAS=${BENCH_REPLICAS:-1}
+run_wrk_pair() { # LABEL URL_A URL_B BODY HEADER
+  local label=$1 a=$2 b=$3 body=$4 header=$5 half=$((CONNECTIONS / 2)) la lb
+  BENCH_BODY_FILE=$body BENCH_HEADER=$header \
+    wrk -t1 -c"$half" -d1s -s "$BENCH/post.lua" "$a" >/dev/null
+  BENCH_BODY_FILE=$body BENCH_HEADER=$header \
+    wrk -t1 -c"$half" -d"${DURATION}s" --latency -s "$BENCH/post.lua" "$a" >"$WORK/$label.a.wrk" &
+  local pa=$!
+  BENCH_BODY_FILE=$body BENCH_HEADER=$header \
+    wrk -t1 -c"$half" -d"${DURATION}s" --latency -s "$BENCH/post.lua" "$b" >"$WORK/$label.b.wrk"
+  wait "$pa"
+  la=$(grep '^RESULT ' "$WORK/$label.a.wrk") || die "wrk gave no result for $label"
+  lb=$(grep '^RESULT ' "$WORK/$label.b.wrk") || die "wrk gave no result for $label"
+  la=${la#RESULT }
+  lb=${lb#RESULT }
+  (($(kv "$la" non2xx) == 0 && $(kv "$lb" non2xx) == 0)) || die "$label: non-2xx answers"
+  RESULT[$label]="rate=$(calc '%.0f' "$(kv "$la" rate) + $(kv "$lb" rate)") p99_us=$(calc '%.0f' "($(kv "$la" p99_us) > $(kv "$lb" p99_us)) ? $(kv "$la" p99_us) : $(kv "$lb" p99_us)")"
+  say "   $label: ${RESULT[$label]} (a: $la; b: $lb)"
+}
+if [[ $REPLICAS == 2 ]]; then
+  [[ $RECALL_STORE == postgres ]] || die "BENCH_REPLICAS=2 needs BENCH_STORE=postgres"
+  say "== two replicas against one: two wrk of $((CONNECTIONS / 2)) connections each, ${DURATION} s"
+  start_recall replica2 RECALL_DATABASE_SCHEMA="bench_$$_main"
+  R2_PID=$SERVER_PID
+  R2=http://127.0.0.1:$SERVER_PORT
+  for route in client search; do
+    body="$BENCH/$route-data.json"
+    case $route in client) key=$CLIENT_KEY ;; *) key=$SEARCH_KEY ;; esac
+    run_wrk_pair "${route}_one" "$BASE/webhook/$route-data" "$BASE/webhook/$route-data" "$body" "X-Api-Key: $key"
+    run_wrk_pair "${route}_two" "$BASE/webhook/$route-data" "$R2/webhook/$route-data" "$body" "X-Api-Key: $key"
+  done
+  stop_pid "$R2_PID"
+fi
+
 # --- 6. post-call: durable acknowledgement of new events --------------------
 say "== post-call: $POST_CALLS new signed events one after the other, then $((POST_CALLS * 2)) with 16 in flight"
 post_call() {
@@ -386,6 +426,16 @@ for r in post1 post16; do
 done
 cat <<EOF
 
+$(if [[ $REPLICAS == 2 ]]; then
+  printf 'Two replicas against one (same schema, two wrk of %s connections each):\n\n' $((CONNECTIONS / 2))
+  printf '| route | one replica req/s | two replicas req/s | p99 ms (one / two) |\n|---|---|---|---|\n'
+  for route in client search; do
+    printf '| %s-data | %s | %s | %s / %s |\n' "$route" "$(kv "${RESULT[${route}_one]}" rate)" \
+      "$(kv "${RESULT[${route}_two]}" rate)" "$(ms "$(kv "${RESULT[${route}_one]}" p99_us)")" \
+      "$(ms "$(kv "${RESULT[${route}_two]}" p99_us)")"
+  done
+  echo
+fi)
 Start to ready ($STARTS fresh starts): median $READY_MEDIAN ms (min $READY_MIN, max $READY_MAX).
 RSS (the default embedding model loaded): idle $IDLE_MIB MiB ($THREADS_IDLE threads); after the load $(calc '%.1f' "$LOADED_RSS / 1024") MiB, peak $(calc '%.1f' "$LOADED_HWM / 1024") MiB. Log lines written: $LOG_LINES.
 Ingest end to end: $INGEST_EVENTS events posted with 16 in flight and all processed (memories written, embedded, indexed) at $INGEST_RATE events/s.

@@ -256,12 +256,17 @@ async fn the_callers_window_erases_a_caller_not_heard_from() {
         admin_get(&app, "/api/calls/conv_silent").await.status(),
         404
     );
+    // The caller is 404 as soon as their memories are gone; the rest of
+    // the erasure, and its count, follow a moment later.
+    loop {
+        let metrics = app.metrics().await;
+        if metrics.contains("recall_retention_erased_callers_total 1") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(!app.payload_dir.join("conv_silent").exists());
-    let metrics = app.metrics().await;
-    assert!(
-        metrics.contains("recall_retention_erased_callers_total 1"),
-        "{metrics}"
-    );
 }
 
 #[tokio::test]
