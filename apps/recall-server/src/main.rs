@@ -237,13 +237,16 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 let service = recall_server::open_service(&config, None).await?;
                 let report = service.erase_caller(&caller).await?;
                 println!(
-                    "forgot {}: {} memories, {} conversations, {} stored events, {} audio files, {} indexed calls removed",
+                    "forgot {}: {} memories, {} conversations, {} stored events, {} audio files, {} indexed calls, {} quarantined bodies, {} pending and {} failed events removed",
                     caller.masked(),
                     report.memories,
                     report.conversations,
                     report.payloads,
                     report.audio,
-                    report.indexed_calls
+                    report.indexed_calls,
+                    report.quarantined,
+                    report.pending_events,
+                    report.failed_events
                 );
                 anyhow::Ok(ExitCode::SUCCESS)
             })

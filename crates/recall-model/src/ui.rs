@@ -550,4 +550,14 @@ pub struct EraseReport {
     pub audio: u64,
     /// Calls removed from the call index.
     pub indexed_calls: u64,
+    /// Quarantined (invalid) bodies removed because they mention the
+    /// caller's number.
+    #[serde(default)]
+    pub quarantined: u64,
+    /// Events of the caller that were waiting to be processed or retried.
+    #[serde(default)]
+    pub pending_events: u64,
+    /// Events of the caller that had failed processing.
+    #[serde(default)]
+    pub failed_events: u64,
 }

@@ -305,6 +305,9 @@ pub(super) async fn delete_user(
             payloads: report.payloads,
             audio: report.audio,
             indexed_calls: report.indexed_calls,
+            quarantined: report.quarantined,
+            pending_events: report.pending_events,
+            failed_events: report.failed_events,
         })),
         Err(recall_service::ServiceError::Store(e)) => {
             tracing::warn!(error = %ErrorChain(&e), "erasing a caller failed");

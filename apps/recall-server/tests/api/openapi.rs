@@ -469,6 +469,9 @@ async fn the_ui_schemas_describe_exactly_what_the_real_types_serialize() {
                 payloads: 3,
                 audio: 1,
                 indexed_calls: 2,
+                quarantined: 1,
+                pending_events: 1,
+                failed_events: 0,
             })
             .unwrap(),
         ),
