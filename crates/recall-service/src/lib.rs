@@ -60,6 +60,7 @@
 //! # Ok(()) }
 //! ```
 
+mod audit;
 mod blocking;
 mod calls;
 mod config;
@@ -129,6 +130,7 @@ pub mod conformance {
     pub use crate::calls::conformance as calls;
     pub use crate::event_log::conformance as events;
 }
+pub use audit::{AUDIT_FILE_NAME, AuditEntry, AuditLog, FileAuditLog, InMemoryAuditLog};
 pub use config::{
     ConfigError, DEFAULT_GREETING, DEFAULT_GREETING_WITHOUT_LAST_CALL, DEFAULT_NAME_FIELD_IDS,
     RESERVED_VARIABLES, ServiceConfig,
