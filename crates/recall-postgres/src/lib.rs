@@ -14,19 +14,24 @@
 //!   port: callers' memories, full-text and embedding candidates ranked
 //!   by the shared ranking.
 //!
+//! * [`PgAuditLog`]: the [`AuditLog`](recall_service::AuditLog) port,
+//!   operator access to callers' data, in the `audit_log` table.
+//!
 //! Every implementation here passes its port's conformance suite on a
 //! real server (`tests/`).
 
+mod audit;
 mod calls;
 mod db;
 mod event_log;
 mod memory;
 mod migrate;
 
+pub use audit::PgAuditLog;
 pub use calls::PgCallIndex;
 pub use db::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_POOL_SIZE, Database, DatabaseBuilder, DatabaseError,
 };
 pub use event_log::{AUDIO_CHUNK, PgEventLog};
 pub use memory::{ALL_CANDIDATES, PgMemoryStore};
-pub use migrate::SCHEMA_VERSION;
+pub use migrate::{SCHEMA_VERSION, migration_versions};
