@@ -70,6 +70,7 @@ mod erase;
 mod error;
 pub mod event_log;
 mod events;
+mod export;
 mod extract;
 mod greet;
 mod observer;
@@ -143,6 +144,7 @@ pub use event_log::{
     QuarantineUsage, StagedEvent, StoredEvent, StoredEventError,
 };
 pub use events::{EventEntry, EventPage, EventStatus, MAX_EVENT_PAGE};
+pub use export::ExportReport;
 pub use greet::{GreetFallback, GreetOutcome, Greeting};
 pub use observer::EventObserver;
 pub use payload::PayloadStore;
