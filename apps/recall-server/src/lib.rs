@@ -27,4 +27,4 @@ pub mod secrets_file;
 pub mod startup;
 pub mod telemetry;
 
-pub use startup::{Application, connect_database, migrate, open_service};
+pub use startup::{Application, connect_database, migrate, open_audit, open_service};
