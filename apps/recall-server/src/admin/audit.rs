@@ -113,14 +113,14 @@ pub(super) async fn audit(
     };
     let state = req.app_data::<web::Data<AdminState>>().cloned();
     let token = crate::auth::bearer(req.headers()).map_or_else(|| "none".to_owned(), fingerprint);
-    let http = req.request().clone();
-    // An error from the handler becomes its response here, so it is
-    // audited like any other answer.
-    let response = match next.call(req).await {
-        Ok(response) => response.map_into_boxed_body(),
-        Err(e) => ServiceResponse::from_err(e, http.clone()),
+    let method = req.method().clone();
+    // The handlers answer their errors as responses; an error from the
+    // service chain itself is audited with its status, then passed on.
+    let response = next.call(req).await;
+    let status = match &response {
+        Ok(response) => response.status().as_u16(),
+        Err(e) => e.as_response_error().status_code().as_u16(),
     };
-    let status = response.status().as_u16();
     let caller = caller_of(state.as_ref().map(|s| s.get_ref()), &target).await;
     let entry = AuditEntry {
         time: UnixTimestamp::now().to_rfc3339(),
@@ -135,8 +135,15 @@ pub(super) async fn audit(
         Some(state) => state.audit.append(&entry).await,
         None => Err(std::io::Error::other("no audit log configured")),
     };
-    match written {
-        Ok(()) => {
+    let response = match (written, response) {
+        (_, Err(e)) => {
+            tracing::warn!(route = entry.route, status, "operator request failed");
+            return Err(e);
+        }
+        (written, Ok(response)) => (written, response.map_into_boxed_body()),
+    };
+    match response {
+        (Ok(()), response) => {
             tracing::info!(
                 route = entry.route,
                 caller = masked.as_deref().unwrap_or("-"),
@@ -146,7 +153,7 @@ pub(super) async fn audit(
             );
             Ok(response)
         }
-        Err(e) => {
+        (Err(e), response) => {
             tracing::error!(
                 error = %e,
                 route = entry.route,
@@ -154,7 +161,7 @@ pub(super) async fn audit(
                 status,
                 "the audit log cannot be written: the answer is withheld"
             );
-            let message = if http.method() == Method::DELETE && response.status().is_success() {
+            let message = if method == Method::DELETE && response.status().is_success() {
                 "the caller was erased, but the audit log cannot be written; check the server's log"
             } else {
                 "the audit log cannot be written, so no caller data is served; retry later"
@@ -164,6 +171,7 @@ pub(super) async fn audit(
                 "audit_unavailable",
                 message,
             );
+            let (http, _withheld) = response.into_parts();
             Ok(ServiceResponse::new(http, error.error_response()))
         }
     }

@@ -10,5 +10,6 @@ mod inputs;
 mod lifecycle;
 mod openapi;
 mod postgres;
+mod privacy;
 mod resilience;
 mod settings;

@@ -33,6 +33,7 @@ const SURFACE: &[(&str, &str)] = &[
     ("get", "/api/users/{phone}"),
     ("delete", "/api/users/{phone}"),
     ("get", "/api/users/{phone}/memories"),
+    ("get", "/api/users/{phone}/export"),
     ("get", "/api/calls"),
     ("get", "/api/calls/{conversation_id}"),
     ("get", "/api/calls/{conversation_id}/audio"),
@@ -656,7 +657,11 @@ async fn the_document_refuses_exactly_what_the_server_refuses() {
         "+1234567890123456",
         "+1612-978",
     ] {
-        for path in ["/api/users/{phone}", "/api/users/{phone}/memories"] {
+        for path in [
+            "/api/users/{phone}",
+            "/api/users/{phone}/memories",
+            "/api/users/{phone}/export",
+        ] {
             cases.push(("get", path, "phone".into(), phone.into()));
         }
     }
@@ -913,6 +918,7 @@ async fn every_status_the_routes_answer_is_documented() {
     for (method, path) in [
         ("get", "/api/users/{phone}"),
         ("get", "/api/users/{phone}/memories"),
+        ("get", "/api/users/{phone}/export"),
         ("delete", "/api/users/{phone}"),
         ("get", "/ready"),
     ] {
