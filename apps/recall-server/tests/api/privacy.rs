@@ -357,3 +357,78 @@ async fn after_erasure_the_number_is_nowhere_in_the_data_directory_but_the_audit
     let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
     assert!(audit.contains(CALLER));
 }
+
+/// Runs `recall <args>` on the embedded data directory `dir`.
+fn recall(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_recall"))
+        .env_clear()
+        .current_dir(dir)
+        .env("RECALL_DATA_DIR", dir)
+        .env("RECALL_STORE", "embedded")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn recall_export_caller_and_recall_audit_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(
+        Options::new(dir.path())
+            .var("RECALL_STORE", "embedded")
+            .var("RECALL_ADMIN_TOKEN", ADMIN_TOKEN),
+    )
+    .await;
+    post(&app, &transcription("conv_1", CALLER, "Margaret")).await;
+    post(&app, &transcription("conv_2", OTHER_CALLER, "Bob")).await;
+    app.settle().await;
+    assert_eq!(get(&app, "/api/users/%2B16129782029").await.status(), 200);
+    app.stop().await;
+    drop(app);
+
+    let out = recall(dir.path(), &["export-caller", CALLER]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let export: CallerExport = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(export.calls.len(), 1);
+    assert_eq!(export.calls[0].call.conversation_id, "conv_1");
+    assert!(!stdout.contains("Bob"));
+
+    let bad = recall(dir.path(), &["export-caller", "16129782029"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("number"));
+    let unknown = recall(dir.path(), &["export-caller", "+15550009999"]);
+    assert!(!unknown.status.success());
+
+    let out = recall(dir.path(), &["audit", "--caller", CALLER]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let routes: Vec<(&str, u64)> = lines
+        .iter()
+        .map(|l| (l["route"].as_str().unwrap(), l["status"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        routes,
+        [("GET /api/users/{phone}", 200), ("CLI export-caller", 200)]
+    );
+    assert!(lines.iter().all(|l| l["caller"] == CALLER));
+    // The refused export of an unknown number is on record too, under
+    // that number only.
+    let other = recall(dir.path(), &["audit", "--caller", "+15550009999"]);
+    assert!(other.status.success());
+    let other = String::from_utf8(other.stdout).unwrap();
+    assert_eq!(other.lines().count(), 1, "{other}");
+    assert!(other.contains("\"status\":404") && !other.contains(CALLER));
+}
