@@ -15,7 +15,13 @@
 //!   store is down, resumed after a restart. [`Service::replay`] does it
 //!   again, idempotently.
 //! * [`Service::erase_caller`]: erasing a caller everywhere — memories,
-//!   stored events, audio, call index rows.
+//!   stored events, audio, call index rows, quarantined bodies, queued and
+//!   failed events.
+//! * [`Service::export_caller`]: everything held about one caller as one
+//!   JSON document, written page by page.
+//! * [`AuditLog`]: the port recording operator access to callers' data
+//!   ([`FileAuditLog`], [`InMemoryAuditLog`]; PostgreSQL in
+//!   `recall-postgres`).
 //! * [`Service::reindex`]: rebuilding the [`CallIndex`] by replaying the
 //!   stored events.
 //!

@@ -24,7 +24,7 @@
 //! * **Audit.** Every request on a route that reads or erases a caller's
 //!   data (users, memories, export, calls, transcript, audio, erase)
 //!   appends one entry to the audit log, whatever the answer; see
-//!   [`audit`](self::audit) for what is written and when a request fails
+//!   the `audit` module for what is written and when a request fails
 //!   because it cannot be.
 //! * **Paging.** Lists answer a plain JSON array (the seed's interfaces);
 //!   the cursor of the next page is in the `X-Next-Cursor` response
