@@ -110,6 +110,7 @@ settings! {
     data_dir: PathBuf = "RECALL_DATA_DIR", "./data";
     embedded_db_path: Option<PathBuf> = "OPENMEMORY_DB_PATH";
     payload_dir: Option<PathBuf> = "PAYLOAD_STORAGE_PATH";
+    audit_log: Option<PathBuf> = "RECALL_AUDIT_LOG";
     embedding_model: Option<PathBuf> = "RECALL_EMBEDDING_MODEL";
     openmemory_url: String = "OPENMEMORY_PORT", "8080";
     openmemory_key: Option<RedactedText> = "OPENMEMORY_KEY";
@@ -452,6 +453,7 @@ impl Config {
         let data_dir = &self.data_dir;
         (self.embedded_db_path).get_or_insert_with(|| data_dir.join("recall.db"));
         (self.payload_dir).get_or_insert_with(|| data_dir.join("payloads"));
+        (self.audit_log).get_or_insert_with(|| data_dir.join(recall_service::AUDIT_FILE_NAME));
         let defaults = ServiceConfig::default();
         let name_fields = (self.name_fields).get_or_insert_with(|| defaults.name_field_ids.clone());
         self.service = ServiceConfig {
@@ -501,6 +503,13 @@ impl Config {
     /// Where raw post-call events are kept.
     pub fn payload_dir(&self) -> PathBuf {
         (self.payload_dir.clone()).unwrap_or_else(|| self.data_dir.join("payloads"))
+    }
+
+    /// The audit log's file (with every store but `postgres`, which keeps
+    /// the audit log in a table).
+    pub fn audit_log_path(&self) -> PathBuf {
+        (self.audit_log.clone())
+            .unwrap_or_else(|| self.data_dir.join(recall_service::AUDIT_FILE_NAME))
     }
 
     /// The three webhooks' keys with their setting keys.

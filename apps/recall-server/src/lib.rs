@@ -29,4 +29,4 @@ pub mod setup;
 pub mod startup;
 pub mod telemetry;
 
-pub use startup::{Application, connect_database, migrate, open_service};
+pub use startup::{Application, connect_database, migrate, open_audit, open_service};

@@ -1,5 +1,6 @@
 //! The `recall` command: serve the webhooks, sign a test event, replay
-//! stored events, forget a caller, check the configuration.
+//! stored events, forget or export a caller, read the audit log, check the
+//! configuration.
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -28,6 +29,9 @@ use recall_signature::{Secret, sign};
         recall replay --conversation conv_123   process one stored conversation again\n  \
         recall replay --failed                  retry the events whose processing failed\n  \
         recall forget +16129782029              erase a caller\n  \
+        recall export-caller +16129782029 > caller.json\n  \
+                                                everything held about a caller, as JSON\n  \
+        recall audit --caller +16129782029      who read or erased this caller's data\n  \
         recall reindex                          rebuild the call index and the memories' embeddings\n  \
         recall import --since 90d               backfill memories from the ElevenLabs Conversations API\n  \
         recall check-config                     show the effective configuration\n  \
@@ -80,6 +84,21 @@ enum Command {
     Forget {
         /// The caller's number in E.164 form, e.g. +16129782029.
         number: String,
+    },
+    /// Write everything Recall holds about one caller to standard output
+    /// as one JSON document (the same as GET /api/users/{phone}/export):
+    /// profile, memories, calls with transcripts, whether audio exists.
+    /// Recorded in the audit log (token `cli`).
+    ExportCaller {
+        /// The caller's number in E.164 form, e.g. +16129782029.
+        number: String,
+    },
+    /// Print the audit log's entries about one caller, oldest first, one
+    /// JSON object a line.
+    Audit {
+        /// The caller's number in E.164 form, e.g. +16129782029.
+        #[arg(long, value_name = "E164")]
+        caller: String,
     },
     /// Print the effective configuration, secrets redacted, and check it.
     CheckConfig,
@@ -178,6 +197,35 @@ struct SetupArgs {
     yes: bool,
 }
 
+/// A caller's number from the command line, or an error naming it.
+fn parse_number(raw: &str) -> anyhow::Result<PhoneNumber> {
+    PhoneNumber::parse(raw).map_err(|e| anyhow::anyhow!("number: {e}"))
+}
+
+/// Records a command's access to a caller's data in the audit log (token
+/// `cli`: whoever runs the command already holds the data directory).
+/// Fails the command when the entry cannot be written, before any data is
+/// shown.
+async fn audit_cli(
+    audit: &dyn recall_service::AuditLog,
+    route: &str,
+    caller: &PhoneNumber,
+    status: u16,
+) -> anyhow::Result<()> {
+    let entry = recall_service::AuditEntry {
+        time: recall_model::UnixTimestamp::now().to_rfc3339(),
+        token: "cli".to_owned(),
+        route: route.to_owned(),
+        caller: Some(caller.clone()),
+        conversation_id: None,
+        status,
+    };
+    audit
+        .append(&entry)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot write the audit log: {e}"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
@@ -259,19 +307,63 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Forget { number }) => {
             let config = load(cli)?;
-            let caller = PhoneNumber::parse(number).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let caller = parse_number(number)?;
             runtime()?.block_on(async {
                 let service = recall_server::open_service(&config, None).await?;
-                let report = service.erase_caller(&caller).await?;
+                let audit = recall_server::open_audit(&config).await?;
+                let result = service.erase_caller(&caller).await;
+                let status = if result.is_ok() { 200 } else { 500 };
+                audit_cli(audit.as_ref(), "CLI forget", &caller, status).await?;
+                let report = result?;
                 println!(
-                    "forgot {}: {} memories, {} conversations, {} stored events, {} audio files, {} indexed calls removed",
+                    "forgot {}: {} memories, {} conversations, {} stored events, {} audio files, {} indexed calls, {} quarantined bodies, {} pending and {} failed events removed",
                     caller.masked(),
                     report.memories,
                     report.conversations,
                     report.payloads,
                     report.audio,
-                    report.indexed_calls
+                    report.indexed_calls,
+                    report.quarantined,
+                    report.pending_events,
+                    report.failed_events
                 );
+                anyhow::Ok(ExitCode::SUCCESS)
+            })
+        }
+        Some(Command::ExportCaller { number }) => {
+            let config = load(cli)?;
+            let caller = parse_number(number)?;
+            runtime()?.block_on(async {
+                use tokio::io::AsyncWriteExt as _;
+                let service = recall_server::open_service(&config, None).await?;
+                let audit = recall_server::open_audit(&config).await?;
+                let known = service.caller(&caller).await?.is_some();
+                let status = if known { 200 } else { 404 };
+                audit_cli(audit.as_ref(), "CLI export-caller", &caller, status).await?;
+                if !known {
+                    anyhow::bail!("no caller with the number {} is known", caller.masked());
+                }
+                let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
+                let report = service.export_caller(&caller, &mut out).await?;
+                out.write_all(b"\n").await?;
+                out.flush().await?;
+                eprintln!(
+                    "exported {}: {} memories, {} calls",
+                    caller.masked(),
+                    report.memories,
+                    report.calls
+                );
+                anyhow::Ok(ExitCode::SUCCESS)
+            })
+        }
+        Some(Command::Audit { caller }) => {
+            let config = load(cli)?;
+            let caller = parse_number(caller)?;
+            runtime()?.block_on(async {
+                let audit = recall_server::open_audit(&config).await?;
+                for entry in audit.for_caller(&caller).await? {
+                    println!("{}", serde_json::to_string(&entry)?);
+                }
                 anyhow::Ok(ExitCode::SUCCESS)
             })
         }

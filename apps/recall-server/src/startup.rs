@@ -8,13 +8,13 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use recall_memory::{InMemoryStore, MemoryStore};
-use recall_service::{PayloadStore, Service};
+use recall_service::{AuditLog, FileAuditLog, PayloadStore, Service};
 use recall_signature::{Tolerance, Verifier};
 
 use crate::config::{Config, Store};
 use crate::metrics::Metrics;
 use crate::routes;
-use recall_postgres::{Database, PgCallIndex, PgEventLog, PgMemoryStore};
+use recall_postgres::{Database, PgAuditLog, PgCallIndex, PgEventLog, PgMemoryStore};
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -146,6 +146,26 @@ pub async fn open_service(
     Ok(service)
 }
 
+/// Opens the audit log of operator access: `audit_log`'s file, or the
+/// `audit_log` table with `store = "postgres"`.
+///
+/// # Errors
+/// When the file cannot be created or opened, or the database reached.
+pub async fn open_audit(config: &Config) -> anyhow::Result<Arc<dyn AuditLog>> {
+    if config.store == Store::Postgres {
+        let db = connect_database(config).await?;
+        migrate(&db).await?;
+        return Ok(Arc::new(PgAuditLog::new(db)));
+    }
+    let path = config.audit_log_path();
+    Ok(Arc::new(FileAuditLog::open(&path).with_context(|| {
+        format!(
+            "cannot open the audit log {} (RECALL_AUDIT_LOG)",
+            path.display()
+        )
+    })?))
+}
+
 /// Connects to the configured PostgreSQL database (`store = "postgres"`).
 ///
 /// # Errors
@@ -239,6 +259,7 @@ impl Application {
         let admin = crate::admin::AdminState {
             tokens: config.admin_token.clone(),
             service: service.clone(),
+            audit: open_audit(&config).await?,
         };
 
         let listener = TcpListener::bind(config.bind)

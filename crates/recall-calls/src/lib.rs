@@ -193,8 +193,14 @@ impl CallIndex for SqliteCallIndex {
         caller: &PhoneNumber,
     ) -> Result<Vec<ConversationId>, CallIndexError> {
         let phone = caller.clone();
-        self.with_conn(move |conn| store::forget(conn, &phone))
-            .await
+        self.with_conn(move |conn| {
+            let forgotten = store::forget(conn, &phone)?;
+            // The write-ahead log still holds the rows as they were: copy
+            // the current pages into the database and empty the log.
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            Ok(forgotten)
+        })
+        .await
     }
 
     async fn unmark_audio(&self, conversation: &ConversationId) -> Result<bool, CallIndexError> {

@@ -61,6 +61,9 @@ pub(crate) fn open(path: &Path) -> Result<Connection, CallsError> {
     // `journal_mode` answers with the mode in force, so it is read as a row.
     let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Deleted rows are overwritten with zeros, not left in free pages: an
+    // erased caller's number must not survive in the file's bytes.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     conn.execute_batch(SCHEMA)?;
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(conn)

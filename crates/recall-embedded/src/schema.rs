@@ -196,6 +196,10 @@ fn apply_common_pragmas(
         .map_err(sqlite)?;
     conn.pragma_update(None, "mmap_size", options.mmap_bytes as i64)
         .map_err(sqlite)?;
+    // Deleted rows are overwritten with zeros, not left in free pages: an
+    // erased caller's number must not survive in the file's bytes.
+    conn.pragma_update(None, "secure_delete", "ON")
+        .map_err(sqlite)?;
     conn.set_prepared_statement_cache_capacity(64);
     // The bundled SQLite has STAT4, which marks the bound parameters of
     // indexed constraints as "re-prepare when the binding changes"; the

@@ -251,6 +251,16 @@ impl Inner {
         Ok(out)
     }
 
+    /// Checkpoints the write-ahead log into the database and truncates it.
+    /// Best effort: a reader holding an old snapshot keeps the log from
+    /// being emptied; SQLite's next automatic checkpoint then finishes it.
+    fn checkpoint(&self) {
+        let conn = self.writer();
+        let _busy = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+            row.get::<_, i64>(0)
+        });
+    }
+
     fn read<T>(
         &self,
         work: impl FnOnce(&Transaction<'_>) -> Result<T, MemoryError>,
@@ -910,8 +920,16 @@ impl MemoryStore for EmbeddedStore {
 
     async fn erase_user(&self, user: &PhoneNumber) -> Result<u64, MemoryError> {
         let user = user.clone();
-        self.run(move |inner| inner.write(|tx| erase_blocking(tx, &user)))
-            .await
+        self.run(move |inner| {
+            let erased = inner.write(|tx| erase_blocking(tx, &user))?;
+            // The write-ahead log still holds the pages as they were before
+            // the erasure: copy the current pages back into the database
+            // and empty the log, so the caller's rows leave the disk now
+            // rather than at some later checkpoint.
+            inner.checkpoint();
+            Ok(erased)
+        })
+        .await
     }
 
     async fn profile(&self, user: &PhoneNumber) -> Result<UserProfile, MemoryError> {

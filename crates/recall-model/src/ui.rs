@@ -458,6 +458,34 @@ pub struct CallDetail {
     pub audio_deleted_at: Option<UnixTimestamp>,
 }
 
+/// Everything Recall holds about one caller (`GET
+/// /api/users/{phone}/export`, `recall export-caller`): the profile, every
+/// memory, and every indexed call with its transcript and whether its
+/// audio is stored. The server writes it field by field in this order, so
+/// a caller with thousands of calls is never held in memory whole.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct CallerExport {
+    /// The caller.
+    pub phone_number: PhoneNumber,
+    /// When the export was made, RFC 3339 UTC.
+    #[serde(with = "crate::timefmt::rfc3339")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = String, format = DateTime, example = "2025-02-14T12:48:17Z")
+    )]
+    pub exported_at: UnixTimestamp,
+    /// Name and summaries, `null` when nothing is known of the caller
+    /// beyond their calls.
+    pub profile: Option<User>,
+    /// Every memory, newest first, with sector, salience and time.
+    pub memories: Vec<MemoryDisplay>,
+    /// Every indexed call, newest first, with its transcript (empty when
+    /// none is kept) and `hasAudio`.
+    pub calls: Vec<CallDetail>,
+}
+
 /// Calls on one UTC day, for a chart (`GET /api/analytics/daily`).
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -575,4 +603,14 @@ pub struct EraseReport {
     pub audio: u64,
     /// Calls removed from the call index.
     pub indexed_calls: u64,
+    /// Quarantined (invalid) bodies removed because they mention the
+    /// caller's number.
+    #[serde(default)]
+    pub quarantined: u64,
+    /// Events of the caller that were waiting to be processed or retried.
+    #[serde(default)]
+    pub pending_events: u64,
+    /// Events of the caller that had failed processing.
+    #[serde(default)]
+    pub failed_events: u64,
 }

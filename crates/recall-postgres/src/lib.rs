@@ -14,9 +14,13 @@
 //!   port: callers' memories, full-text and embedding candidates ranked
 //!   by the shared ranking.
 //!
+//! * [`PgAuditLog`]: the [`AuditLog`](recall_service::AuditLog) port,
+//!   operator access to callers' data, in the `audit_log` table.
+//!
 //! Every implementation here passes its port's conformance suite on a
 //! real server (`tests/`).
 
+mod audit;
 mod cache;
 mod calls;
 mod db;
@@ -24,6 +28,7 @@ mod event_log;
 mod memory;
 mod migrate;
 
+pub use audit::PgAuditLog;
 pub use cache::DEFAULT_BUDGET_BYTES as DEFAULT_CACHE_BYTES;
 pub use calls::PgCallIndex;
 pub use db::{
@@ -31,4 +36,4 @@ pub use db::{
 };
 pub use event_log::{AUDIO_CHUNK, PgEventLog};
 pub use memory::{ALL_CANDIDATES, PgMemoryStore};
-pub use migrate::SCHEMA_VERSION;
+pub use migrate::{SCHEMA_VERSION, migration_versions};

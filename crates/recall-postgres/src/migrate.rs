@@ -5,8 +5,11 @@ use deadpool_postgres::Object;
 
 use crate::DatabaseError;
 
-/// The migrations, by version (1, 2, ...). A released one is never
-/// edited: a change is a new migration.
+/// The migrations, by version, increasing. A released one is never
+/// edited: a change is a new migration. Versions may have gaps while
+/// branches that each add one are merged (6 is the retention branch's):
+/// every migration not yet recorded in `schema_version` is applied, in
+/// order, so one merged later than a higher one is still applied.
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../migrations/0001_event_log.sql")),
     (2, include_str!("../migrations/0002_calls.sql")),
@@ -15,7 +18,13 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("../migrations/0005_failed_events.sql")),
     (6, include_str!("../migrations/0006_deletions.sql")),
     (7, include_str!("../migrations/0007_memory_versions.sql")),
+    (8, include_str!("../migrations/0008_audit_log.sql")),
 ];
+
+/// The versions of the migrations this build knows, increasing.
+pub fn migration_versions() -> Vec<i32> {
+    MIGRATIONS.iter().map(|(v, _)| *v).collect()
+}
 
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -49,17 +58,20 @@ pub(crate) async fn run(client: &mut Object, schema: Option<&str>) -> Result<i32
          )",
     )
     .await?;
-    let current: i32 = tx
-        .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
+    let applied: Vec<i32> = tx
+        .query("SELECT version FROM schema_version", &[])
         .await?
-        .get(0);
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let current = applied.iter().copied().max().unwrap_or(0);
     if current > SCHEMA_VERSION {
         return Err(DatabaseError::NewerSchema {
             found: current,
             known: SCHEMA_VERSION,
         });
     }
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| !applied.contains(v)) {
         tx.batch_execute(sql).await?;
         tx.execute(
             "INSERT INTO schema_version (version) VALUES ($1)",
@@ -91,9 +103,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn versions_count_up_from_one() {
-        for (i, (version, sql)) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(*version, i as i32 + 1);
+    fn versions_increase_from_one() {
+        assert_eq!(MIGRATIONS[0].0, 1);
+        for pair in MIGRATIONS.windows(2) {
+            assert!(pair[0].0 < pair[1].0, "{} then {}", pair[0].0, pair[1].0);
+        }
+        for (_, sql) in MIGRATIONS {
             assert!(!sql.trim().is_empty());
         }
     }

@@ -24,6 +24,12 @@ pub struct EraseReport {
     pub quarantined: u64,
     /// Calls removed from the call index.
     pub indexed_calls: u64,
+    /// Events of the caller's conversations that were waiting to be
+    /// processed (or retried) and were dropped from the queue.
+    pub pending_events: u64,
+    /// Events of the caller's conversations that had failed and were
+    /// dropped from the failure list.
+    pub failed_events: u64,
 }
 
 /// The caller recorded for a conversation; for an event not processed
@@ -106,11 +112,16 @@ impl Service {
             }
         }
 
-        self.pending().retain(|(c, _), _| !theirs.contains(c));
-        for c in &theirs {
-            self.drop_failures_of(c);
-        }
         let mut report = EraseReport::default();
+        {
+            let mut pending = self.pending();
+            let before = pending.len();
+            pending.retain(|(c, _), _| !theirs.contains(c));
+            report.pending_events = (before - pending.len()) as u64;
+        }
+        for c in &theirs {
+            report.failed_events += self.drop_failures_of(c);
+        }
         for c in &theirs {
             if let Some(removed) = payloads.remove_conversation(c).await? {
                 report.payloads += removed.events;

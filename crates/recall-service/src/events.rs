@@ -135,8 +135,12 @@ impl Service {
         Ok(page_of(items, cursors))
     }
 
-    /// Forgets the failures of a conversation that was erased.
-    pub(crate) fn drop_failures_of(&self, conversation: &ConversationId) {
-        self.failed().retain(|(c, _), _| c != conversation);
+    /// Forgets the failures of a conversation that was erased; how many
+    /// were forgotten.
+    pub(crate) fn drop_failures_of(&self, conversation: &ConversationId) -> u64 {
+        let mut failed = self.failed();
+        let before = failed.len();
+        failed.retain(|(c, _), _| c != conversation);
+        (before - failed.len()) as u64
     }
 }

@@ -15,7 +15,13 @@
 //!   store is down, resumed after a restart. [`Service::replay`] does it
 //!   again, idempotently.
 //! * [`Service::erase_caller`]: erasing a caller everywhere — memories,
-//!   stored events, audio, call index rows.
+//!   stored events, audio, call index rows, quarantined bodies, queued and
+//!   failed events.
+//! * [`Service::export_caller`]: everything held about one caller as one
+//!   JSON document, written page by page.
+//! * [`AuditLog`]: the port recording operator access to callers' data
+//!   ([`FileAuditLog`], [`InMemoryAuditLog`]; PostgreSQL in
+//!   `recall-postgres`).
 //! * [`Service::reindex`]: rebuilding the [`CallIndex`] by replaying the
 //!   stored events.
 //! * [`Service::sweep_retention`] / [`Service::spawn_retention`]: carrying
@@ -62,6 +68,7 @@
 //! # Ok(()) }
 //! ```
 
+mod audit;
 mod blocking;
 mod calls;
 mod config;
@@ -71,6 +78,7 @@ mod erase;
 mod error;
 pub mod event_log;
 mod events;
+mod export;
 mod extract;
 mod greet;
 mod observer;
@@ -133,6 +141,7 @@ pub mod conformance {
     pub use crate::calls::conformance as calls;
     pub use crate::event_log::conformance as events;
 }
+pub use audit::{AUDIT_FILE_NAME, AuditEntry, AuditLog, FileAuditLog, InMemoryAuditLog};
 pub use config::{
     ConfigError, DEFAULT_GREETING, DEFAULT_GREETING_WITHOUT_LAST_CALL, DEFAULT_NAME_FIELD_IDS,
     DeletionPolicy, RESERVED_VARIABLES, ServiceConfig,
@@ -145,6 +154,7 @@ pub use event_log::{
     QuarantineUsage, StagedEvent, StoredEvent, StoredEventError,
 };
 pub use events::{EventEntry, EventPage, EventStatus, MAX_EVENT_PAGE};
+pub use export::ExportReport;
 pub use greet::{GreetFallback, GreetOutcome, Greeting};
 pub use observer::EventObserver;
 pub use payload::PayloadStore;

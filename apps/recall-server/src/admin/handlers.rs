@@ -63,7 +63,7 @@ fn given(value: Option<&String>) -> Option<&str> {
     value.map(String::as_str)
 }
 
-fn parse_phone(raw: &str) -> Result<PhoneNumber, ApiError> {
+pub(super) fn parse_phone(raw: &str) -> Result<PhoneNumber, ApiError> {
     // A `+` sent percent-encoded in the path arrives as `%2B`.
     let raw = match raw.get(..3) {
         Some(prefix) if prefix.eq_ignore_ascii_case("%2b") => format!("+{}", &raw[3..]),
@@ -291,6 +291,71 @@ pub(super) async fn list_memories(
     ))
 }
 
+/// `GET /api/users/{phone}/export`: [`recall_service::Service::export_caller`]
+/// streamed. The service writes into one end of a bounded in-memory pipe
+/// while the response reads the other, so at most the pipe's 64 KiB (plus
+/// one page of memories or calls) is held, whatever the caller's history.
+/// When the export fails part-way the response is cut off (no final
+/// chunk), so a client never takes a short document for a whole one.
+pub(super) async fn export_user(
+    path: web::Path<String>,
+    state: web::Data<AdminState>,
+) -> Result<HttpResponse, ApiError> {
+    use futures_util::StreamExt as _;
+    use tokio::io::AsyncWriteExt as _;
+    use tracing::Instrument as _;
+
+    let phone = parse_phone(&path)?;
+    if state
+        .service
+        .caller(&phone)
+        .await
+        .map_err(service_error)?
+        .is_none()
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "phone: no caller with this number is known",
+        ));
+    }
+    let (mut writer, reader) = tokio::io::duplex(EXPORT_PIPE_BYTES);
+    let (done, finished) = tokio::sync::oneshot::channel::<bool>();
+    let service = state.service.clone();
+    tokio::spawn(
+        async move {
+            let outcome = match service.export_caller(&phone, &mut writer).await {
+                Ok(_) => writer.shutdown().await.is_ok(),
+                Err(e) => {
+                    tracing::error!(error = %ErrorChain(&e), "the export failed part-way; the response is cut off");
+                    false
+                }
+            };
+            let _ = done.send(outcome);
+        }
+        .instrument(tracing::Span::current()),
+    );
+    let tail = futures_util::stream::once(async move {
+        match finished.await {
+            Ok(true) => None,
+            _ => Some(Err(std::io::Error::other("the export failed part-way"))),
+        }
+    })
+    .filter_map(std::future::ready);
+    let body = tokio_util::io::ReaderStream::with_capacity(reader, 16 * 1024).chain(tail);
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::CACHE_CONTROL, "private, no-store"))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"recall-export.json\"",
+        ))
+        .streaming(body))
+}
+
+/// The bounded pipe between the export writer and the response.
+const EXPORT_PIPE_BYTES: usize = 64 * 1024;
+
 /// `DELETE /api/users/{phone}`: [`recall_service::Service::erase_caller`].
 pub(super) async fn delete_user(
     path: web::Path<String>,
@@ -305,6 +370,9 @@ pub(super) async fn delete_user(
             payloads: report.payloads,
             audio: report.audio,
             indexed_calls: report.indexed_calls,
+            quarantined: report.quarantined,
+            pending_events: report.pending_events,
+            failed_events: report.failed_events,
         })),
         Err(recall_service::ServiceError::Store(e)) => {
             tracing::warn!(error = %ErrorChain(&e), "erasing a caller failed");

@@ -5,7 +5,8 @@
 //! |---|---|
 //! | `GET /api/users/{phone}` | the caller's profile (`User`) |
 //! | `GET /api/users/{phone}/memories?sector=&limit=&cursor=` | their memories, newest first (`MemoryDisplay[]`) |
-//! | `DELETE /api/users/{phone}` | erase the caller: memories, payloads, audio, index rows |
+//! | `GET /api/users/{phone}/export` | everything held about the caller, one JSON document, streamed (`CallerExport`) |
+//! | `DELETE /api/users/{phone}` | erase the caller: memories, payloads, audio, index rows, quarantined bodies, queued and failed events |
 //! | `GET /api/calls?phone=&agent=&from=&to=&limit=&cursor=` | calls newest first (`CallSummary[]`) |
 //! | `GET /api/calls/{conversation_id}` | one call with its transcript, or when it was deleted |
 //! | `GET /api/calls/{conversation_id}/audio` | the call's MP3, when stored |
@@ -20,6 +21,11 @@
 //!   (comma-separated), compared in constant time. Without a configured
 //!   token, `/api` and `/dashboard` do not exist (404). No CORS headers are
 //!   sent: the dashboard is served from the same origin.
+//! * **Audit.** Every request on a route that reads or erases a caller's
+//!   data (users, memories, export, calls, transcript, audio, erase)
+//!   appends one entry to the audit log, whatever the answer; see
+//!   the `audit` module for what is written and when a request fails
+//!   because it cannot be.
 //! * **Paging.** Lists answer a plain JSON array (the seed's interfaces);
 //!   the cursor of the next page is in the `X-Next-Cursor` response
 //!   header, absent on the last page. Cursors are opaque and stable.
@@ -32,15 +38,18 @@
 //!   400 whose message starts with the parameter's name.
 
 mod assets;
+mod audit;
 mod handlers;
 pub mod openapi;
+
+use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{ResponseError, web};
 use recall_calls::SqliteCallIndex;
-use recall_service::Service;
+use recall_service::{AuditLog, Service};
 use recall_signature::Secrets;
 
 use crate::error::ApiError;
@@ -57,6 +66,8 @@ pub struct AdminState {
     /// The use cases: every read and erasure goes through the service,
     /// which owns the memory store, the payloads and the call index.
     pub service: Service,
+    /// Where operator access to callers' data is recorded.
+    pub audit: Arc<dyn AuditLog>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -93,10 +104,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AdminState) {
         web::scope("/api")
             .app_data(data)
             .wrap(from_fn(require_token))
+            // Outermost: refused requests are audited too.
+            .wrap(from_fn(audit::audit))
             .service(
                 resource("/users/{phone}", "GET, DELETE")
                     .route(web::get().to(handlers::get_user))
                     .route(web::delete().to(handlers::delete_user)),
+            )
+            .service(
+                resource("/users/{phone}/export", "GET")
+                    .route(web::get().to(handlers::export_user)),
             )
             .service(
                 resource("/users/{phone}/memories", "GET")

@@ -178,8 +178,8 @@ pub mod schemas {
 #[allow(dead_code)]
 mod paths {
     use recall_model::ui::{
-        CallAnalytics, CallDetail, CallSummary, DailyCalls, EraseReport, EventEntry, EventStatus,
-        MemoryDisplay, User,
+        CallAnalytics, CallDetail, CallSummary, CallerExport, DailyCalls, EraseReport, EventEntry,
+        EventStatus, MemoryDisplay, User,
     };
     use recall_model::{
         AgentId, ClientDataRequest, ClientDataResponse, ConversationId, MemorySector, PhoneNumber,
@@ -276,6 +276,19 @@ mod paths {
             (status = 503, description = "Store unavailable: nothing was erased", body = ErrorBody),
         ))]
     fn delete_user() {}
+
+    #[utoipa::path(get, path = "/api/users/{phone}/export", tag = "operator",
+        description = "Everything Recall holds about the caller, as one JSON document written while it is read (streamed; a failure part-way cuts the response off). Recorded in the audit log.",
+        params(("phone" = PhoneNumber, Path, description = "E.164 number (the '+' may be sent as %2B)")),
+        security(("adminToken" = [])),
+        responses(
+            (status = 200, description = "The caller's export", body = CallerExport),
+            (status = 400, description = "phone is not E.164", body = ErrorBody),
+            (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+            (status = 404, description = "No caller known by this number (or no admin token configured)", body = ErrorBody),
+            (status = 503, description = "Memory store unavailable, or the audit log cannot be written", body = ErrorBody),
+        ))]
+    fn export_user() {}
 
     #[utoipa::path(get, path = "/api/users/{phone}/memories", tag = "operator",
         params(
@@ -420,7 +433,7 @@ impl utoipa::Modify for SecuritySchemes {
     paths(
         paths::client_data, paths::search_data, paths::post_call,
         paths::health, paths::ready, paths::metrics, paths::openapi,
-        paths::get_user, paths::delete_user, paths::list_memories,
+        paths::get_user, paths::delete_user, paths::export_user, paths::list_memories,
         paths::list_calls, paths::get_call, paths::get_audio, paths::list_events,
         paths::analytics, paths::daily, paths::dashboard,
     ),
@@ -438,6 +451,7 @@ impl utoipa::Modify for SecuritySchemes {
         recall_model::ui::DataCollectedStat, recall_model::ui::CallAnalytics,
         recall_model::ui::CallDetail, recall_model::ui::DailyCalls, recall_model::ui::EventStatus,
         recall_model::ui::EventEntry, recall_model::ui::EraseReport,
+        recall_model::ui::CallerExport,
     )),
     modifiers(&SecuritySchemes),
     tags(

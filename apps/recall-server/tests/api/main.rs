@@ -10,6 +10,7 @@ mod inputs;
 mod lifecycle;
 mod openapi;
 mod postgres;
+mod privacy;
 mod resilience;
 mod retention;
 mod settings;

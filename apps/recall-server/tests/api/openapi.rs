@@ -33,6 +33,7 @@ const SURFACE: &[(&str, &str)] = &[
     ("get", "/api/users/{phone}"),
     ("delete", "/api/users/{phone}"),
     ("get", "/api/users/{phone}/memories"),
+    ("get", "/api/users/{phone}/export"),
     ("get", "/api/calls"),
     ("get", "/api/calls/{conversation_id}"),
     ("get", "/api/calls/{conversation_id}/audio"),
@@ -471,6 +472,9 @@ async fn the_ui_schemas_describe_exactly_what_the_real_types_serialize() {
                 payloads: 3,
                 audio: 1,
                 indexed_calls: 2,
+                quarantined: 1,
+                pending_events: 1,
+                failed_events: 0,
             })
             .unwrap(),
         ),
@@ -655,7 +659,11 @@ async fn the_document_refuses_exactly_what_the_server_refuses() {
         "+1234567890123456",
         "+1612-978",
     ] {
-        for path in ["/api/users/{phone}", "/api/users/{phone}/memories"] {
+        for path in [
+            "/api/users/{phone}",
+            "/api/users/{phone}/memories",
+            "/api/users/{phone}/export",
+        ] {
             cases.push(("get", path, "phone".into(), phone.into()));
         }
     }
@@ -912,6 +920,7 @@ async fn every_status_the_routes_answer_is_documented() {
     for (method, path) in [
         ("get", "/api/users/{phone}"),
         ("get", "/api/users/{phone}/memories"),
+        ("get", "/api/users/{phone}/export"),
         ("delete", "/api/users/{phone}"),
         ("get", "/ready"),
     ] {

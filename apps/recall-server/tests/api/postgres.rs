@@ -687,3 +687,80 @@ async fn deletion_settings_are_honoured_and_survive_a_restart_on_postgres() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn on_postgres_the_audit_log_is_a_table_shared_by_the_replicas() {
+    with_schema(|schema| async move {
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = replica(&schema, &dir_a).await;
+        let b = replica(&schema, &dir_b).await;
+        let event = transcription("conv_pg_audit", CALLER, "Margaret");
+        assert_eq!(a.post_call(&event).await.status(), 200);
+        a.settle().await;
+
+        let user = format!("/api/users/%2B{}", &CALLER[1..]);
+        let read = a
+            .client
+            .get(a.url(&user))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read.status(), 200);
+        let call = b
+            .client
+            .get(b.url("/api/calls/conv_pg_audit"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(call.status(), 200);
+        let erase = b
+            .client
+            .delete(b.url(&user))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(erase.status(), 200);
+
+        let db = Database::builder(url().0)
+            .schema(schema.as_str())
+            .connect()
+            .await
+            .unwrap();
+        let rows = db
+            .client()
+            .await
+            .unwrap()
+            .query(
+                "SELECT route, status, token, conversation_id FROM audit_log \
+                 WHERE caller = $1 ORDER BY id",
+                &[&CALLER],
+            )
+            .await
+            .unwrap();
+        let seen: Vec<(String, i16)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        assert_eq!(
+            seen,
+            [
+                ("GET /api/users/{phone}".to_owned(), 200),
+                ("GET /api/calls/{conversation_id}".to_owned(), 200),
+                ("DELETE /api/users/{phone}".to_owned(), 200),
+            ]
+        );
+        for row in &rows {
+            let token: String = row.get(2);
+            assert_eq!(token.len(), 16);
+            assert_ne!(token, TOKEN);
+        }
+        assert_eq!(
+            rows[1].get::<_, Option<String>>(3).as_deref(),
+            Some("conv_pg_audit")
+        );
+        // No file beside the table.
+        assert!(!dir_a.path().join("audit.jsonl").exists());
+        assert!(!dir_b.path().join("audit.jsonl").exists());
+    })
+    .await;
+}
