@@ -220,17 +220,7 @@ impl ElevenLabsClient {
                 status: reqwest::StatusCode::NOT_FOUND,
                 detail: String::new(),
             })?;
-        let body = response
-            .bytes()
-            .await
-            .map_err(|source| ApiError::Transport {
-                what: what.to_owned(),
-                source,
-            })?;
-        serde_json::from_slice(&body).map_err(|e| ApiError::Malformed {
-            what: what.to_owned(),
-            reason: e.to_string(),
-        })
+        json_body(what, response).await
     }
 
     /// A conversation's details, as the raw JSON body; `None` when it is

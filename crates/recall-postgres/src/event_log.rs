@@ -106,6 +106,26 @@ fn to_u64(n: i64) -> u64 {
 }
 
 impl PgEventLog {
+    /// Commits a change of the quarantine, and mirrors its new usage
+    /// (files and bytes) in this process's figures.
+    async fn commit_quarantine_change(
+        &self,
+        tx: deadpool_postgres::Transaction<'_>,
+    ) -> io::Result<()> {
+        let usage = tx
+            .query_one(
+                "SELECT count(*), coalesce(sum(bytes), 0)::bigint FROM quarantine",
+                &[],
+            )
+            .await
+            .map_err(io_error)?;
+        tx.commit().await.map_err(io_error)?;
+        let mut mirror = self.usage();
+        mirror.files = to_u64(usage.get(0));
+        mirror.bytes = to_u64(usage.get(1));
+        Ok(())
+    }
+
     /// The log on `db`, with the default quarantine caps; reads what the
     /// quarantine holds.
     ///
@@ -682,17 +702,7 @@ impl EventLog for PgEventLog {
             .execute("DELETE FROM quarantine WHERE id = ANY($1)", &[&doomed])
             .await
             .map_err(io_error)?;
-        let usage = tx
-            .query_one(
-                "SELECT count(*), coalesce(sum(bytes), 0)::bigint FROM quarantine",
-                &[],
-            )
-            .await
-            .map_err(io_error)?;
-        tx.commit().await.map_err(io_error)?;
-        let mut mirror = self.usage();
-        mirror.files = to_u64(usage.get(0));
-        mirror.bytes = to_u64(usage.get(1));
+        self.commit_quarantine_change(tx).await?;
         Ok(removed)
     }
 
@@ -844,17 +854,7 @@ impl EventLog for PgEventLog {
             )
             .await
             .map_err(io_error)?;
-        let usage = tx
-            .query_one(
-                "SELECT count(*), coalesce(sum(bytes), 0)::bigint FROM quarantine",
-                &[],
-            )
-            .await
-            .map_err(io_error)?;
-        tx.commit().await.map_err(io_error)?;
-        let mut mirror = self.usage();
-        mirror.files = to_u64(usage.get(0));
-        mirror.bytes = to_u64(usage.get(1));
+        self.commit_quarantine_change(tx).await?;
         Ok(removed)
     }
 
