@@ -93,6 +93,8 @@ async fn a_large_caller_still_finds_an_old_memory_by_its_words() {
             }
             let outcomes = store.add_batch(&user, batch).await.unwrap();
             assert!(outcomes.iter().all(|o| matches!(o, AddOutcome::Created(_))));
+            // The cached store answers from its cache (a no-op for the other).
+            store.cache_caller(&user).await.unwrap();
             let found = store
                 .search(
                     &user,
