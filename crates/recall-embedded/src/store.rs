@@ -873,6 +873,25 @@ impl MemoryStore for EmbeddedStore {
         .await
     }
 
+    async fn list_with_profile(
+        &self,
+        user: &PhoneNumber,
+        request: &ListRequest,
+    ) -> Result<(UserProfile, MemoryPage), MemoryError> {
+        let user = user.clone();
+        let request = request.clone();
+        // A greeting's reads: one hand-off and one snapshot, as for search.
+        self.run(move |inner| {
+            inner.read(|tx| {
+                Ok((
+                    profile_blocking(tx, &user)?,
+                    list_blocking(tx, &user, &request)?,
+                ))
+            })
+        })
+        .await
+    }
+
     async fn list(
         &self,
         user: &PhoneNumber,

@@ -73,6 +73,7 @@ pub async fn run_all<S: MemoryStore + ?Sized>(store: &S) {
     search_ranks_as_the_shared_ranking(store).await;
     search_answers_by_intent(store).await;
     embeddings_are_kept_and_backfilled(store).await;
+    list_with_profile_agrees_with_its_parts(store).await;
 }
 
 // ---------------------------------------------------------------- helpers
@@ -653,6 +654,113 @@ pub async fn search_with_profile_agrees_with_its_parts<S: MemoryStore + ?Sized>(
     rule!(
         found.iter().all(|s| s.memory.user_id == user),
         "search_with_profile must only return the caller's own memories"
+    );
+    erase(store, &[&user, &other]).await;
+}
+
+/// `list_with_profile` answers exactly what `profile` and `list` answer
+/// for the same caller and request (filters and cursors included), and
+/// only that caller's memories; an unknown caller gets an empty profile
+/// and page.
+pub async fn list_with_profile_agrees_with_its_parts<S: MemoryStore + ?Sized>(store: &S) {
+    let user = fresh_user();
+    let other = fresh_user();
+    let base = UnixTimestamp::now();
+    let (x, y) = (agent("agent_x"), agent("agent_y"));
+    create(
+        store,
+        &user,
+        NewMemory::new("Caller's first_name: Rosa", MemorySector::Semantic)
+            .salience(Salience::HIGH)
+            .fact(fact("first_name", "Rosa", true))
+            .occurred_at(before(base, 900)),
+    )
+    .await;
+    for (n, (sector, a)) in [
+        (MemorySector::Episodic, &x),
+        (MemorySector::Episodic, &y),
+        (MemorySector::Semantic, &x),
+        (MemorySector::Episodic, &x),
+        (MemorySector::Episodic, &y),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        create(
+            store,
+            &user,
+            NewMemory::new(format!("Call {n} about the garden"), sector)
+                .agent(a.clone())
+                .occurred_at(before(base, 600 - 100 * n as i64)),
+        )
+        .await;
+    }
+    create(
+        store,
+        &other,
+        NewMemory::new("Other caller's call", MemorySector::Episodic).agent(x.clone()),
+    )
+    .await;
+    let episodic = |agent: Option<&AgentId>, limit| {
+        let mut request = ListRequest::first(limit);
+        request.filter = MemoryFilter {
+            sector: Some(MemorySector::Episodic),
+            agent_id: agent.cloned(),
+            ..MemoryFilter::default()
+        };
+        request
+    };
+    let mut requests = vec![
+        episodic(None, 1),
+        episodic(Some(&x), 1),
+        episodic(Some(&y), 3),
+        ListRequest::first(2),
+        ListRequest::first(100),
+        episodic(Some(&agent("agent_never_called")), 1),
+    ];
+    let second = ok("list", store.list(&user, &ListRequest::first(2)).await);
+    let mut after = ListRequest::first(2);
+    after.cursor = second.next_cursor.clone();
+    rule!(
+        after.cursor.is_some(),
+        "a first page of 2 of 6 memories must have a cursor"
+    );
+    requests.push(after);
+    let alone = ok("profile", store.profile(&user).await);
+    for request in &requests {
+        let (profile, page) = ok(
+            "list_with_profile",
+            store.list_with_profile(&user, request).await,
+        );
+        rule!(
+            profile == alone,
+            "list_with_profile must return the caller's profile: got {profile:?}, profile() says {alone:?}"
+        );
+        let apart = ok("list", store.list(&user, request).await);
+        rule!(
+            ids(&page.items) == ids(&apart.items) && page.next_cursor == apart.next_cursor,
+            "list_with_profile must return the page list returns for {request:?}: got {:?} (next {:?}), list() says {:?} (next {:?})",
+            ids(&page.items),
+            page.next_cursor,
+            ids(&apart.items),
+            apart.next_cursor
+        );
+        rule!(
+            page.items.iter().all(|m| m.user_id == user),
+            "list_with_profile must only return the caller's own memories"
+        );
+    }
+    let stranger = fresh_user();
+    let (profile, page) = ok(
+        "list_with_profile",
+        store
+            .list_with_profile(&stranger, &ListRequest::first(5))
+            .await,
+    );
+    rule!(
+        profile.name.is_none() && profile.memory_count == 0 && page.items.is_empty(),
+        "list_with_profile of an unknown caller must be empty, got {profile:?} and {} memories",
+        page.items.len()
     );
     erase(store, &[&user, &other]).await;
 }

@@ -847,6 +847,21 @@ pub trait MemoryStore: Send + Sync {
         Ok((profile?, found?))
     }
 
+    /// The `user`'s profile together with one page of their memories: what
+    /// a greeting reads (who is calling, and their last call) while the
+    /// phone rings. The default runs [`profile`](Self::profile) and
+    /// [`list`](Self::list) concurrently; a store that can read both at
+    /// once (one statement, one hand-off to a blocking thread) should
+    /// override it.
+    async fn list_with_profile(
+        &self,
+        user: &PhoneNumber,
+        request: &ListRequest,
+    ) -> Result<(UserProfile, MemoryPage), MemoryError> {
+        let (profile, page) = tokio::join!(self.profile(user), self.list(user, request));
+        Ok((profile?, page?))
+    }
+
     /// One page of the `user`'s memories, newest first.
     async fn list(
         &self,

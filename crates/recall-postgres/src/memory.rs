@@ -125,6 +125,112 @@ impl FilterParams {
     }
 }
 
+/// The statement of one page of `list` (parameters `$1` the caller,
+/// [`FILTER`]'s, `$5` and `$6` the cursor's time and sequence, `$7` how
+/// many rows to fetch): the memory's columns, then `seq`, in list order.
+fn page_sql() -> String {
+    format!(
+        "SELECT {MEMORY_COLUMNS}, seq FROM memories WHERE user_id = $1 AND {FILTER} \
+         AND ($5::bigint IS NULL OR (created_at, seq) < ($5, $6::bigint)) \
+         ORDER BY created_at DESC, seq DESC LIMIT $7"
+    )
+}
+
+/// The values of [`page_sql`]'s parameters.
+struct PageParams {
+    user: String,
+    filter: FilterParams,
+    after_at: Option<i64>,
+    after_seq: Option<i64>,
+    fetch: i64,
+    limit: usize,
+}
+
+impl PageParams {
+    fn of(user: &PhoneNumber, request: &ListRequest) -> Result<Self, MemoryError> {
+        let after = request.cursor.as_deref().map(decode_cursor).transpose()?;
+        let limit = request.effective_limit();
+        Ok(Self {
+            user: user.as_str().to_owned(),
+            filter: FilterParams::of(&request.filter),
+            after_at: after.map(|a| a.0),
+            after_seq: after.map(|a| a.1),
+            // One more than the page: whether there is a next one.
+            fetch: i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1,
+            limit,
+        })
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 7] {
+        [
+            &self.user,
+            &self.filter.sector,
+            &self.filter.min_salience,
+            &self.filter.agent,
+            &self.after_at,
+            &self.after_seq,
+            &self.fetch,
+        ]
+    }
+}
+
+/// A page of at most `limit` memories from the rows of [`page_sql`] (in
+/// list order, one more than `limit` when there is a next page).
+fn page_of(rows: &[&Row], limit: usize) -> Result<MemoryPage, MemoryError> {
+    let more = rows.len() > limit;
+    let rows = &rows[..rows.len().min(limit)];
+    let next_cursor = if more {
+        rows.last()
+            .map(|r| encode_cursor(r.get::<_, i64>(13), r.get::<_, i64>(15)))
+    } else {
+        None
+    };
+    Ok(MemoryPage {
+        items: rows
+            .iter()
+            .map(|r| memory_from_row(r))
+            .collect::<Result<_, _>>()?,
+        next_cursor,
+    })
+}
+
+/// The memory count and version of a caller, read (as `coalesce(max(..),
+/// 0)` and `max(..)` of `memory_versions`) at columns `at` and `at + 1`
+/// of `row`; none for a caller never written.
+fn count_and_version(row: Option<&Row>, at: usize) -> (i64, Option<i64>) {
+    row.map_or((0, None), |r| (r.get(at), r.get(at + 1)))
+}
+
+/// A caller's profile from their count and the rows holding a fact,
+/// read from columns `key`.. (`fact_key`, `fact_value`, `fact_is_name`,
+/// `created_at`); rows without a fact key are skipped.
+fn profile_of<'a>(
+    user: &PhoneNumber,
+    count: i64,
+    rows: impl IntoIterator<Item = &'a Row>,
+    key: usize,
+) -> Result<UserProfile, MemoryError> {
+    let mut facts = Vec::new();
+    for row in rows {
+        let Some(fact_key) = row.get::<_, Option<String>>(key) else {
+            continue;
+        };
+        facts.push((
+            Fact {
+                key: FactKey::new(fact_key).map_err(|e| corrupt("fact key", e))?,
+                value: row.get::<_, Option<String>>(key + 1).unwrap_or_default(),
+                is_name: row.get::<_, Option<bool>>(key + 2).unwrap_or(false),
+            },
+            UnixTimestamp::from_secs(row.get(key + 3)).map_err(|e| corrupt("time", e))?,
+        ));
+    }
+    Ok(UserProfile::from_facts(
+        user.clone(),
+        facts.iter().map(|(f, at)| (f, *at)),
+        u64::try_from(count).unwrap_or(0),
+    ))
+}
+
 fn memory_from_row(row: &Row) -> Result<Memory, MemoryError> {
     let id = MemoryId::new(row.get::<_, String>(0)).map_err(|e| corrupt("id", e))?;
     let user_id = PhoneNumber::parse(row.get(1)).map_err(|e| corrupt("user id", e))?;
@@ -168,6 +274,21 @@ fn memory_from_row(row: &Row) -> Result<Memory, MemoryError> {
         created_at,
         updated_at,
     })
+}
+
+/// A caller's memory count and version (kept by the version trigger;
+/// `$1` the caller) as `n` and `v`: always one row, `0` and `NULL` for a
+/// caller never written.
+const COUNT_AND_VERSION: &str = "SELECT coalesce(max(memories), 0) AS n, max(version) AS v \
+     FROM memory_versions WHERE user_id = $1";
+
+/// A search candidate from a row of the memory's columns and its
+/// embedding (column 15).
+fn candidate_of(row: &Row) -> Result<Candidate, MemoryError> {
+    Ok(Candidate::with_vector(
+        memory_from_row(row)?,
+        row.get::<_, Option<&[u8]>>(15),
+    ))
 }
 
 /// The prefix of every list cursor this store issues (a version, so a
@@ -347,6 +468,42 @@ impl PgMemoryStore {
         user: &PhoneNumber,
         query: &SearchQuery,
     ) -> Result<Vec<Candidate>, MemoryError> {
+        let row = cached_one(tx, COUNT_AND_VERSION, &[&user.as_str()]).await?;
+        let (count, version) = count_and_version(Some(&row), 0);
+        if count == 0 {
+            self.forget_erased(user);
+            return Ok(Vec::new());
+        }
+        if count > ALL_CANDIDATES {
+            return self.large_candidates(tx, user, version, query).await;
+        }
+        let filter = FilterParams::of(&query.filter);
+        let rows = cached_query(
+            tx,
+            &format!(
+                "SELECT {MEMORY_COLUMNS}, embedding FROM memories \
+                 WHERE user_id = $1 AND {FILTER} ORDER BY seq"
+            ),
+            &[
+                &user.as_str(),
+                &filter.sector,
+                &filter.min_salience,
+                &filter.agent,
+            ],
+        )
+        .await?;
+        rows.iter().map(candidate_of).collect()
+    }
+
+    /// The candidates a caller of more than [`ALL_CANDIDATES`] memories
+    /// offers, their `version` as read before.
+    async fn large_candidates(
+        &self,
+        tx: &impl GenericClient,
+        user: &PhoneNumber,
+        version: Option<i64>,
+        query: &SearchQuery,
+    ) -> Result<Vec<Candidate>, MemoryError> {
         let filter = FilterParams::of(&query.filter);
         let base: [&(dyn ToSql + Sync); 4] = [
             &user.as_str(),
@@ -354,49 +511,33 @@ impl PgMemoryStore {
             &filter.min_salience,
             &filter.agent,
         ];
-        let row = cached_one(
+        let seqs = self.candidate_seqs(tx, user, version, &base, query).await?;
+        let rows = cached_query(
             tx,
-            "SELECT coalesce(max(memories), 0), max(version) \
-             FROM memory_versions WHERE user_id = $1",
-            &[&user.as_str()],
+            &format!(
+                "SELECT {MEMORY_COLUMNS}, embedding FROM memories \
+                 WHERE user_id = $1 AND seq = ANY($2) ORDER BY seq"
+            ),
+            &[&user.as_str(), &seqs],
         )
         .await?;
-        let (count, version): (i64, Option<i64>) = (row.get(0), row.get(1));
-        if count == 0 {
-            // Erased, maybe on another replica: drop what is cached here.
-            self.cache.forget(user.as_str());
-            return Ok(Vec::new());
+        rows.iter().map(candidate_of).collect()
+    }
+
+    /// A caller without memories was erased, maybe on another replica:
+    /// what this one cached of them goes.
+    fn forget_erased(&self, user: &PhoneNumber) {
+        self.cache.forget(user.as_str());
+    }
+
+    /// A large caller is greeted while the phone rings; the memory tool
+    /// is asked seconds later: have their search data ready by then.
+    fn warm(&self, user: &PhoneNumber, count: i64, version: Option<i64>) {
+        if count > ALL_CANDIDATES
+            && let Some(version) = version
+        {
+            self.fill_in_background(user, version);
         }
-        let rows = if count <= ALL_CANDIDATES {
-            cached_query(
-                tx,
-                &format!(
-                    "SELECT {MEMORY_COLUMNS}, embedding FROM memories \
-                     WHERE user_id = $1 AND {FILTER} ORDER BY seq"
-                ),
-                &base,
-            )
-            .await?
-        } else {
-            let seqs = self.candidate_seqs(tx, user, version, &base, query).await?;
-            cached_query(
-                tx,
-                &format!(
-                    "SELECT {MEMORY_COLUMNS}, embedding FROM memories \
-                     WHERE user_id = $1 AND seq = ANY($2) ORDER BY seq"
-                ),
-                &[&user.as_str(), &seqs],
-            )
-            .await?
-        };
-        rows.iter()
-            .map(|r| {
-                Ok(Candidate::with_vector(
-                    memory_from_row(r)?,
-                    r.get::<_, Option<&[u8]>>(15),
-                ))
-            })
-            .collect()
     }
 
     /// The rows a large caller offers, without repeats.
@@ -669,47 +810,110 @@ impl MemoryStore for PgMemoryStore {
         Ok(rank(query, candidates))
     }
 
-    async fn list(
+    /// One statement for the count, the facts and, for a caller of at
+    /// most [`ALL_CANDIDATES`] memories, every candidate: the memory
+    /// tool's answer is one round trip (a larger caller's candidates are
+    /// then found as [`search`](MemoryStore::search) finds them).
+    async fn search_with_profile(
         &self,
         user: &PhoneNumber,
-        request: &ListRequest,
-    ) -> Result<MemoryPage, MemoryError> {
-        let after = request.cursor.as_deref().map(decode_cursor).transpose()?;
-        let limit = request.effective_limit();
-        let filter = FilterParams::of(&request.filter);
-        let (after_at, after_seq) = (after.map(|a| a.0), after.map(|a| a.1));
-        let fetch = limit as i64 + 1;
+        query: &SearchQuery,
+    ) -> Result<(UserProfile, Vec<ScoredMemory>), MemoryError> {
+        let filter = FilterParams::of(&query.filter);
         let client = self.db.client().await.map_err(unavailable)?;
+        let candidate = format!("(c.n <= $5 AND {FILTER})");
+        // Columns: the memory's (0..=14), a candidate's embedding (15),
+        // seq (16), whether the row is a candidate rather than only a fact
+        // (17), the count and version (18, 19).
         let rows = cached_query(
             &client,
             &format!(
-                "SELECT {MEMORY_COLUMNS}, seq FROM memories WHERE user_id = $1 AND {FILTER} \
-                     AND ($5::bigint IS NULL OR (created_at, seq) < ($5, $6::bigint)) \
-                     ORDER BY created_at DESC, seq DESC LIMIT $7"
+                "SELECT m.*, c.n, c.v FROM ({COUNT_AND_VERSION}) c \
+                 LEFT JOIN LATERAL ( \
+                   SELECT {MEMORY_COLUMNS}, CASE WHEN {candidate} THEN embedding END, seq, \
+                          {candidate} AS candidate \
+                   FROM memories WHERE user_id = $1 AND (fact_key IS NOT NULL OR {candidate}) \
+                 ) m ON true"
             ),
             &[
                 &user.as_str(),
                 &filter.sector,
                 &filter.min_salience,
                 &filter.agent,
-                &after_at,
-                &after_seq,
-                &fetch,
+                &ALL_CANDIDATES,
             ],
         )
         .await?;
-        let more = rows.len() > limit;
-        let rows = &rows[..rows.len().min(limit)];
-        let next_cursor = if more {
-            rows.last()
-                .map(|r| encode_cursor(r.get::<_, i64>(13), r.get::<_, i64>(15)))
+        let (count, version) = count_and_version(rows.first(), 18);
+        let profile = profile_of(user, count, &rows, 10)?;
+        let candidates = if count == 0 {
+            self.forget_erased(user);
+            Vec::new()
+        } else if count <= ALL_CANDIDATES {
+            let mut rows: Vec<&Row> = rows
+                .iter()
+                .filter(|r| r.get::<_, Option<bool>>(17) == Some(true))
+                .collect();
+            // In write order, as `search` offers them.
+            rows.sort_by_key(|r| r.get::<_, i64>(16));
+            rows.into_iter()
+                .map(candidate_of)
+                .collect::<Result<_, _>>()?
         } else {
-            None
+            self.large_candidates(&client, user, version, query).await?
         };
-        Ok(MemoryPage {
-            items: rows.iter().map(memory_from_row).collect::<Result<_, _>>()?,
-            next_cursor,
-        })
+        Ok((profile, rank(query, candidates)))
+    }
+
+    async fn list(
+        &self,
+        user: &PhoneNumber,
+        request: &ListRequest,
+    ) -> Result<MemoryPage, MemoryError> {
+        let page = PageParams::of(user, request)?;
+        let client = self.db.client().await.map_err(unavailable)?;
+        let rows = cached_query(&client, &page_sql(), &page.params()).await?;
+        page_of(&rows.iter().collect::<Vec<_>>(), page.limit)
+    }
+
+    /// One statement: the count, the facts and the page (a caller's
+    /// greeting is one round trip).
+    async fn list_with_profile(
+        &self,
+        user: &PhoneNumber,
+        request: &ListRequest,
+    ) -> Result<(UserProfile, MemoryPage), MemoryError> {
+        let page = PageParams::of(user, request)?;
+        let client = self.db.client().await.map_err(unavailable)?;
+        // Columns: the memory's (0..=14), seq (15), whether the row is of
+        // the page rather than a fact (16), the count and version (17, 18).
+        let rows = cached_query(
+            &client,
+            &format!(
+                "SELECT m.*, c.n, c.v FROM ({COUNT_AND_VERSION}) c \
+                 LEFT JOIN LATERAL ( \
+                   (SELECT {MEMORY_COLUMNS}, seq, false AS listed FROM memories \
+                    WHERE user_id = $1 AND fact_key IS NOT NULL) \
+                   UNION ALL ({}) \
+                 ) m ON true",
+                page_sql().replacen(", seq FROM", ", seq, true FROM", 1)
+            ),
+            &page.params(),
+        )
+        .await?;
+        let (count, version) = count_and_version(rows.first(), 17);
+        self.warm(user, count, version);
+        let listed = |r: &&Row| r.get::<_, Option<bool>>(16);
+        let profile = profile_of(
+            user,
+            count,
+            rows.iter().filter(|r| listed(r) == Some(false)),
+            10,
+        )?;
+        let mut in_page: Vec<&Row> = rows.iter().filter(|r| listed(r) == Some(true)).collect();
+        // A union keeps no order: put the page back in list order.
+        in_page.sort_by_key(|r| std::cmp::Reverse((r.get::<_, i64>(13), r.get::<_, i64>(15))));
+        Ok((profile, page_of(&in_page, page.limit)?))
     }
 
     async fn get(&self, user: &PhoneNumber, id: &MemoryId) -> Result<Memory, MemoryError> {
@@ -813,42 +1017,17 @@ impl MemoryStore for PgMemoryStore {
         let client = self.db.client().await.map_err(unavailable)?;
         let rows = cached_query(
             &client,
-            "SELECT c.n, c.v, m.fact_key, m.fact_value, m.fact_is_name, m.created_at \
-             FROM (SELECT coalesce(max(memories), 0) AS n, max(version) AS v \
-                   FROM memory_versions WHERE user_id = $1) c \
-             LEFT JOIN memories m ON m.user_id = $1 AND m.fact_key IS NOT NULL",
+            &format!(
+                "SELECT c.n, c.v, m.fact_key, m.fact_value, m.fact_is_name, m.created_at \
+                 FROM ({COUNT_AND_VERSION}) c \
+                 LEFT JOIN memories m ON m.user_id = $1 AND m.fact_key IS NOT NULL"
+            ),
             &[&user.as_str()],
         )
         .await?;
-        let count: i64 = rows.first().map_or(0, |r| r.get(0));
-        // A large caller is greeted while the phone rings; the memory tool
-        // is asked seconds later: have their search data ready by then.
-        if count > ALL_CANDIDATES
-            && let Some(version) = rows.first().and_then(|r| r.get::<_, Option<i64>>(1))
-        {
-            self.fill_in_background(user, version);
-        }
-        let rows: Vec<&Row> = rows
-            .iter()
-            .filter(|r| r.get::<_, Option<&str>>(2).is_some())
-            .collect();
-        let mut facts = Vec::with_capacity(rows.len());
-        for row in rows {
-            facts.push((
-                Fact {
-                    key: FactKey::new(row.get::<_, String>(2))
-                        .map_err(|e| corrupt("fact key", e))?,
-                    value: row.get::<_, Option<String>>(3).unwrap_or_default(),
-                    is_name: row.get::<_, Option<bool>>(4).unwrap_or(false),
-                },
-                UnixTimestamp::from_secs(row.get(5)).map_err(|e| corrupt("time", e))?,
-            ));
-        }
-        Ok(UserProfile::from_facts(
-            user.clone(),
-            facts.iter().map(|(f, at)| (f, *at)),
-            u64::try_from(count).unwrap_or(0),
-        ))
+        let (count, version) = count_and_version(rows.first(), 0);
+        self.warm(user, count, version);
+        profile_of(user, count, &rows, 2)
     }
 
     async fn health(&self) -> Result<(), MemoryError> {

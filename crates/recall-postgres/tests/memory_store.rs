@@ -330,6 +330,71 @@ async fn the_cache_changes_no_answer() {
     .await;
 }
 
+/// For a caller past the all-candidates size, the one-statement reads of
+/// the memory tool and the greeting answer what their parts answer.
+#[tokio::test]
+async fn a_large_callers_combined_reads_agree_with_their_parts() {
+    with_schema(|db| async move {
+        let store = PgMemoryStore::new(db.clone());
+        let user = caller();
+        let start = UnixTimestamp::from_secs(1_700_000_000).unwrap();
+        let mut batch: Vec<NewMemory> = (0..(ALL_CANDIDATES as u64 + 50))
+            .map(|i| {
+                NewMemory::new(
+                    format!(
+                        "Call {i} about the {} order",
+                        ["rose", "tulip"][i as usize % 2]
+                    ),
+                    MemorySector::Episodic,
+                )
+                .occurred_at(start.plus_secs(i as i64 * 60))
+            })
+            .collect();
+        batch.push(
+            NewMemory::new("Caller's first_name: Ada", MemorySector::Semantic).fact(
+                recall_memory::Fact {
+                    key: recall_memory::FactKey::new("first_name").unwrap(),
+                    value: "Ada".into(),
+                    is_name: true,
+                },
+            ),
+        );
+        store.add_batch(&user, batch).await.unwrap();
+        let profile = store.profile(&user).await.unwrap();
+        assert_eq!(profile.name.as_deref(), Some("Ada"));
+        assert_eq!(profile.memory_count, ALL_CANDIDATES as u64 + 51);
+        let ids = |found: &[recall_memory::ScoredMemory]| {
+            found
+                .iter()
+                .map(|m| m.memory.id.clone())
+                .collect::<Vec<_>>()
+        };
+        for question in ["the tulip order", "what was the first call", "Ada"] {
+            let query = SearchQuery::new(question, 5).at(start.plus_secs(86_400));
+            let (together, found) = store.search_with_profile(&user, &query).await.unwrap();
+            assert_eq!(together, profile);
+            assert!(!found.is_empty(), "{question}: nothing found");
+            assert_eq!(
+                ids(&found),
+                ids(&store.search(&user, &query).await.unwrap())
+            );
+        }
+        let mut request = recall_memory::ListRequest::first(3);
+        for _ in 0..2 {
+            let (together, page) = store.list_with_profile(&user, &request).await.unwrap();
+            let apart = store.list(&user, &request).await.unwrap();
+            assert_eq!(together, profile);
+            assert_eq!(
+                page.items.iter().map(|m| &m.id).collect::<Vec<_>>(),
+                apart.items.iter().map(|m| &m.id).collect::<Vec<_>>()
+            );
+            assert_eq!(page.next_cursor, apart.next_cursor);
+            request.cursor = page.next_cursor;
+        }
+    })
+    .await;
+}
+
 /// The count kept per caller (for greetings and searches) matches the
 /// rows, whatever wrote them: the store, supersession, deletion, erasure,
 /// or SQL by hand.

@@ -225,43 +225,41 @@ impl Service {
         }
     }
 
-    /// The caller's profile (cross-agent) and last call, read concurrently.
+    /// The caller's profile (cross-agent) and last call: the newest call
+    /// memory, preferring the same agent when configured. The profile and
+    /// the preferred call are read together (one round trip on stores
+    /// that can); the other agents' calls only when that finds none.
     async fn lookup(
         &self,
         caller: &PhoneNumber,
         agent: Option<&AgentId>,
     ) -> Result<Known, MemoryError> {
         let store = self.store();
-        let (profile, last_call) =
-            tokio::join!(store.profile(caller), self.last_call(caller, agent));
-        Ok(Known {
-            profile: profile?,
-            last_call: last_call?,
-        })
-    }
-
-    /// The newest call memory, preferring the same agent when configured.
-    async fn last_call(
-        &self,
-        caller: &PhoneNumber,
-        agent: Option<&AgentId>,
-    ) -> Result<Option<Memory>, MemoryError> {
-        let store = self.store();
-        let mut request = ListRequest::first(1);
-        request.filter = MemoryFilter {
+        let mut any_agent = ListRequest::first(1);
+        any_agent.filter = MemoryFilter {
             sector: Some(MemorySector::Episodic),
             ..MemoryFilter::default()
         };
-        if self.config().last_call_same_agent
-            && let Some(agent) = agent
-        {
-            let mut same = request.clone();
-            same.filter.agent_id = Some(agent.clone());
-            if let Some(m) = store.list(caller, &same).await?.items.into_iter().next() {
-                return Ok(Some(m));
-            }
+        let same_agent = agent
+            .filter(|_| self.config().last_call_same_agent)
+            .map(|agent| {
+                let mut same = any_agent.clone();
+                same.filter.agent_id = Some(agent.clone());
+                same
+            });
+        let (profile, page) = store
+            .list_with_profile(caller, same_agent.as_ref().unwrap_or(&any_agent))
+            .await?;
+        let mut last_call = page.items.into_iter().next();
+        if last_call.is_none() && same_agent.is_some() && profile.memory_count > 0 {
+            last_call = store
+                .list(caller, &any_agent)
+                .await?
+                .items
+                .into_iter()
+                .next();
         }
-        Ok(store.list(caller, &request).await?.items.into_iter().next())
+        Ok(Known { profile, last_call })
     }
 }
 
