@@ -90,11 +90,24 @@ pub async fn open_service(
     config: &Config,
     store: Option<Arc<dyn MemoryStore>>,
 ) -> anyhow::Result<Service> {
+    open_service_on(config, store, None).await
+}
+
+/// [`open_service`], on `db` when given (`store = "postgres"`) rather
+/// than a database connected here.
+async fn open_service_on(
+    config: &Config,
+    store: Option<Arc<dyn MemoryStore>>,
+    db: Option<Database>,
+) -> anyhow::Result<Service> {
     let embedder = recall_embed::load(config.embedding_model.as_deref())
         .context("cannot load the embedding model (RECALL_EMBEDDING_MODEL)")?;
     tracing::debug!(model = embedder.model_id(), "embedding model loaded");
     if config.store == Store::Postgres {
-        let db = connect_database(config).await?;
+        let db = match db {
+            Some(db) => db,
+            None => connect_database(config).await?,
+        };
         migrate(&db).await?;
         let store = store.unwrap_or_else(|| Arc::new(PgMemoryStore::new(db.clone())));
         let events = PgEventLog::open(db.clone())
@@ -152,8 +165,16 @@ pub async fn open_service(
 /// # Errors
 /// When the file cannot be created or opened, or the database reached.
 pub async fn open_audit(config: &Config) -> anyhow::Result<Arc<dyn AuditLog>> {
+    open_audit_on(config, None).await
+}
+
+/// [`open_audit`], on `db` when given (`store = "postgres"`).
+async fn open_audit_on(config: &Config, db: Option<Database>) -> anyhow::Result<Arc<dyn AuditLog>> {
     if config.store == Store::Postgres {
-        let db = connect_database(config).await?;
+        let db = match db {
+            Some(db) => db,
+            None => connect_database(config).await?,
+        };
         migrate(&db).await?;
         return Ok(Arc::new(PgAuditLog::new(db)));
     }
@@ -171,9 +192,15 @@ pub async fn open_audit(config: &Config) -> anyhow::Result<Arc<dyn AuditLog>> {
 /// # Errors
 /// When `database_url` is not set or the first connection fails.
 pub async fn connect_database(config: &Config) -> anyhow::Result<Database> {
+    connect_database_pinned(config, 0).await
+}
+
+/// [`connect_database`], with connections set aside for `threads` HTTP
+/// worker threads ([`Database::pin_this_thread`]).
+async fn connect_database_pinned(config: &Config, threads: usize) -> anyhow::Result<Database> {
     let url = (config.database_url.as_ref())
         .context("invalid setting `database_url` (DATABASE_URL): not set")?;
-    let mut database = Database::builder(url.expose());
+    let mut database = Database::builder(url.expose()).pinned_threads(threads);
     if let Some(ca) = &config.database_ca_file {
         database = database.root_certificates(ca);
     }
@@ -242,7 +269,17 @@ impl Application {
         store: Option<Arc<dyn MemoryStore>>,
     ) -> anyhow::Result<Self> {
         let generated_secrets = config.resolve_secrets()?;
-        let service = open_service(&config, store).await?;
+        let workers = match config.workers.get() {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            _ => config.workers.size(),
+        };
+        // One pool for the service and the audit log, with each HTTP
+        // worker's connections its own: their I/O stays on its thread.
+        let db = match config.store {
+            Store::Postgres => Some(connect_database_pinned(&config, workers).await?),
+            _ => None,
+        };
+        let service = open_service_on(&config, store, db.clone()).await?;
         // The backlog is known before the first request: /metrics and
         // /api/events count what a previous run left from the start.
         let scan = std::time::Instant::now();
@@ -259,7 +296,7 @@ impl Application {
         let admin = crate::admin::AdminState {
             tokens: config.admin_token.clone(),
             service: service.clone(),
-            audit: open_audit(&config).await?,
+            audit: open_audit_on(&config, db.clone()).await?,
         };
 
         let listener = TcpListener::bind(config.bind)
@@ -289,6 +326,10 @@ impl Application {
         let keep_alive = config.keep_alive_secs.secs();
         let (request, disconnect) = (config.request_timeout_ms, config.disconnect_timeout_ms);
         let mut server = HttpServer::new(move || {
+            // Called once on each worker thread, before it serves.
+            if let Some(db) = &db {
+                db.pin_this_thread();
+            }
             App::new()
                 .app_data(state.clone())
                 .wrap(from_fn(routes::observe))
@@ -303,9 +344,7 @@ impl Application {
             actix_web::http::KeepAlive::Timeout(keep_alive)
         })
         .shutdown_timeout(config.shutdown_timeout_secs.get());
-        if config.workers.get() > 0 {
-            server = server.workers(config.workers.size());
-        }
+        server = server.workers(workers);
         let server = server.listen(listener)?.run();
         tracing::info!(
             address = %local,

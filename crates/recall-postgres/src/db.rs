@@ -2,6 +2,7 @@
 //! schema), with TLS through rustls, and the schema's migrations.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
@@ -12,6 +13,15 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// Source of [`Inner::id`].
+static NEXT_DATABASE: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The pool (index into [`Inner::pools`]) each database pinned this
+    /// thread to.
+    static PINNED: std::cell::RefCell<Vec<(u64, usize)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// The pool size when none is set.
 pub const DEFAULT_POOL_SIZE: usize = 16;
@@ -103,9 +113,25 @@ pub struct DatabaseBuilder {
     acquire_timeout: Duration,
     schema: Option<String>,
     root_certificates: Option<std::path::PathBuf>,
+    pinned_threads: usize,
 }
 
 impl DatabaseBuilder {
+    /// Sets aside connections for up to `threads` threads that each run
+    /// a runtime of their own and serve requests (a server's worker
+    /// threads), each claiming its share with
+    /// [`Database::pin_this_thread`]. A connection's I/O runs on the
+    /// thread that opened it: kept to one thread, a request's statement
+    /// is written and its answer read without waking another thread.
+    /// The pool size stays the total: each pinned thread gets
+    /// `pool_size / (threads + 1)` connections (at least 1) and the other
+    /// threads share the rest. Threads that cannot get a share (the pool
+    /// too small) use the shared connections.
+    pub fn pinned_threads(mut self, threads: usize) -> Self {
+        self.pinned_threads = threads;
+        self
+    }
+
     /// Verifies the server's certificate against the PEM certificates in
     /// `path` instead of the system's roots (a managed database's own
     /// authority, such as Amazon RDS's or Cloud SQL's), for
@@ -175,23 +201,36 @@ impl DatabaseBuilder {
             config.application_name("recall");
         }
         let tls = tls_connector(config.get_ssl_mode(), self.root_certificates.as_deref())?;
-        let manager = Manager::from_config(
-            config,
-            tls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(self.pool_size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(self.acquire_timeout))
-            .create_timeout(Some(self.acquire_timeout))
-            .build()
-            .map_err(DatabaseError::Build)?;
+        // The shared pool first, then one per pinned thread; the sizes
+        // add up to the pool size.
+        let pinned = self.pinned_threads.min(self.pool_size - 1);
+        let share = self.pool_size / (pinned + 1);
+        let mut sizes = vec![share; pinned];
+        sizes.insert(0, self.pool_size - share * pinned);
+        let pools = sizes
+            .into_iter()
+            .map(|size| {
+                let manager = Manager::from_config(
+                    config.clone(),
+                    tls.clone(),
+                    ManagerConfig {
+                        recycling_method: RecyclingMethod::Fast,
+                    },
+                );
+                Pool::builder(manager)
+                    .max_size(size)
+                    .runtime(Runtime::Tokio1)
+                    .wait_timeout(Some(self.acquire_timeout))
+                    .create_timeout(Some(self.acquire_timeout))
+                    .build()
+                    .map_err(DatabaseError::Build)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let database = Database {
             inner: Arc::new(Inner {
-                pool,
+                id: NEXT_DATABASE.fetch_add(1, Ordering::Relaxed),
+                pools,
+                pinned: AtomicUsize::new(0),
                 schema: self.schema,
                 statement_timeout: self.statement_timeout,
             }),
@@ -395,7 +434,12 @@ pub struct Database {
 
 #[derive(Debug)]
 struct Inner {
-    pool: Pool,
+    /// Tells this database's pins from another's in [`PINNED`].
+    id: u64,
+    /// The shared pool, then one per pinned thread.
+    pools: Vec<Pool>,
+    /// How many threads have claimed a pool of their own.
+    pinned: AtomicUsize,
     schema: Option<String>,
     statement_timeout: Option<Duration>,
 }
@@ -411,6 +455,7 @@ impl Database {
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             schema: None,
             root_certificates: None,
+            pinned_threads: 0,
         }
     }
 
@@ -437,7 +482,27 @@ impl Database {
     /// # Errors
     /// [`DatabaseError::Pool`] when none can be had in time.
     pub async fn client(&self) -> Result<Object, DatabaseError> {
-        Ok(self.inner.pool.get().await?)
+        let id = self.inner.id;
+        let at = PINNED.with_borrow(|pins| pins.iter().find(|(db, _)| *db == id).map(|p| p.1));
+        Ok(self.inner.pools[at.unwrap_or(0)].get().await?)
+    }
+
+    /// Gives the calling thread the next of the pools set aside with
+    /// [`DatabaseBuilder::pinned_threads`]: from now on its connections
+    /// are its own, opened (and their I/O run) on this thread. Call it
+    /// once per worker thread, on that thread, before it serves. Returns
+    /// whether a pool was left (if not, the thread keeps sharing).
+    pub fn pin_this_thread(&self) -> bool {
+        let id = self.inner.id;
+        if PINNED.with_borrow(|pins| pins.iter().any(|(db, _)| *db == id)) {
+            return true;
+        }
+        let at = self.inner.pinned.fetch_add(1, Ordering::Relaxed) + 1;
+        if at >= self.inner.pools.len() {
+            return false;
+        }
+        PINNED.with_borrow_mut(|pins| pins.push((id, at)));
+        true
     }
 
     /// Brings the schema up to date: applies the migrations it lacks, in

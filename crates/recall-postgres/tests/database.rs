@@ -327,3 +327,66 @@ async fn a_root_certificate_file_replaces_the_system_roots() {
         "{refused:?}"
     );
 }
+
+/// How many connections the calling thread can hold at once (each
+/// checkout waits at most 100 ms), up to `limit`.
+fn connections_this_thread_gets(db: &Database, pin: bool, limit: usize) -> (bool, usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let pinned = pin && db.pin_this_thread();
+        let mut held = Vec::new();
+        while held.len() < limit {
+            match db.client().await {
+                Ok(client) => held.push(client),
+                Err(e) => {
+                    assert!(e.is_timeout(), "only the wait runs out: {e}");
+                    break;
+                }
+            }
+        }
+        (pinned, held.len())
+    })
+}
+
+#[test]
+fn pinned_threads_get_their_share_and_the_pool_size_stays_the_total() {
+    // The connections opened by `connect` run on this runtime's threads,
+    // which stay free while the test's threads block.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    if runtime.block_on(server()).is_none() {
+        return;
+    }
+    let connect = |pinned: usize| {
+        runtime.block_on(
+            Database::builder(url().0)
+                .pool_size(7)
+                .pinned_threads(pinned)
+                .acquire_timeout(std::time::Duration::from_millis(100))
+                .connect(),
+        )
+    };
+    let on_a_thread = |db: &Database, pin: bool| {
+        let db = db.clone();
+        std::thread::spawn(move || connections_this_thread_gets(&db, pin, 10))
+            .join()
+            .unwrap()
+    };
+    let db = connect(2).unwrap();
+    // One thread after another, each holding what it can get.
+    let shares: Vec<(bool, usize)> = [true, true, true, false]
+        .into_iter()
+        .map(|pin| on_a_thread(&db, pin))
+        .collect();
+    // 7 / 3 = 2 for each of the two pinned threads, 3 shared; a third
+    // thread asking to be pinned shares, as does any other.
+    assert_eq!(shares, vec![(true, 2), (true, 2), (false, 3), (false, 3)]);
+    let unpinned = connect(0).unwrap();
+    assert_eq!(
+        on_a_thread(&unpinned, true),
+        (false, 7),
+        "without pinned threads every connection is shared"
+    );
+}
