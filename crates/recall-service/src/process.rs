@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::io;
 
+use futures_util::stream::{self, StreamExt};
 use recall_memory::{AddOutcome, ListRequest, MAX_RESULTS, MemoryError};
 use recall_model::{ConversationId, FieldProblem, MemorySector, PostCallData, WebhookType};
 use tokio::sync::watch;
@@ -50,6 +51,9 @@ pub(crate) enum Step {
     StoreDown(String),
     Failed(String),
 }
+
+/// How many events a replica sharing the event log processes at once.
+const SHARED_IN_FLIGHT: usize = 4;
 
 /// How often a replica sharing the event log looks for pending events it
 /// was not told of: acknowledged by a replica that died, or left to retry
@@ -274,45 +278,52 @@ impl Service {
             .map(|(k, e)| (k.clone(), e.seq))
             .collect();
         batch.sort_by_key(|(_, seq)| *seq);
+        let keys: Vec<EventKey> = batch.into_iter().map(|(key, _)| key).collect();
         let mut report = ProcessReport::default();
-        let mut batch = batch.into_iter();
-        while let Some((key, _)) = batch.next() {
-            if stop.is_some_and(|s| *s.borrow()) {
-                break;
-            }
-            let kind = WebhookType::parse(&key.1);
-            let payloads = self.payloads();
-            if payloads.shared() {
-                match payloads
-                    .claim(&key.0, &kind, self.config().claim_lease)
-                    .await
-                {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        // Done, or being processed by another replica,
-                        // which hands it back if it dies.
-                        tracing::debug!(conversation = %key.0, event_type = %kind, "event held elsewhere");
-                        self.pending().remove(&key);
-                        continue;
-                    }
-                    Err(e) => {
-                        self.settle(&key, io_retry(&e), &mut report);
-                        continue;
-                    }
-                }
-            }
-            let step = self.process_one(&key.0, &kind).await;
-            let outage = matches!(step, Step::StoreDown(_));
+        // A shared event log (PostgreSQL) takes several events at once:
+        // each waits on its commits, and concurrent commits share a flush.
+        // Replicas already process side by side, so nothing here relies on
+        // one event at a time. A store of one process keeps arrival order.
+        let in_flight = if self.payloads().shared() {
+            SHARED_IN_FLIGHT
+        } else {
+            1
+        };
+        let outage = std::sync::atomic::AtomicBool::new(false);
+        let mut steps = stream::iter(keys.iter().cloned())
+            .take_while(|_| {
+                std::future::ready(
+                    !outage.load(std::sync::atomic::Ordering::Relaxed)
+                        && !stop.is_some_and(|s| *s.borrow()),
+                )
+            })
+            .map(|key| async move {
+                let step = self.claim_and_process(&key).await;
+                (key, step)
+            })
+            .buffered(in_flight);
+        while let Some((key, step)) = steps.next().await {
+            let Some(step) = step else {
+                // Done, or being processed by another replica, which
+                // hands it back if it dies.
+                tracing::debug!(conversation = %key.0, event_type = %key.1, "event held elsewhere");
+                self.pending().remove(&key);
+                continue;
+            };
+            let down = matches!(step, Step::StoreDown(_));
             self.settle(&key, step, &mut report);
-            if outage && only_due {
+            if down && only_due {
                 // The store is down: the rest of the batch would only wait
                 // out the same timeout each. It waits for this event's retry.
+                outage.store(true, std::sync::atomic::Ordering::Relaxed);
                 let mut pending = self.pending();
                 let due = pending.get(&key).and_then(|e| e.due);
                 let mut deferred = 0;
-                for (rest, _) in batch.by_ref() {
-                    if let Some(entry) = pending.get_mut(&rest) {
-                        entry.due = entry.due.max(due);
+                for rest in &keys {
+                    if let Some(entry) = pending.get_mut(rest)
+                        && entry.due < due
+                    {
+                        entry.due = due;
                         deferred += 1;
                     }
                 }
@@ -322,13 +333,30 @@ impl Service {
                         "memory store unavailable: the other pending events wait for the next retry"
                     );
                 }
-                break;
             }
         }
         if report != ProcessReport::default() {
             tracing::debug!(?report, "processing pass");
         }
         report
+    }
+
+    /// Claims the event when the event log is shared, then processes it;
+    /// `None` when another replica holds it or it is done.
+    async fn claim_and_process(&self, key: &EventKey) -> Option<Step> {
+        let kind = WebhookType::parse(&key.1);
+        let payloads = self.payloads();
+        if payloads.shared() {
+            match payloads
+                .claim(&key.0, &kind, self.config().claim_lease)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => return Some(io_retry(&e)),
+            }
+        }
+        Some(self.process_one(&key.0, &kind).await)
     }
 
     /// Records how processing ended: markers, queue, counters, report.
