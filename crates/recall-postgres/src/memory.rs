@@ -127,10 +127,11 @@ impl FilterParams {
 
 /// The statement of one page of `list` (parameters `$1` the caller,
 /// [`FILTER`]'s, `$5` and `$6` the cursor's time and sequence, `$7` how
-/// many rows to fetch): the memory's columns, then `seq`, in list order.
-fn page_sql() -> String {
+/// many rows to fetch): the memory's columns, then `seq` and the columns
+/// in `extra` (SQL beginning with a comma, or empty), in list order.
+fn page_sql(extra: &str) -> String {
     format!(
-        "SELECT {MEMORY_COLUMNS}, seq FROM memories WHERE user_id = $1 AND {FILTER} \
+        "SELECT {MEMORY_COLUMNS}, seq{extra} FROM memories WHERE user_id = $1 AND {FILTER} \
          AND ($5::bigint IS NULL OR (created_at, seq) < ($5, $6::bigint)) \
          ORDER BY created_at DESC, seq DESC LIMIT $7"
     )
@@ -872,7 +873,7 @@ impl MemoryStore for PgMemoryStore {
     ) -> Result<MemoryPage, MemoryError> {
         let page = PageParams::of(user, request)?;
         let client = self.db.client().await.map_err(unavailable)?;
-        let rows = cached_query(&client, &page_sql(), &page.params()).await?;
+        let rows = cached_query(&client, &page_sql(""), &page.params()).await?;
         page_of(&rows.iter().collect::<Vec<_>>(), page.limit)
     }
 
@@ -896,7 +897,7 @@ impl MemoryStore for PgMemoryStore {
                     WHERE user_id = $1 AND fact_key IS NOT NULL) \
                    UNION ALL ({}) \
                  ) m ON true",
-                page_sql().replacen(", seq FROM", ", seq, true FROM", 1)
+                page_sql(", true")
             ),
             &page.params(),
         )
