@@ -105,3 +105,46 @@ async fn the_service_remembers_and_forgets_a_caller_on_postgres_alone() {
     })
     .await;
 }
+
+/// One caller's calls, delivered newest first and processed several at a
+/// time (the event log is shared): the newest call's facts win, and
+/// every call is processed once.
+#[tokio::test]
+async fn a_callers_calls_processed_side_by_side_keep_the_newest_facts() {
+    with_schema(|db| async move {
+        let store = PgMemoryStore::new(db.clone());
+        let log = PgEventLog::open(db.clone()).await.unwrap();
+        let service = Service::builder(Arc::new(store.clone()), log)
+            .config(ServiceConfig::default())
+            .build();
+        let calls = 12;
+        for i in (0..calls).rev() {
+            let mut body: serde_json::Value = serde_json::from_slice(&call_body()).unwrap();
+            let data = &mut body["data"];
+            data["conversation_id"] = json!(format!("conv_pg_side_{i}"));
+            data["metadata"]["start_time_unix_secs"] = json!(1_739_537_297 + i * 3_600);
+            data["analysis"]["data_collection_results"]["first_name"]["value"] =
+                json!(format!("Name{i}"));
+            data["analysis"]["transcript_summary"] = json!(format!("Call number {i}."));
+            let body = serde_json::to_vec(&body).unwrap();
+            assert!(!service.ingest_bytes(&body).await.unwrap().duplicate);
+        }
+        let report = service.process_pending().await;
+        assert_eq!(
+            (report.processed, report.failed),
+            (calls as usize, 0),
+            "{report:?}"
+        );
+        let caller = PhoneNumber::parse(MARGARET).unwrap();
+        let profile = store.profile(&caller).await.unwrap();
+        let newest = format!("Name{}", calls - 1);
+        assert_eq!(
+            profile.name.as_deref(),
+            Some(newest.as_str()),
+            "{profile:?}"
+        );
+        // One name fact, one episodic memory per call.
+        assert_eq!(profile.memory_count, calls as u64 + 1, "{profile:?}");
+    })
+    .await;
+}

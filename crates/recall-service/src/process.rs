@@ -576,6 +576,8 @@ impl Service {
         if let Err(e) = self.payloads().record_caller(conversation, &caller).await {
             return io_retry(&e);
         }
+        // From reading the caller's facts to writing the new ones.
+        let _turn = self.caller_turn(&caller).await;
         let memories = call_memories(
             data,
             conversation,
