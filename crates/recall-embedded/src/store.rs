@@ -527,14 +527,26 @@ fn add_one(
 
     let mut replaced = Vec::new();
     if let Some(fact) = &new.fact {
-        let ids: Vec<i64> = tx
-            .prepare_cached("SELECT id FROM memories WHERE slot = ?1 AND fact_key = ?2 ORDER BY id")
+        let held: Vec<(i64, i64)> = tx
+            .prepare_cached(
+                "SELECT id, created_at FROM memories WHERE slot = ?1 AND fact_key = ?2 ORDER BY id",
+            )
             .and_then(|mut s| {
-                s.query_map(params![row.slot, fact.key.as_str()], |r| r.get(0))?
-                    .collect()
+                s.query_map(params![row.slot, fact.key.as_str()], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect()
             })
             .map_err(memory_error)?;
-        for id in ids {
+        if let Some(&(newer, _)) = held
+            .iter()
+            .find(|(_, created)| new.learnt_before(UnixTimestamp::from_secs_saturating(*created)))
+        {
+            let current = load_memory(tx, user, newer)?
+                .ok_or_else(|| inconsistent("fact row vanished inside its transaction"))?;
+            return Ok(AddOutcome::Outdated(current));
+        }
+        for (id, _) in held {
             delete_row(tx, user, row, id)?;
             replaced.push(format_id(id));
         }

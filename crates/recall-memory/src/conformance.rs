@@ -74,6 +74,7 @@ pub async fn run_all<S: MemoryStore + ?Sized>(store: &S) {
     search_answers_by_intent(store).await;
     embeddings_are_kept_and_backfilled(store).await;
     list_with_profile_agrees_with_its_parts(store).await;
+    an_older_fact_never_replaces_a_newer_one(store).await;
 }
 
 // ---------------------------------------------------------------- helpers
@@ -2133,5 +2134,116 @@ pub async fn rejected_input_changes_nothing<S: MemoryStore + ?Sized>(store: &S) 
         matches!(outcome, AddOutcome::Created(_)),
         "a rejected write must not use up its idempotency key, got {outcome:?}"
     );
+    erase(store, &[&user]).await;
+}
+
+/// A fact learnt before the caller's current fact with the same key (a
+/// call processed late) writes nothing and is [`AddOutcome::Outdated`],
+/// alone or in a batch, and its idempotency key is not spent; a fact
+/// learnt at the same time or later, or without a time, replaces it.
+pub async fn an_older_fact_never_replaces_a_newer_one<S: MemoryStore + ?Sized>(store: &S) {
+    let user = fresh_user();
+    let base = UnixTimestamp::now();
+    let city = |value: &str, at: Option<UnixTimestamp>| {
+        let new = NewMemory::new(format!("Caller's city: {value}"), MemorySector::Semantic)
+            .fact(fact("city", value, false));
+        match at {
+            Some(at) => new.occurred_at(at),
+            None => new,
+        }
+    };
+    let newer = create(store, &user, city("Leeds", Some(before(base, 100)))).await;
+    let late_key = idem(&format!("conv_{}/city", nonce()));
+    let late = city("York", Some(before(base, 200))).idempotency_key(late_key.clone());
+    match ok("add of an older fact", store.add(&user, late.clone()).await) {
+        AddOutcome::Outdated(current) => rule!(
+            current.id == newer.id,
+            "Outdated must carry the newer fact {}, got {current:?}",
+            newer.id
+        ),
+        other => panic!(
+            "conformance: a fact learnt before the current one of its key must be Outdated, got {other:?}"
+        ),
+    }
+    rule!(
+        ok("get of the newer fact", store.get(&user, &newer.id).await) == newer,
+        "an outdated fact must leave the newer one as it was"
+    );
+    let episode =
+        NewMemory::new("Caller moved house", MemorySector::Episodic).occurred_at(before(base, 200));
+    let outcomes = ok(
+        "add_batch with an older fact",
+        store
+            .add_batch(&user, vec![city("Hull", Some(before(base, 300))), episode])
+            .await,
+    );
+    rule!(
+        matches!(outcomes[0], AddOutcome::Outdated(_))
+            && matches!(outcomes[1], AddOutcome::Created(_)),
+        "add_batch: an older fact must be Outdated and the rest of the batch written, got {outcomes:?}"
+    );
+    let listed = list_all(store, &user, &MemoryFilter::default(), 10).await;
+    rule!(
+        listed
+            .iter()
+            .filter(|m| m.fact.is_some())
+            .map(|m| &m.id)
+            .eq([&newer.id]),
+        "an outdated fact must write nothing, got {listed:?}"
+    );
+    let profile = ok("profile", store.profile(&user).await);
+    rule!(
+        profile
+            .summary
+            .as_deref()
+            .is_some_and(|s| s.contains("city: Leeds") && !s.contains("York")),
+        "the profile must keep the newer fact, got {:?}",
+        profile.summary
+    );
+    // Nothing was written under the outdated write's key: once its call is
+    // the newest, the same write is made.
+    let same_time = city("Leeds (centre)", Some(before(base, 100)));
+    let replaced_newer = match ok(
+        "add of a fact learnt at the same time",
+        store.add(&user, same_time).await,
+    ) {
+        AddOutcome::Superseded { memory, replaced } => {
+            rule!(
+                replaced == [newer.id.clone()],
+                "a fact learnt at the same time must supersede, got {replaced:?}"
+            );
+            memory
+        }
+        other => panic!(
+            "conformance: a fact learnt at the same time as the current one must be Superseded, got {other:?}"
+        ),
+    };
+    let now = match ok(
+        "add of a fact without a time",
+        store.add(&user, city("Bath", None)).await,
+    ) {
+        AddOutcome::Superseded { memory, replaced } => {
+            rule!(
+                replaced == [replaced_newer.id.clone()],
+                "a fact without a time is learnt now and must supersede, got {replaced:?}"
+            );
+            memory
+        }
+        other => panic!("conformance: a fact without a time must be Superseded, got {other:?}"),
+    };
+    let mut still_late = late;
+    still_late.occurred_at = Some(now.created_at.plus_secs(1));
+    match ok(
+        "the outdated write once newest",
+        store.add(&user, still_late).await,
+    ) {
+        AddOutcome::Superseded { replaced, .. } => rule!(
+            replaced == [now.id.clone()],
+            "an outdated write's idempotency key must not be spent, got {replaced:?}"
+        ),
+        other => panic!(
+            "conformance: an outdated write's idempotency key must not be spent, got {other:?}"
+        ),
+    }
     erase(store, &[&user]).await;
 }

@@ -232,6 +232,14 @@ impl InMemoryStore {
                 current.map_or_else(|| first.clone(), |e| e.memory.clone()),
             );
         }
+        if let Some(fact) = &new.fact
+            && let Some(current) = memories.entries.iter().find(|e| {
+                e.memory.fact.as_ref().is_some_and(|f| f.key == fact.key)
+                    && new.learnt_before(e.memory.created_at)
+            })
+        {
+            return AddOutcome::Outdated(current.memory.clone());
+        }
         let now = UnixTimestamp::now();
         let vector = new.embedding.as_ref().map(Embedding::to_bytes);
         let key = new.idempotency_key.clone();

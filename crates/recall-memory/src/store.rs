@@ -130,7 +130,8 @@ pub struct NewMemory {
     pub conversation_id: Option<ConversationId>,
     /// When it happened; `None` means now.
     pub occurred_at: Option<UnixTimestamp>,
-    /// Set for a profile fact: supersedes an earlier fact with the same key.
+    /// Set for a profile fact: supersedes the caller's fact with the same
+    /// key, unless that one was learnt later (see [`MemoryStore`]).
     pub fact: Option<Fact>,
     /// Set to make the write idempotent.
     pub idempotency_key: Option<IdempotencyKey>,
@@ -198,6 +199,24 @@ impl NewMemory {
     pub fn occurred_at(mut self, at: UnixTimestamp) -> Self {
         self.occurred_at = Some(at);
         self
+    }
+
+    /// Whether this fact was learnt before `current`, the `created_at` of
+    /// the caller's fact holding the same key, so that it must not replace
+    /// it ([`AddOutcome::Outdated`]). A memory without `occurred_at` is
+    /// learnt now, and never is.
+    ///
+    /// ```
+    /// # use recall_memory::NewMemory;
+    /// # use recall_model::{MemorySector, UnixTimestamp};
+    /// let at = UnixTimestamp::from_secs(1_700_000_000).unwrap();
+    /// let late = NewMemory::new("Caller's city: Leeds", MemorySector::Semantic).occurred_at(at);
+    /// assert!(late.learnt_before(at.plus_secs(60)));
+    /// assert!(!late.learnt_before(at));
+    /// assert!(!NewMemory::new("Caller's city: York", MemorySector::Semantic).learnt_before(at));
+    /// ```
+    pub fn learnt_before(&self, current: UnixTimestamp) -> bool {
+        self.occurred_at.is_some_and(|at| at < current)
     }
 
     /// Makes it a profile fact.
@@ -329,6 +348,7 @@ impl Memory {
 
 /// What a successful write did.
 #[derive(Clone, PartialEq, Debug)]
+#[non_exhaustive]
 pub enum AddOutcome {
     /// A new memory was written.
     Created(Memory),
@@ -343,20 +363,33 @@ pub enum AddOutcome {
     /// The idempotency key was already written: nothing changed; this is
     /// the memory written the first time.
     Duplicate(Memory),
+    /// A fact learnt before the caller's current fact with the same key
+    /// ([`NewMemory::learnt_before`]): nothing was written, so that a call
+    /// processed late never undoes what a later call taught. This is the
+    /// current fact.
+    Outdated(Memory),
 }
 
 impl AddOutcome {
-    /// The memory written (or found, for a duplicate).
+    /// The memory written (or found, for a duplicate; the newer fact kept,
+    /// for an outdated one).
     pub fn memory(&self) -> &Memory {
         match self {
-            Self::Created(m) | Self::Duplicate(m) => m,
+            Self::Created(m) | Self::Duplicate(m) | Self::Outdated(m) => m,
             Self::Superseded { memory, .. } => memory,
         }
     }
 
-    /// Whether this write changed nothing.
+    /// Whether this write was already made (its idempotency key was
+    /// written), so it changed nothing.
     pub fn is_duplicate(&self) -> bool {
         matches!(self, Self::Duplicate(_))
+    }
+
+    /// Whether this write changed nothing: a duplicate, or an outdated
+    /// fact.
+    pub fn changed_nothing(&self) -> bool {
+        matches!(self, Self::Duplicate(_) | Self::Outdated(_))
     }
 }
 
@@ -796,7 +829,12 @@ impl std::fmt::Display for Cause<'_> {
 /// Rules every implementation keeps (the `conformance` feature's suite
 /// checks them):
 /// * **Supersession**: adding a memory with a [`Fact`] removes the
-///   caller's earlier memories holding a fact with the same key.
+///   caller's earlier memories holding a fact with the same key, unless
+///   one was learnt later than the new fact ([`NewMemory::learnt_before`]
+///   its `created_at`): then nothing is written and the outcome is
+///   [`AddOutcome::Outdated`]. Stores decide this under the same lock or
+///   transaction as the write, so that two calls of one caller processed
+///   side by side (on two replicas) keep the newer call's facts.
 /// * **Idempotency**: adding a memory whose [`IdempotencyKey`] was already
 ///   written for that caller changes nothing and returns
 ///   [`AddOutcome::Duplicate`].

@@ -33,6 +33,7 @@ enum Flaw {
     IgnoresOccurredAt,
     DropsEmbeddings,
     RanksNewestFirst,
+    ReplacesNewerFacts,
 }
 
 /// The in-memory store with one rule broken.
@@ -85,7 +86,35 @@ impl MemoryStore for Flawed {
             Flaw::DropsEmbeddings => memory.embedding = None,
             _ => {}
         }
+        let mut replaced_newer = Vec::new();
+        if self.flaw == Flaw::ReplacesNewerFacts
+            && memory.idempotency_key.is_none()
+            && let Some(fact) = &memory.fact
+        {
+            // The last writer wins, whenever its fact was learnt (writes
+            // with a key are left to the inner store, which keeps
+            // replays Duplicate).
+            let held = self
+                .inner
+                .list(&self.scope(user), &ListRequest::first(100))
+                .await?;
+            for m in held.items {
+                if m.fact.as_ref().is_some_and(|f| f.key == fact.key)
+                    && memory.learnt_before(m.created_at)
+                {
+                    self.inner.delete(&self.scope(user), &m.id).await?;
+                    replaced_newer.push(m.id);
+                }
+            }
+        }
         let outcome = self.inner.add(&self.scope(user), memory).await?;
+        let outcome = match outcome {
+            AddOutcome::Created(memory) if !replaced_newer.is_empty() => AddOutcome::Superseded {
+                memory,
+                replaced: replaced_newer,
+            },
+            other => other,
+        };
         self.owners
             .lock()
             .unwrap()
@@ -100,6 +129,8 @@ impl MemoryStore for Flawed {
                 memory: self.disguise(memory, user),
                 replaced,
             },
+            AddOutcome::Outdated(m) => AddOutcome::Outdated(self.disguise(m, user)),
+            other => other,
         })
     }
 
@@ -357,4 +388,9 @@ async fn catches_blank_content_accepted() {
 #[tokio::test]
 async fn catches_occurred_at_ignored() {
     caught(Flaw::IgnoresOccurredAt, "created_at must be occurred_at").await;
+}
+
+#[tokio::test]
+async fn catches_an_older_fact_replacing_a_newer_one() {
+    caught(Flaw::ReplacesNewerFacts, "must be Outdated").await;
 }

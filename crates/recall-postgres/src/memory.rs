@@ -33,8 +33,8 @@ const MAX_FACTS: i64 = 100;
 /// `recall_memory::conformance`):
 ///
 /// * Writes of one caller take turns (a transaction-level advisory lock
-///   on the caller), so supersession and idempotency hold across
-///   replicas. A batch is one transaction.
+///   on the caller), so supersession (an outdated fact included) and
+///   idempotency hold across replicas. A batch is one transaction.
 /// * Ids are `mem_` and a simple UUID v4; `created_at` is the memory's
 ///   `occurred_at`, else the time of the write; `list` is newest first,
 ///   ties in write order.
@@ -372,23 +372,41 @@ async fn add_in(
             return Ok(AddOutcome::Duplicate(memory));
         }
     }
+    let mut replaced = Vec::new();
+    if let Some(fact) = &new.fact {
+        // One statement: the holders of the key are deleted unless one was
+        // learnt later than this fact, whose id is then returned instead
+        // (the caller's lock is held, so nothing changes in between).
+        let row = tx
+            .query_one(
+                "WITH newer AS (SELECT id FROM memories \
+                     WHERE user_id = $1 AND fact_key = $2 AND created_at > $3 LIMIT 1), \
+                 gone AS (DELETE FROM memories \
+                     WHERE user_id = $1 AND fact_key = $2 AND NOT EXISTS (SELECT 1 FROM newer) \
+                     RETURNING id) \
+                 SELECT (SELECT id FROM newer), ARRAY(SELECT id FROM gone)",
+                &[
+                    &user.as_str(),
+                    &fact.key.as_str(),
+                    &new.occurred_at.map(UnixTimestamp::as_secs),
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        if let Some(newer) = row.get::<_, Option<String>>(0) {
+            let current = load(tx, user, &newer, false).await?.ok_or_else(|| {
+                MemoryError::internal("a fact's newer holder vanished under the caller's lock")
+            })?;
+            return Ok(AddOutcome::Outdated(current));
+        }
+        for id in row.get::<_, Vec<String>>(1) {
+            replaced.push(MemoryId::new(id).map_err(|e| corrupt("id", e))?);
+        }
+    }
     let embedding = new.embedding.as_ref().map(Embedding::to_bytes);
     let model = new.embedding.as_ref().map(|e| i64::from(e.model().get()));
     let idempotency_key: Option<IdempotencyKey> = new.idempotency_key.clone();
     let memory = new.into_memory(user, now);
-    let mut replaced = Vec::new();
-    if let Some(fact) = &memory.fact {
-        for row in tx
-            .query(
-                "DELETE FROM memories WHERE user_id = $1 AND fact_key = $2 RETURNING id",
-                &[&user.as_str(), &fact.key.as_str()],
-            )
-            .await
-            .map_err(unavailable)?
-        {
-            replaced.push(MemoryId::new(row.get::<_, String>(0)).map_err(|e| corrupt("id", e))?);
-        }
-    }
     let tags = serde_json::to_string(&memory.tags).map_err(|e| corrupt("tags", e))?;
     let metadata = serde_json::to_string(&memory.metadata).map_err(|e| corrupt("metadata", e))?;
     let params: [&(dyn ToSql + Sync); 17] = [

@@ -465,3 +465,60 @@ async fn the_kept_count_matches_the_rows() {
     })
     .await;
 }
+
+/// Two replicas (each its own pool) processing one caller's calls side by
+/// side, in any order: the fact learnt in the latest call is the one kept,
+/// every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_writing_a_callers_facts_out_of_order_keep_the_newest() {
+    with_schema(|db| async move {
+        let other = recall_postgres::Database::builder(common::url().0)
+            .schema(db.schema().expect("a test schema"))
+            .pool_size(4)
+            .connect()
+            .await
+            .expect("a second replica's pool");
+        let replicas = [PgMemoryStore::new(db), PgMemoryStore::new(other)];
+        let base = UnixTimestamp::from_secs(1_700_000_000).unwrap();
+        let city = |call: i64| {
+            NewMemory::new(
+                format!("Caller's city: town {call}"),
+                MemorySector::Semantic,
+            )
+            .fact(Fact {
+                key: FactKey::new("city").unwrap(),
+                value: format!("town {call}"),
+                is_name: false,
+            })
+            .occurred_at(base.plus_secs(call * 3_600))
+        };
+        for round in 0..20_i64 {
+            let user = PhoneNumber::parse(&format!("+1612555{:04}", 2000 + round)).unwrap();
+            // Eight calls, written newest first on one replica and oldest
+            // first on the other, all at once.
+            let (newest_first, oldest_first) = tokio::join!(
+                async {
+                    for call in (0..8).rev().filter(|c| c % 2 == 0) {
+                        replicas[0].add(&user, city(call)).await.unwrap();
+                    }
+                },
+                async {
+                    for call in (0..8).filter(|c| c % 2 == 1) {
+                        replicas[1].add(&user, city(call)).await.unwrap();
+                    }
+                },
+            );
+            let ((), ()) = (newest_first, oldest_first);
+            for replica in &replicas {
+                let profile = replica.profile(&user).await.unwrap();
+                assert_eq!(
+                    profile.summary.as_deref(),
+                    Some("city: town 7"),
+                    "round {round}: {profile:?}"
+                );
+                assert_eq!(profile.memory_count, 1, "round {round}: {profile:?}");
+            }
+        }
+    })
+    .await;
+}

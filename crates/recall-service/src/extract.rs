@@ -12,8 +12,8 @@ use serde_json::Value;
 use crate::ServiceConfig;
 
 /// Metadata key of the time (unix seconds) a memory's call happened, kept
-/// by Recall itself so that ordering never depends on how a store fills
-/// `created_at`.
+/// with the memory whatever a store does with `created_at` (the stores
+/// compare facts' times themselves: `AddOutcome::Outdated`).
 pub(crate) const LEARNT_AT: &str = "learnt_at";
 
 /// The longest fact value kept, in characters.
@@ -57,30 +57,6 @@ fn truncate(text: &str, max: usize) -> String {
     let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
     out.push('…');
     out
-}
-
-/// Drops the facts that an existing, newer fact with the same key must
-/// win over: a call processed late (a retry, a replay, an out-of-order
-/// delivery) never supersedes what a later call taught. `existing` maps a
-/// fact key to the newest time it was learnt from another conversation.
-pub(crate) fn drop_stale_facts(
-    memories: Vec<NewMemory>,
-    existing: &std::collections::HashMap<String, i64>,
-) -> (Vec<NewMemory>, usize) {
-    let before = memories.len();
-    let kept: Vec<NewMemory> = memories
-        .into_iter()
-        .filter(|m| {
-            let (Some(fact), Some(at)) = (&m.fact, m.occurred_at) else {
-                return true;
-            };
-            existing
-                .get(fact.key.as_str())
-                .is_none_or(|newest| *newest <= at.as_secs())
-        })
-        .collect();
-    let dropped = before - kept.len();
-    (kept, dropped)
 }
 
 /// The memories a call leaves: one permanent semantic fact per non-null

@@ -1,18 +1,17 @@
 //! Processing stored events off the request path: memories from
 //! transcriptions, audio decoding, retries with backoff, replay.
 
-use std::collections::HashMap;
 use std::io;
 
 use futures_util::stream::{self, StreamExt};
-use recall_memory::{AddOutcome, ListRequest, MAX_RESULTS, MemoryError};
-use recall_model::{ConversationId, FieldProblem, MemorySector, PostCallData, WebhookType};
+use recall_memory::{AddOutcome, MemoryError};
+use recall_model::{ConversationId, FieldProblem, PostCallData, WebhookType};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::event_log::{AudioError, EventState, StoredEvent};
-use crate::extract::{LEARNT_AT, call_memories, drop_stale_facts};
+use crate::extract::call_memories;
 use crate::service::{EventKey, PendingEntry, is_processed_type};
 use crate::{ProcessedData, ProcessedEvent, Service, ServiceError, StoredEventError};
 
@@ -576,8 +575,6 @@ impl Service {
         if let Err(e) = self.payloads().record_caller(conversation, &caller).await {
             return io_retry(&e);
         }
-        // From reading the caller's facts to writing the new ones.
-        let _turn = self.caller_turn(&caller).await;
         let memories = call_memories(
             data,
             conversation,
@@ -586,7 +583,7 @@ impl Service {
             &mut problems,
         );
         // A memory the store would refuse is skipped, not the whole call.
-        let memories: Vec<_> = memories
+        let mut memories: Vec<_> = memories
             .into_iter()
             .filter(|m| match m.validate() {
                 Ok(()) => true,
@@ -600,23 +597,6 @@ impl Service {
                 }
             })
             .collect();
-        let mut memories = if memories.iter().any(|m| m.fact.is_some()) {
-            match self.fact_times(&caller, conversation).await {
-                Ok(existing) => {
-                    let (kept, stale) = drop_stale_facts(memories, &existing);
-                    if stale > 0 {
-                        tracing::info!(%conversation, stale, "facts older than what a later call taught: not written");
-                    }
-                    kept
-                }
-                Err(e) => {
-                    self.stats().add_store_error();
-                    return store_step(&e);
-                }
-            }
-        } else {
-            memories
-        };
         if memories.is_empty() {
             return Step::Done {
                 outcome: "nothing to remember".into(),
@@ -626,13 +606,25 @@ impl Service {
             };
         }
         self.embed_memories(&mut memories).await;
-        match self.store().add_batch(&caller, memories).await {
+        // The store keeps a call processed late from undoing a later call's
+        // facts (`AddOutcome::Outdated`): it decides under the caller's own
+        // lock, so this holds for events processed side by side, here or on
+        // another replica.
+        let written = self.store().add_batch(&caller, memories).await;
+        match written {
             Ok(outcomes) => {
-                let unchanged = outcomes.iter().filter(|o| o.is_duplicate()).count();
+                let unchanged = outcomes.iter().filter(|o| o.changed_nothing()).count();
                 let superseded = outcomes
                     .iter()
                     .filter(|o| matches!(o, AddOutcome::Superseded { .. }))
                     .count();
+                let outdated = outcomes
+                    .iter()
+                    .filter(|o| matches!(o, AddOutcome::Outdated(_)))
+                    .count();
+                if outdated > 0 {
+                    tracing::info!(%conversation, outdated, "facts older than what a later call taught: not written");
+                }
                 tracing::debug!(%conversation, caller = %caller.masked(), superseded, "memories written");
                 Step::Done {
                     outcome: "memories written".into(),
@@ -644,41 +636,6 @@ impl Service {
             Err(e) => {
                 self.stats().add_store_error();
                 store_step(&e)
-            }
-        }
-    }
-
-    /// For each of the caller's current facts learnt in another
-    /// conversation, the newest time it was learnt.
-    async fn fact_times(
-        &self,
-        caller: &recall_model::PhoneNumber,
-        conversation: &ConversationId,
-    ) -> Result<HashMap<String, i64>, MemoryError> {
-        let mut times: HashMap<String, i64> = HashMap::new();
-        let mut request = ListRequest::first(MAX_RESULTS);
-        request.filter.sector = Some(MemorySector::Semantic);
-        loop {
-            let page = self.store().list(caller, &request).await?;
-            for memory in &page.items {
-                let (Some(fact), Some(at)) = (
-                    &memory.fact,
-                    memory
-                        .metadata
-                        .get(LEARNT_AT)
-                        .and_then(serde_json::Value::as_i64),
-                ) else {
-                    continue;
-                };
-                if memory.conversation_id.as_ref() == Some(conversation) {
-                    continue;
-                }
-                let newest = times.entry(fact.key.as_str().to_owned()).or_insert(at);
-                *newest = (*newest).max(at);
-            }
-            match page.next_cursor {
-                Some(cursor) => request.cursor = Some(cursor),
-                None => return Ok(times),
             }
         }
     }

@@ -74,33 +74,10 @@ pub(crate) struct Inner {
     pub(crate) wake: Notify,
     /// One processing pass (or replay, or forget) at a time.
     pub(crate) process_lock: tokio::sync::Mutex<()>,
-    /// Turns of the callers whose events are processed side by side (a
-    /// caller hashes to one; see [`Service::caller_turn`]).
-    pub(crate) caller_turns: Vec<tokio::sync::Mutex<()>>,
     /// Told of each processed event (see [`Service::set_observer`]).
     pub(crate) observer: std::sync::OnceLock<Arc<dyn crate::EventObserver>>,
     /// The call index the worker records processed events in.
     pub(crate) call_index: Option<Arc<dyn CallIndex>>,
-}
-
-/// How many turns callers are spread over (more than the events in
-/// flight, so that different callers rarely wait on each other).
-const CALLER_TURNS: usize = 64;
-
-impl Service {
-    /// Waits for the `caller`'s turn: the events of one caller processed
-    /// side by side (on a shared event log) read their facts and write
-    /// their memories one after the other, so that the older call never
-    /// supersedes what a newer one taught.
-    pub(crate) async fn caller_turn(
-        &self,
-        caller: &recall_model::PhoneNumber,
-    ) -> tokio::sync::MutexGuard<'_, ()> {
-        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(caller.as_str());
-        let turns = &self.inner.caller_turns;
-        turns[(hash % turns.len() as u64) as usize].lock().await
-    }
 }
 
 /// What [`Service::ingest`] did with an event.
@@ -200,9 +177,6 @@ impl ServiceBuilder {
                 backlog_loaded: std::sync::atomic::AtomicBool::new(false),
                 wake: Notify::new(),
                 process_lock: tokio::sync::Mutex::new(()),
-                caller_turns: (0..CALLER_TURNS)
-                    .map(|_| tokio::sync::Mutex::new(()))
-                    .collect(),
                 observer: std::sync::OnceLock::new(),
                 call_index: self.call_index,
             }),

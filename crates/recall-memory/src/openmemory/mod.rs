@@ -28,7 +28,9 @@
 //!   from the envelope, without the marker. A write merged on every
 //!   attempt is [`MemoryError::NotKept`], which is retryable.
 //! * **Idempotency and supersession** are done here: keys are looked up
-//!   in the caller's memories before writing; a superseding fact carries
+//!   in the caller's memories before writing, and so is a newer holder of
+//!   a fact's key (OpenMemory has no transaction, so two writers of one
+//!   caller must take turns themselves); a superseding fact carries
 //!   the keys of the facts it replaced, and a deleted memory's keys are
 //!   kept in a tombstone row that reads never show.
 //! * **Scoping.** Every request carries the caller's `user_id`
@@ -536,6 +538,14 @@ impl OpenMemoryStore {
                 }
             }
             return Ok(AddOutcome::Duplicate(found));
+        }
+        if let Some(fact) = &memory.fact
+            && let Some(newer) = rows.iter().find(|r| {
+                r.memory.fact.as_ref().is_some_and(|f| f.key == fact.key)
+                    && memory.learnt_before(r.memory.created_at)
+            })
+        {
+            return Ok(AddOutcome::Outdated(newer.memory.clone()));
         }
         let mut envelope = Envelope::new(user, memory);
         let superseded: Vec<&StoredRow> = match &memory.fact {
