@@ -610,8 +610,7 @@ impl Service {
         // facts (`AddOutcome::Outdated`): it decides under the caller's own
         // lock, so this holds for events processed side by side, here or on
         // another replica.
-        let written = self.store().add_batch(&caller, memories).await;
-        match written {
+        match self.store().add_batch(&caller, memories).await {
             Ok(outcomes) => {
                 let unchanged = outcomes.iter().filter(|o| o.changed_nothing()).count();
                 let superseded = outcomes

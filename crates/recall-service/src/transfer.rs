@@ -36,7 +36,8 @@ pub struct TransferReport {
     pub callers: u64,
     /// Memories copied now.
     pub memories_copied: u64,
-    /// Memories the target already had from an earlier run.
+    /// Memories the target already had (from an earlier run, or a newer
+    /// fact of the same key).
     pub memories_present: u64,
     /// Calls in the target's rebuilt call index.
     pub calls_indexed: u64,
@@ -191,7 +192,8 @@ impl Service {
         memories.reverse();
         for memory in memories {
             let outcome = target.inner.store.add(caller, moved(memory)?).await?;
-            if outcome.is_duplicate() {
+            // Already there, or there with a newer fact of its key.
+            if outcome.changed_nothing() {
                 report.memories_present += 1;
             } else {
                 report.memories_copied += 1;
