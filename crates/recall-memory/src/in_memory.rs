@@ -232,11 +232,10 @@ impl InMemoryStore {
                 current.map_or_else(|| first.clone(), |e| e.memory.clone()),
             );
         }
-        if let Some(fact) = &new.fact
-            && let Some(current) = memories.entries.iter().find(|e| {
-                e.memory.fact.as_ref().is_some_and(|f| f.key == fact.key)
-                    && new.learnt_before(e.memory.created_at)
-            })
+        if let Some(current) = memories
+            .entries
+            .iter()
+            .find(|e| new.is_outdated_by(&e.memory))
         {
             return AddOutcome::Outdated(current.memory.clone());
         }

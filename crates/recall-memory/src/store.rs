@@ -219,6 +219,16 @@ impl NewMemory {
         self.occurred_at.is_some_and(|at| at < current)
     }
 
+    /// Whether `held`, a memory of the caller, is a fact with this fact's
+    /// key learnt later, so that this one is [`AddOutcome::Outdated`]
+    /// ([`learnt_before`](Self::learnt_before) its `created_at`).
+    pub fn is_outdated_by(&self, held: &Memory) -> bool {
+        self.fact.as_ref().is_some_and(|fact| {
+            held.fact.as_ref().is_some_and(|f| f.key == fact.key)
+                && self.learnt_before(held.created_at)
+        })
+    }
+
     /// Makes it a profile fact.
     pub fn fact(mut self, fact: Fact) -> Self {
         self.fact = Some(fact);

@@ -89,7 +89,7 @@ impl MemoryStore for Flawed {
         let mut replaced_newer = Vec::new();
         if self.flaw == Flaw::ReplacesNewerFacts
             && memory.idempotency_key.is_none()
-            && let Some(fact) = &memory.fact
+            && memory.fact.is_some()
         {
             // The last writer wins, whenever its fact was learnt (writes
             // with a key are left to the inner store, which keeps
@@ -99,9 +99,7 @@ impl MemoryStore for Flawed {
                 .list(&self.scope(user), &ListRequest::first(100))
                 .await?;
             for m in held.items {
-                if m.fact.as_ref().is_some_and(|f| f.key == fact.key)
-                    && memory.learnt_before(m.created_at)
-                {
+                if memory.is_outdated_by(&m) {
                     self.inner.delete(&self.scope(user), &m.id).await?;
                     replaced_newer.push(m.id);
                 }

@@ -539,12 +539,7 @@ impl OpenMemoryStore {
             }
             return Ok(AddOutcome::Duplicate(found));
         }
-        if let Some(fact) = &memory.fact
-            && let Some(newer) = rows.iter().find(|r| {
-                r.memory.fact.as_ref().is_some_and(|f| f.key == fact.key)
-                    && memory.learnt_before(r.memory.created_at)
-            })
-        {
+        if let Some(newer) = rows.iter().find(|r| memory.is_outdated_by(&r.memory)) {
             return Ok(AddOutcome::Outdated(newer.memory.clone()));
         }
         let mut envelope = Envelope::new(user, memory);
